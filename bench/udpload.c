@@ -11,6 +11,8 @@
  *   sink      counts datagrams, checks sequence numbers per flow (gaps,
  *             reordering, duplicates); -e echoes every datagram back.
  *   echo      sink -e.
+ *             SIGUSR1 makes sink/echo print the counts so far and reset them,
+ *             so one long-lived backend can serve many measurements.
  *   pingpong  round trips: -n probes, -w window, -r probes/s; percentiles.
  *
  * Payload: 24-byte header {magic, flow id, sequence, send time} followed by
@@ -81,12 +83,14 @@ struct opts {
     const char *tag;
 };
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_report;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGUSR1)
+        g_report = 1;
+    else
+        g_stop = 1;
 }
 
 static uint64_t now_ns(void)
@@ -535,13 +539,87 @@ static uint64_t proc_udp_drops(uint16_t port)
         unsigned sl, la, lp;
         if (sscanf(line, " %u: %x:%x", &sl, &la, &lp) != 3 || lp != port)
             continue;
-        /* the drops column is the last number on the line */
-        char *last = strrchr(line, ' ');
+        /* the drops column is the last field on the line */
+        const char *last = NULL;
+        for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n"))
+            last = tok;
         if (last)
-            drops += strtoull(last + 1, NULL, 10);
+            drops += strtoull(last, NULL, 10);
     }
     fclose(f);
     return drops;
+}
+
+struct sinkstats {
+    struct flowstate *fs;
+    uint32_t nfs;
+    uint64_t recv_n, bytes, shortn, reord, dup, late, echoed, echo_err, flows_seen;
+    uint64_t tfirst, tlast, drops0;
+};
+
+static void sink_account(struct sinkstats *st, const uint8_t *p, size_t len)
+{
+    uint32_t flow;
+    uint64_t seq, ts;
+    st->recv_n++;
+    st->bytes += len;
+    if (get_hdr(p, len, &flow, &seq, &ts) != 0 || flow >= MAX_FLOWS) {
+        st->shortn++;
+        return;
+    }
+    if (flow >= st->nfs) {
+        uint32_t n = st->nfs ? st->nfs : 1024;
+        while (n <= flow)
+            n *= 2;
+        struct flowstate *nf = realloc(st->fs, (size_t)n * sizeof(*nf));
+        if (!nf)
+            die("realloc");
+        memset(nf + st->nfs, 0, (size_t)(n - st->nfs) * sizeof(*nf));
+        st->fs = nf;
+        st->nfs = n;
+    }
+    struct flowstate *f = &st->fs[flow];
+    if (!f->uniq)
+        st->flows_seen++;
+    if (seq >= f->next) {
+        uint64_t shift = seq - f->next + 1;
+        f->window = shift >= 64 ? 0 : f->window << shift;
+        f->window |= 1;
+        f->next = seq + 1;
+        f->uniq++;
+        return;
+    }
+    uint64_t back = f->next - 1 - seq;
+    if (back >= 64) { /* too old for the window: reordered or duplicate */
+        st->late++;
+        f->uniq++;
+    } else if (f->window & (1ull << back)) {
+        st->dup++;
+    } else {
+        f->window |= 1ull << back;
+        st->reord++;
+        f->uniq++;
+    }
+}
+
+/* Prints one result line and starts counting afresh (SIGUSR1 and exit). */
+static void sink_report(struct sinkstats *st, const struct opts *o, uint16_t port)
+{
+    uint64_t gaps = 0;
+    for (uint32_t i = 0; i < st->nfs; i++)
+        if (st->fs[i].next > st->fs[i].uniq)
+            gaps += st->fs[i].next - st->fs[i].uniq;
+    double span = st->tlast > st->tfirst ? (double)(st->tlast - st->tfirst) / 1e9 : 0;
+    uint64_t drops = proc_udp_drops(port);
+    printf("mode=%s%s%s received=%" PRIu64 " bytes=%" PRIu64 " span=%.6f pps=%.0f flows=%" PRIu64
+           " gaps=%" PRIu64 " reordered=%" PRIu64 " late=%" PRIu64 " duplicates=%" PRIu64
+           " short=%" PRIu64 " echoed=%" PRIu64 " echo_errors=%" PRIu64 " rcvbuf_drops=%" PRIu64
+           "\n",
+           o->echo ? "echo" : "sink", o->tag ? " tag=" : "", o->tag ? o->tag : "", st->recv_n,
+           st->bytes, span, span > 0 ? (double)(st->recv_n - 1) / span : 0.0, st->flows_seen, gaps,
+           st->reord, st->late, st->dup, st->shortn, st->echoed, st->echo_err, drops - st->drops0);
+    free(st->fs);
+    *st = (struct sinkstats){.drops0 = drops};
 }
 
 static int run_sink(struct opts *o)
@@ -561,7 +639,8 @@ static int run_sink(struct opts *o)
         die("bind");
     struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    uint64_t drops0 = proc_udp_drops(ntohs(la.sin_port));
+    uint16_t port = ntohs(la.sin_port);
+    struct sinkstats st = {.drops0 = proc_udp_drops(port)};
 
     enum { B = 64 };
     size_t bufsz = MAX_PAYLOAD + 1;
@@ -571,21 +650,18 @@ static int run_sink(struct opts *o)
     struct sockaddr_in peers[B];
     if (!bufs)
         die("malloc");
-    struct flowstate *fs = NULL;
-    uint32_t nfs = 0;
-    uint64_t recv_n = 0, bytes = 0, shortn = 0, reord = 0, dup = 0, late = 0, echoed = 0;
-    uint64_t echo_err = 0, flows_seen = 0;
-    uint64_t tfirst = 0, tlast = 0;
-    uint64_t t0 = now_ns();
-    uint64_t end = t0 + (uint64_t)(o->duration * 1e9);
+    uint64_t end = now_ns() + (uint64_t)(o->duration * 1e9);
     uint64_t limit = o->count ? o->count : UINT64_MAX;
-    printf("mode=sink ready=1 port=%u\n", ntohs(la.sin_port));
-    fflush(stdout);
-    while (!g_stop && recv_n < limit) {
+    printf("mode=sink ready=1 port=%u\n", port);
+    while (!g_stop && st.recv_n < limit) {
+        if (g_report) {
+            g_report = 0;
+            sink_report(&st, o, port);
+        }
         uint64_t t = now_ns();
         if (t >= end)
             break;
-        if (o->idle_ms && recv_n && t - tlast > (uint64_t)o->idle_ms * 1000000ull)
+        if (o->idle_ms && st.recv_n && t - st.tlast > (uint64_t)o->idle_ms * 1000000ull)
             break;
         for (int i = 0; i < B; i++) {
             iov[i].iov_base = bufs + (size_t)i * bufsz;
@@ -598,87 +674,27 @@ static int run_sink(struct opts *o)
         int r = recvmmsg(fd, msgs, B, MSG_WAITFORONE, NULL);
         if (r <= 0)
             continue;
-        tlast = now_ns();
-        if (!tfirst)
-            tfirst = tlast;
-        for (int i = 0; i < r; i++) {
-            size_t len = msgs[i].msg_len;
-            recv_n++;
-            bytes += len;
-            uint32_t flow;
-            uint64_t seq, ts;
-            if (get_hdr(iov[i].iov_base, len, &flow, &seq, &ts) != 0) {
-                shortn++;
-                continue;
-            }
-            if (flow >= MAX_FLOWS) {
-                shortn++;
-                continue;
-            }
-            if (flow >= nfs) {
-                uint32_t n = nfs ? nfs : 1024;
-                while (n <= flow)
-                    n *= 2;
-                struct flowstate *nf = realloc(fs, (size_t)n * sizeof(*fs));
-                if (!nf)
-                    die("realloc");
-                memset(nf + nfs, 0, (size_t)(n - nfs) * sizeof(*fs));
-                fs = nf;
-                nfs = n;
-            }
-            struct flowstate *f = &fs[flow];
-            if (!f->uniq)
-                flows_seen++;
-            if (seq >= f->next) {
-                uint64_t shift = seq - f->next + 1;
-                f->window = shift >= 64 ? 0 : f->window << shift;
-                f->window |= 1;
-                f->next = seq + 1;
-                f->uniq++;
-            } else {
-                uint64_t back = f->next - 1 - seq;
-                if (back >= 64) {
-                    late++;
-                    f->uniq++;
-                } else if (f->window & (1ull << back)) {
-                    dup++;
-                } else {
-                    f->window |= 1ull << back;
-                    reord++;
-                    f->uniq++;
-                }
-            }
-        }
+        st.tlast = now_ns();
+        if (!st.tfirst)
+            st.tfirst = st.tlast;
+        for (int i = 0; i < r; i++)
+            sink_account(&st, iov[i].iov_base, msgs[i].msg_len);
         if (o->echo) {
-            for (int i = 0; i < r; i++) {
+            for (int i = 0; i < r; i++)
                 iov[i].iov_len = msgs[i].msg_len;
-                msgs[i].msg_hdr.msg_namelen = sizeof(peers[i]);
-            }
             int done = 0;
             while (done < r) {
                 int w = sendmmsg(fd, msgs + done, (unsigned)(r - done), 0);
                 if (w <= 0) {
-                    echo_err += (uint64_t)(r - done);
+                    st.echo_err += (uint64_t)(r - done);
                     break;
                 }
                 done += w;
             }
-            echoed += (uint64_t)done;
+            st.echoed += (uint64_t)done;
         }
     }
-    uint64_t gaps = 0;
-    for (uint32_t i = 0; i < nfs; i++)
-        if (fs[i].next > fs[i].uniq)
-            gaps += fs[i].next - fs[i].uniq;
-    double span = tlast > tfirst ? (double)(tlast - tfirst) / 1e9 : 0;
-    printf("mode=%s%s%s received=%" PRIu64 " bytes=%" PRIu64 " span=%.6f pps=%.0f flows=%" PRIu64
-           " gaps=%" PRIu64 " reordered=%" PRIu64 " late=%" PRIu64 " duplicates=%" PRIu64
-           " short=%" PRIu64 " echoed=%" PRIu64 " echo_errors=%" PRIu64 " rcvbuf_drops=%" PRIu64
-           "\n",
-           o->echo ? "echo" : "sink", o->tag ? " tag=" : "", o->tag ? o->tag : "", recv_n, bytes,
-           span, span > 0 ? (double)(recv_n - 1) / span : 0.0, flows_seen, gaps, reord, late, dup,
-           shortn, echoed, echo_err, proc_udp_drops(ntohs(la.sin_port)) - drops0);
-    free(fs);
+    sink_report(&st, o, port);
     free(bufs);
     close(fd);
     return 0;
@@ -927,6 +943,7 @@ int main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     setvbuf(stdout, NULL, _IOLBF, 0);
