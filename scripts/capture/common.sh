@@ -51,7 +51,7 @@ umx_capture_start()
 {
     UMX_PCAP_OUT=$UMX_PCAP_DIR/$1
     mkdir -p "$UMX_PCAP_DIR"
-    timeout -k 2 120 tcpdump -i lo -n -s 0 -U -Z root -w "$UMX_TMP/cap.pcap" "$2" \
+    timeout -k 2 120 tcpdump -i lo -n -s 0 -U --immediate-mode -Z root -w "$UMX_TMP/cap.pcap" "$2" \
         2>"$UMX_TMP/tcpdump.log" &
     UMX_TCPDUMP_PID=$!
     local i

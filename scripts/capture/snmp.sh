@@ -1,0 +1,26 @@
+#!/bin/bash
+# Regenerates tests/data/pcap/snmp.pcap: Net-SNMP snmpd on 127.0.0.1:1161
+# answering snmpget (v2c and v1 GetRequest), snmpgetnext (v2c) and snmpbulkget
+# (v2c GetBulk), community "public".
+. "$(dirname "$0")/common.sh"
+umx_enter_netns "$@"
+
+cd "$UMX_TMP"
+cat >snmpd.conf <<CONF
+agentaddress udp:127.0.0.1:1161
+rocommunity public 127.0.0.1
+sysLocation udpmux test lab
+sysContact test@example.test
+CONF
+
+umx_capture_start snmp.pcap "udp port 1161"
+MIBS=none timeout 30 snmpd -f -Lo -C -c snmpd.conf -p "$UMX_TMP/snmpd.pid" -I -smux,mteTrigger,mteTriggerConf \
+    >snmpd.log 2>&1 &
+umx_wait_udp 1161 || { cat snmpd.log >&2; exit 1; }
+o="-r 0 -t 2 -m none" # numeric OIDs: the MIB files are non-free in Debian
+timeout 5 snmpget $o -v2c -c public 127.0.0.1:1161 1.3.6.1.2.1.1.1.0 1.3.6.1.2.1.1.5.0 >/dev/null
+timeout 5 snmpget $o -v1 -c public 127.0.0.1:1161 1.3.6.1.2.1.1.3.0 >/dev/null
+timeout 5 snmpgetnext $o -v2c -c public 127.0.0.1:1161 1.3.6.1.2.1.1.6 >/dev/null
+timeout 5 snmpbulkget $o -v2c -c public -Cr3 127.0.0.1:1161 1.3.6.1.2.1.2.2.1.2 >/dev/null
+timeout 5 snmpget $o -v2c -c public 127.0.0.1:1161 1.3.6.1.2.1.1.4.0 >/dev/null
+umx_capture_stop
