@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,21 @@ struct udpmux_rule {
  * datagram would put malloc on the packet path. */
 static __thread pcre2_match_data *tls_md;
 static pcre2_match_context *shared_mctx;
+/* The key only exists for its destructor: without it every thread that
+ * ever matched a regex leaked its match block when it exited. */
+static pthread_key_t md_key;
+static pthread_once_t md_key_once = PTHREAD_ONCE_INIT;
+static int md_key_ok;
+
+static void md_free(void *md)
+{
+    pcre2_match_data_free(md);
+}
+
+static void md_key_init(void)
+{
+    md_key_ok = pthread_key_create(&md_key, md_free) == 0;
+}
 
 static void set_err(char *err, size_t errlen, size_t col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -83,7 +99,10 @@ static void set_err(char *err, size_t errlen, size_t col, const char *fmt, ...)
 {
     va_list ap;
     int n;
-    if (!err || errlen == 0)
+    /* The first error is the precise one (the tokenizer's "unterminated
+     * quoted string" at the quote); a caller reporting "expected ..." after
+     * a failed next_token() must not overwrite it. */
+    if (!err || errlen == 0 || err[0] != '\0')
         return;
     n = snprintf(err, errlen, "column %zu: ", col + 1);
     if (n < 0 || (size_t)n >= errlen)
@@ -328,8 +347,8 @@ static int compile_regex(struct term *t, const struct token *tok, char *err, siz
         set_err(err, errlen, tok->col, "regex pattern must be quoted: regex \"...\"");
         return -EINVAL;
     }
-    t->u.regex.code = pcre2_compile((PCRE2_SPTR)tok->text, strlen(tok->text), 0, &ecode, &eoff,
-                                    NULL);
+    t->u.regex.code =
+        pcre2_compile((PCRE2_SPTR)tok->text, strlen(tok->text), 0, &ecode, &eoff, NULL);
     if (!t->u.regex.code) {
         char msg[160];
         pcre2_get_error_message(ecode, (PCRE2_UCHAR *)msg, sizeof(msg));
@@ -408,8 +427,7 @@ static int parse_primary(struct lexer *lx, const struct token *tok, struct term 
         t->kind = T_LEN;
         if (next_token(lx, &a, err, errlen) != 0 ||
             parse_range(a.text, UDPMUX_MAX_DGRAM_V6, &lo, &hi) < 0) {
-            set_err(err, errlen, a.col, "len: expected N or MIN..MAX (0..%d)",
-                    UDPMUX_MAX_DGRAM_V6);
+            set_err(err, errlen, a.col, "len: expected N or MIN..MAX (0..%d)", UDPMUX_MAX_DGRAM_V6);
             return -EINVAL;
         }
         t->u.len.min = lo;
@@ -554,8 +572,7 @@ UDPMUX_API int udpmux_rule_compile(struct udpmux_rule **out, const char *text, c
             break;
         if (r < 0 || !is_keyword_end(tok.text)) {
             if (r == 0)
-                set_err(err, errlen, tok.col, "expected 'and' or end of rule, got '%s'",
-                        tok.text);
+                set_err(err, errlen, tok.col, "expected 'and' or end of rule, got '%s'", tok.text);
             r = -EINVAL;
             goto fail;
         }
@@ -647,6 +664,9 @@ static int match_regex(const struct term *t, const struct umx_probe_in *in)
         tls_md = pcre2_match_data_create(1, NULL);
         if (!tls_md)
             return 0;
+        pthread_once(&md_key_once, md_key_init);
+        if (md_key_ok)
+            (void)pthread_setspecific(md_key, tls_md);
     }
     rc = pcre2_match(t->u.regex.code, in->data ? in->data : empty, in->len, 0, 0, tls_md,
                      shared_mctx);

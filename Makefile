@@ -1,0 +1,69 @@
+# Thin wrapper around Meson + ninja; the real build is in meson.build.
+#
+#   make run           install missing packages, build, run the daemon (or the example)
+#   make check         install missing packages, build, run every test suite
+#   make asan          ASan+UBSan build in build-asan and its tests
+#   make format        clang-format -i over every *.c / *.h
+#   make format-check  fail if any file is not clang-formatted
+#   make clean         remove the build directories
+#
+# BUILDDIR, ASANDIR and MESON_OPTS may be overridden, e.g.
+#   make check BUILDDIR=build-mine MESON_OPTS=-Dwerror=true
+
+BUILDDIR ?= build
+ASANDIR ?= build-asan
+MESON_OPTS ?=
+CLANG_FORMAT ?= clang-format
+
+.PHONY: all deps build run check asan format format-check clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+# Configure once; later runs only rebuild. A build dir from an interrupted
+# setup (no build.ninja) is wiped and set up again.
+$(BUILDDIR)/build.ninja:
+	meson setup --wipe $(BUILDDIR) $(MESON_OPTS) 2>/dev/null || meson setup $(BUILDDIR) $(MESON_OPTS)
+
+build: deps $(BUILDDIR)/build.ninja
+	ninja -C $(BUILDDIR)
+
+run: build
+	@if [ -x $(BUILDDIR)/daemon/udpmuxd ] && [ -f conf/udpmux.conf ]; then \
+		echo "running $(BUILDDIR)/daemon/udpmuxd -c conf/udpmux.conf (Ctrl-C stops it)"; \
+		exec $(BUILDDIR)/daemon/udpmuxd -c conf/udpmux.conf; \
+	else \
+		echo "no daemon yet: running the library example on 127.0.0.1:7000 (Ctrl-C stops it)"; \
+		echo "try: printf 'PING 1' | socat - UDP:127.0.0.1:7000"; \
+		exec $(BUILDDIR)/examples/peer -l 127.0.0.1:7000 -n 0; \
+	fi
+
+check: build
+	meson test -C $(BUILDDIR) --print-errorlogs
+
+# clang when it has the sanitizer runtime, gcc otherwise. b_lundef=false is
+# needed for clang's ASan with shared libraries.
+asan: deps
+	@if [ ! -f $(ASANDIR)/build.ninja ]; then \
+		if command -v clang >/dev/null 2>&1; then cc=clang; else cc=gcc; fi; \
+		echo "configuring $(ASANDIR) with $$cc"; \
+		CC=$$cc meson setup $(ASANDIR) -Db_sanitize=address,undefined -Db_lundef=false \
+			-Dbuildtype=debug $(MESON_OPTS); \
+	fi
+	ninja -C $(ASANDIR)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C $(ASANDIR) --print-errorlogs
+
+FORMAT_FILES = git ls-files -co --exclude-standard -- '*.c' '*.h' | grep -v -E '^(build[^/]*|subprojects)/'
+
+format:
+	$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) -i
+
+format-check:
+	$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) --dry-run -Werror
+
+clean:
+	rm -rf $(BUILDDIR) $(ASANDIR) build-fuzz build-valgrind
