@@ -47,7 +47,8 @@ check() { # check NAME SENDER-ARGS...
 
 want_flows=1 check single-flow-sendmmsg -n 5000 -r 20000 -s 64 -b 16
 want_flows=1 check single-flow-gso -n 5000 -r 20000 -s 1200 -b 16 -g
-want_flows=4 check four-flows-sockets -n 4000 -r 20000 -s 100 -f 4 --sockets
+want_flows=4 check four-flows -n 4000 -r 20000 -s 100 -f 4
+want_flows=5 check five-flows-gso-trains -n 4000 -r 20000 -s 100 -f 5 -g -L 4
 # size 0 datagrams carry no header: counted (as short), no flow seen
 want_flows=0 check count-bound-empty -n 1234 -s 0 -b 32 -r 10000
 

@@ -19,9 +19,11 @@
  * filler, or a truncated header when -s is below 24 (then only counted).
  * Output: key=value lines on stdout, one run per line.
  *
- * Multi-flow sending uses one raw socket (IPPROTO_RAW, needs CAP_NET_RAW) so
- * that one sendmmsg carries datagrams of many flows; --sockets uses one
- * connected UDP socket per flow instead (no privilege, one send per packet).
+ * Multi-flow sending binds one UDP socket per source port and picks each
+ * datagram's source address with IP_PKTINFO, so one sendmmsg carries
+ * datagrams of many flows (-S 10.77.0.0/16 needs `ip route add local
+ * 10.77.0.0/16 dev lo`). With -g each message is a UDP GSO train of -L
+ * datagrams of one flow (one flow: -b datagrams per GSO send).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,7 +76,7 @@ struct opts {
     int gso;
     uint32_t flows;
     unsigned sport;
-    int sockets;
+    unsigned train;
     int echo;
     unsigned window;
     double timeout;
@@ -119,7 +121,7 @@ static void usage(int rc)
     fprintf(rc ? stderr : stdout,
             "usage: udpload MODE [options]\n"
             "  send|flows -t HOST:PORT [-r PPS] [-s SIZE] [-b BATCH] [-g] [-f FLOWS]\n"
-            "             [-S ADDR[/PREFIX]] [-p SPORT] [--sockets]\n"
+            "             [-S ADDR[/PREFIX]] [-p SPORT] [-L TRAIN]\n"
             "  sink|echo  -l HOST:PORT [-e] [-i IDLE_MS] [-B RCVBUF]\n"
             "  pingpong   -t HOST:PORT [-r PROBES_PER_S] [-w WINDOW] [-s SIZE] [-T TIMEOUT_S]\n"
             "common: -d SECONDS (default 5) -n COUNT (default unlimited) -k TAG\n");
@@ -224,34 +226,40 @@ static void set_rcvbuf(int fd, int bytes)
 struct sender {
     struct opts *o;
     struct sockaddr_in dst;
-    int fd;   /* single-flow UDP socket or raw socket */
-    int *fds; /* --sockets: one per flow */
-    int raw;  /* multi-flow through the raw socket */
+    int multi; /* flows > 1 or flows mode: sockets + IP_PKTINFO */
+    int *fds;  /* single flow: fds[0] connected; multi: one per source port */
+    unsigned nfds;
+    unsigned train; /* datagrams per message: > 1 = one UDP GSO send of one flow */
     uint32_t src_base, src_n;
     uint64_t *seq; /* per flow */
     uint32_t next_flow;
     uint64_t sent, bytes, errors;
-    uint8_t *buf; /* batch * stride */
-    size_t stride;
+    uint8_t *buf; /* messages * train * size */
     struct mmsghdr *msgs;
     struct iovec *iov;
+    uint8_t *cmsgs; /* per message: IP_PKTINFO + UDP_SEGMENT */
+    unsigned *segs; /* datagrams in each pending message */
 };
 
-static void flow_addr(const struct sender *s, uint32_t flow, uint32_t *addr, uint16_t *port)
+#define CMSG_ROOM (CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
+
+/* Flow f comes from address src_base + f % src_n, port sport + f / src_n:
+ * consecutive flows share a source port, hence a socket. */
+static void flow_addr(const struct sender *s, uint32_t flow, uint32_t *addr, unsigned *sock)
 {
     *addr = s->src_base + flow % s->src_n;
-    *port = (uint16_t)(s->o->sport + flow / s->src_n);
+    *sock = flow / s->src_n;
 }
 
-static uint16_t ip_csum(const void *p, size_t len)
+static int udp_socket(void)
 {
-    const uint16_t *w = p;
-    uint32_t sum = 0;
-    for (size_t i = 0; i < len / 2; i++)
-        sum += w[i];
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        die("socket");
+    int sb = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof(sb)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    return fd;
 }
 
 static void sender_setup(struct sender *s, struct opts *o)
@@ -262,214 +270,193 @@ static void sender_setup(struct sender *s, struct opts *o)
         fprintf(stderr, "udpload: need -t HOST:PORT\n");
         exit(2);
     }
-    s->src_base = ntohl(htonl(INADDR_LOOPBACK));
+    s->src_base = INADDR_LOOPBACK;
     s->src_n = 1;
     if (o->src && parse_cidr(o->src, &s->src_base, &s->src_n) != 0) {
         fprintf(stderr, "udpload: bad -S %s\n", o->src);
         exit(2);
     }
+    s->multi = o->mode == M_FLOWS || o->flows > 1;
     uint64_t nflows = o->mode == M_FLOWS ? (o->count ? o->count : MAX_FLOWS) : o->flows;
     if (nflows > MAX_FLOWS)
         nflows = MAX_FLOWS;
-    int multi = o->mode == M_FLOWS || o->flows > 1;
-    if (multi && o->sport + (nflows - 1) / s->src_n > 65535) {
+    s->nfds = s->multi ? (unsigned)((nflows - 1) / s->src_n + 1) : 1;
+    if (s->multi && o->sport + s->nfds - 1 > 65535) {
         fprintf(stderr, "udpload: %" PRIu64 " flows do not fit in %u addresses from port %u\n",
                 nflows, s->src_n, o->sport);
         exit(2);
     }
+    unsigned maxseg = o->size ? MAX_PAYLOAD / (unsigned)o->size : 1;
+    if (maxseg > GSO_MAX_SEGS)
+        maxseg = GSO_MAX_SEGS;
+    if (!o->gso || o->size == 0 || o->mode == M_FLOWS)
+        s->train = 1;
+    else if (s->multi)
+        s->train = o->train < maxseg ? o->train : maxseg;
+    else
+        s->train = o->batch < maxseg ? o->batch : maxseg;
+    /* messages per sendmmsg: single-flow GSO sends one message */
+    unsigned nmsg = !s->multi && s->train > 1 ? 1 : o->batch;
     s->seq = calloc(o->mode == M_FLOWS ? 1 : o->flows, sizeof(*s->seq));
-    s->raw = multi && !o->sockets;
-    s->stride = s->raw ? o->size + sizeof(struct iphdr) + sizeof(struct udphdr) : o->size;
-    if (o->gso && !s->raw && o->flows == 1 && o->size > 0)
-        s->stride = o->size;
-    unsigned nb = o->batch;
-    s->buf = calloc(nb, s->stride ? s->stride : 1);
-    s->msgs = calloc(nb, sizeof(*s->msgs));
-    s->iov = calloc(nb, sizeof(*s->iov));
-    if (!s->seq || !s->buf || !s->msgs || !s->iov)
+    s->buf = calloc((size_t)nmsg * s->train, o->size ? o->size : 1);
+    s->msgs = calloc(nmsg, sizeof(*s->msgs));
+    s->iov = calloc(nmsg, sizeof(*s->iov));
+    s->cmsgs = calloc(nmsg, CMSG_ROOM);
+    s->segs = calloc(nmsg, sizeof(unsigned));
+    s->fds = calloc(s->nfds, sizeof(int));
+    if (!s->seq || !s->buf || !s->msgs || !s->iov || !s->cmsgs || !s->segs || !s->fds)
         die("calloc");
-    for (size_t i = 0; i < nb * s->stride; i++)
+    for (size_t i = 0; i < (size_t)nmsg * s->train * o->size; i++)
         s->buf[i] = (uint8_t)(0x41 + i % 26);
-
-    if (s->raw) {
-        s->fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-        if (s->fd < 0)
-            die("socket(SOCK_RAW) (multi-flow needs CAP_NET_RAW; or use --sockets)");
-        int sb = 4 << 20;
-        setsockopt(s->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof(sb));
-        for (unsigned i = 0; i < nb; i++) {
-            uint8_t *p = s->buf + i * s->stride;
-            struct iphdr ip = {0};
-            ip.version = 4;
-            ip.ihl = 5;
-            ip.ttl = 64;
-            ip.protocol = IPPROTO_UDP;
-            ip.tot_len = htons((uint16_t)s->stride);
-            ip.daddr = s->dst.sin_addr.s_addr;
-            memcpy(p, &ip, sizeof(ip));
-            struct udphdr uh = {0};
-            uh.dest = s->dst.sin_port;
-            uh.len = htons((uint16_t)(o->size + sizeof(uh)));
-            memcpy(p + sizeof(ip), &uh, sizeof(uh));
-            s->iov[i].iov_base = p;
-            s->iov[i].iov_len = s->stride;
-            s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
-            s->msgs[i].msg_hdr.msg_iovlen = 1;
-            s->msgs[i].msg_hdr.msg_name = &s->dst;
-            s->msgs[i].msg_hdr.msg_namelen = sizeof(s->dst);
-        }
-        return;
-    }
-    unsigned nfd = multi ? o->flows : 1;
-    s->fds = calloc(nfd, sizeof(int));
-    if (!s->fds)
-        die("calloc");
-    raise_nofile(nfd);
-    for (unsigned f = 0; f < nfd; f++) {
-        int fd = socket(AF_INET, SOCK_DGRAM, 0);
-        if (fd < 0)
-            die("socket");
-        int sb = 4 << 20;
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof(sb)) != 0)
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-        if (o->src || multi) {
-            uint32_t a;
-            uint16_t port;
-            flow_addr(s, f, &a, &port);
+    raise_nofile(s->nfds);
+    for (unsigned j = 0; j < s->nfds; j++) {
+        int fd = udp_socket();
+        if (s->multi) {
+            /* bound to the port only: the source address of each datagram
+             * is chosen with IP_PKTINFO (any local address, AnyIP too) */
             struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_port = htons(o->src && !multi ? 0 : port),
-                                     .sin_addr.s_addr = htonl(a)};
+                                     .sin_port = htons((uint16_t)(o->sport + j)),
+                                     .sin_addr.s_addr = htonl(INADDR_ANY)};
             int one = 1;
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
             if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-                die("bind source");
+                die("bind source port");
+        } else {
+            if (o->src) {
+                struct sockaddr_in sa = {.sin_family = AF_INET,
+                                         .sin_addr.s_addr = htonl(s->src_base)};
+                if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+                    die("bind source address");
+            }
+            if (connect(fd, (struct sockaddr *)&s->dst, sizeof(s->dst)) != 0)
+                die("connect");
         }
-        if (connect(fd, (struct sockaddr *)&s->dst, sizeof(s->dst)) != 0)
-            die("connect");
-        s->fds[f] = fd;
+        s->fds[j] = fd;
     }
-    s->fd = s->fds[0];
-    for (unsigned i = 0; i < nb; i++) {
-        s->iov[i].iov_base = s->buf + i * s->stride;
+    for (unsigned i = 0; i < nmsg; i++) {
+        s->iov[i].iov_base = s->buf + (size_t)i * s->train * o->size;
         s->iov[i].iov_len = o->size;
         s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
         s->msgs[i].msg_hdr.msg_iovlen = 1;
+        if (s->multi) {
+            s->msgs[i].msg_hdr.msg_name = &s->dst;
+            s->msgs[i].msg_hdr.msg_namelen = sizeof(s->dst);
+        }
     }
 }
 
-static void count_send_err(struct sender *s)
+static void put_cmsgs(struct msghdr *mh, uint8_t *room, const uint32_t *src, unsigned segs,
+                      size_t size)
 {
-    if (errno == EINTR)
-        return;
-    s->errors++;
+    size_t len = 0;
+    mh->msg_control = room;
+    mh->msg_controllen = CMSG_ROOM;
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    if (src) {
+        struct in_pktinfo pi = {.ipi_spec_dst.s_addr = htonl(*src)};
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        len += CMSG_SPACE(sizeof(pi));
+        c = (struct cmsghdr *)(void *)(room + len);
+    }
+    if (segs > 1) {
+        uint16_t seg = (uint16_t)size;
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(seg));
+        memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+        len += CMSG_SPACE(sizeof(seg));
+    }
+    mh->msg_controllen = len;
+    if (!len)
+        mh->msg_control = NULL;
 }
 
-/* Sends up to n datagrams now; returns how many were sent (or attempted). */
+/* Sends the nmsg pending messages on fd, counting datagrams sent and lost. */
+static void flush_msgs(struct sender *s, int fd, unsigned nmsg)
+{
+    uint64_t segs = 0, want = 0;
+    for (unsigned i = 0; i < nmsg; i++)
+        want += s->segs[i];
+    unsigned done = 0;
+    while (done < nmsg) {
+        int r = sendmmsg(fd, s->msgs + done, nmsg - done, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (int i = 0; i < r; i++)
+            segs += s->segs[done + (unsigned)i];
+        done += (unsigned)r;
+    }
+    if (segs < want) {
+        s->errors += want - segs;
+        if (errno == EIO && s->train > 1) { /* the kernel refused GSO: fall back */
+            fprintf(stderr, "udpload: UDP GSO rejected, one datagram per message now\n");
+            s->train = 1;
+        }
+    }
+    s->sent += segs;
+    s->bytes += segs * s->o->size;
+}
+
+/* Sends n datagrams now (fewer on error); returns n. */
 static unsigned send_burst(struct sender *s, unsigned n, uint64_t ts)
 {
     struct opts *o = s->o;
     size_t sz = o->size;
-    if (s->raw) {
-        for (unsigned i = 0; i < n; i++) {
-            uint8_t *p = s->buf + i * s->stride;
-            uint32_t flow, a;
-            uint16_t port;
-            uint64_t seq;
-            if (o->mode == M_FLOWS) {
-                flow = s->next_flow++;
-                seq = 0;
-            } else {
-                flow = s->next_flow;
-                s->next_flow = s->next_flow + 1 == o->flows ? 0 : s->next_flow + 1;
-                seq = s->seq[flow]++;
-            }
-            flow_addr(s, flow, &a, &port);
-            struct iphdr *ip = (struct iphdr *)(void *)p;
-            ip->saddr = htonl(a);
-            ip->id = 0;
-            ip->check = 0;
-            ip->check = ip_csum(ip, sizeof(*ip));
-            struct udphdr *uh = (struct udphdr *)(void *)(p + sizeof(*ip));
-            uh->source = htons(port);
-            put_hdr(p + sizeof(*ip) + sizeof(*uh), sz, flow, seq, ts);
-        }
-        int r = sendmmsg(s->fd, s->msgs, n, 0);
-        if (r < 0) {
-            count_send_err(s);
-            return 0;
-        }
-        s->sent += (unsigned)r;
-        s->bytes += (uint64_t)r * sz;
-        return (unsigned)r;
-    }
-    if (s->fds && o->flows > 1) { /* --sockets: one send per packet */
-        unsigned done = 0;
-        for (unsigned i = 0; i < n; i++) {
-            uint32_t flow = s->next_flow;
-            s->next_flow = s->next_flow + 1 == o->flows ? 0 : s->next_flow + 1;
-            put_hdr(s->buf, sz, flow, s->seq[flow]++, ts);
-            if (send(s->fds[flow], s->buf, sz, 0) < 0) {
-                count_send_err(s);
-                continue;
-            }
-            done++;
-        }
-        s->sent += done;
-        s->bytes += (uint64_t)done * sz;
-        return n;
-    }
-    if (o->gso && sz > 0) {
-        unsigned max = MAX_PAYLOAD / sz;
-        if (max > GSO_MAX_SEGS)
-            max = GSO_MAX_SEGS;
-        if (n > max)
-            n = max;
-        for (unsigned i = 0; i < n; i++)
+    if (!s->multi && s->train > 1) { /* one flow: one GSO send */
+        unsigned k = n < s->train ? n : s->train;
+        for (unsigned i = 0; i < k; i++)
             put_hdr(s->buf + i * sz, sz, 0, s->seq[0]++, ts);
-        struct iovec iov = {.iov_base = s->buf, .iov_len = n * sz};
-        union {
-            char b[CMSG_SPACE(sizeof(uint16_t))];
-            struct cmsghdr align;
-        } cb;
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (n > 1) {
-            mh.msg_control = cb.b;
-            mh.msg_controllen = sizeof(cb.b);
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t seg = (uint16_t)sz;
-            memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+        s->iov[0].iov_len = k * sz;
+        s->segs[0] = k;
+        put_cmsgs(&s->msgs[0].msg_hdr, s->cmsgs, NULL, k, sz);
+        flush_msgs(s, s->fds[0], 1);
+        return k;
+    }
+    if (!s->multi) {
+        for (unsigned i = 0; i < n; i++) {
+            put_hdr(s->iov[i].iov_base, sz, 0, s->seq[0]++, ts);
+            s->segs[i] = 1;
         }
-        if (sendmsg(s->fd, &mh, 0) < 0) {
-            s->seq[0] -= n;
-            if (errno == EIO || errno == EINVAL) {
-                fprintf(stderr, "udpload: UDP GSO rejected (%s), falling back to sendmmsg\n",
-                        strerror(errno));
-                o->gso = 0;
-            } else {
-                count_send_err(s);
-            }
-            return 0;
-        }
-        s->sent += n;
-        s->bytes += (uint64_t)n * sz;
+        flush_msgs(s, s->fds[0], n);
         return n;
     }
-    for (unsigned i = 0; i < n; i++)
-        put_hdr(s->buf + i * s->stride, sz, 0, s->seq[0]++, ts);
-    int r =
-        n == 1 ? (int)(send(s->fd, s->buf, sz, 0) < 0 ? -1 : 1) : sendmmsg(s->fd, s->msgs, n, 0);
-    if (r < 0) {
-        s->seq[0] -= n;
-        count_send_err(s);
-        return 0;
+    unsigned pkts = 0, nmsg = 0, cur = 0;
+    while (pkts < n) {
+        uint32_t flow, addr;
+        unsigned sock;
+        if (o->mode == M_FLOWS) {
+            flow = s->next_flow++;
+        } else {
+            flow = s->next_flow;
+            s->next_flow = s->next_flow + 1 == o->flows ? 0 : s->next_flow + 1;
+        }
+        flow_addr(s, flow, &addr, &sock);
+        if (nmsg && sock != cur) {
+            flush_msgs(s, s->fds[cur], nmsg);
+            nmsg = 0;
+        }
+        cur = sock;
+        unsigned k = s->train < n - pkts ? s->train : n - pkts;
+        uint8_t *p = s->iov[nmsg].iov_base;
+        for (unsigned i = 0; i < k; i++)
+            put_hdr(p + i * sz, sz, flow, o->mode == M_FLOWS ? 0 : s->seq[flow]++, ts);
+        s->iov[nmsg].iov_len = k * sz;
+        s->segs[nmsg] = k;
+        put_cmsgs(&s->msgs[nmsg].msg_hdr, s->cmsgs + (size_t)nmsg * CMSG_ROOM, &addr, k, sz);
+        pkts += k;
+        if (++nmsg == o->batch) {
+            flush_msgs(s, s->fds[cur], nmsg);
+            nmsg = 0;
+        }
     }
-    s->seq[0] -= n - (unsigned)r;
-    s->sent += (unsigned)r;
-    s->bytes += (uint64_t)r * sz;
-    return (unsigned)r;
+    if (nmsg)
+        flush_msgs(s, s->fds[cur], nmsg);
+    return n;
 }
 
 static int run_send(struct opts *o)
@@ -480,19 +467,17 @@ static int run_send(struct opts *o)
     uint64_t end = t0 + (uint64_t)(o->duration * 1e9);
     uint64_t limit = o->count ? o->count : UINT64_MAX;
     uint64_t attempted = 0;
-    uint64_t t = t0;
+    unsigned unit = s.multi ? o->batch * s.train : o->batch; /* datagrams per burst */
     while (!g_stop && attempted < limit) {
-        t = now_ns();
+        uint64_t t = now_ns();
         if (t >= end)
             break;
         uint64_t left = limit - attempted;
-        unsigned n = o->batch;
-        if (n > left)
-            n = (unsigned)left;
+        unsigned n = unit < left ? unit : (unsigned)left;
         if (o->rate > 0) {
             uint64_t due = (uint64_t)((double)(t - t0) * o->rate / 1e9);
             if (due <= attempted) {
-                /* sleep until a whole batch is due (or less at the end) */
+                /* sleep until a whole burst is due (or less at the end) */
                 uint64_t at = t0 + (uint64_t)((double)(attempted + n) * 1e9 / o->rate);
                 sleep_until(at < end ? at : end);
                 continue;
@@ -500,21 +485,14 @@ static int run_send(struct opts *o)
             if (due - attempted < n)
                 n = (unsigned)(due - attempted);
         }
-        unsigned k = send_burst(&s, n, t);
-        if (k == 0) {
-            /* count the failed attempt so that errors cannot spin forever */
-            attempted += n;
-            continue;
-        }
-        attempted += k;
+        attempted += send_burst(&s, n, t); /* failures count too: no spinning */
     }
-    uint64_t t1 = now_ns();
-    double el = (double)(t1 - t0) / 1e9;
+    double el = (double)(now_ns() - t0) / 1e9;
     printf("mode=%s%s%s sent=%" PRIu64 " bytes=%" PRIu64 " errors=%" PRIu64
-           " elapsed=%.6f pps=%.0f size=%zu batch=%u gso=%d flows=%" PRIu64 " rate=%.0f raw=%d\n",
+           " elapsed=%.6f pps=%.0f size=%zu batch=%u train=%u flows=%" PRIu64 " rate=%.0f\n",
            o->mode == M_FLOWS ? "flows" : "send", o->tag ? " tag=" : "", o->tag ? o->tag : "",
            s.sent, s.bytes, s.errors, el, el > 0 ? (double)s.sent / el : 0.0, o->size, o->batch,
-           o->gso, o->mode == M_FLOWS ? (uint64_t)s.next_flow : (uint64_t)o->flows, o->rate, s.raw);
+           s.train, o->mode == M_FLOWS ? (uint64_t)s.next_flow : (uint64_t)o->flows, o->rate);
     return 0;
 }
 
@@ -842,6 +820,7 @@ int main(int argc, char **argv)
                      .flows = 1,
                      .sport = 10000,
                      .window = 1,
+                     .train = 8,
                      .timeout = 1,
                      .rcvbuf = 4 << 20};
     const char *m = argv[1];
@@ -860,11 +839,10 @@ int main(int argc, char **argv)
         usage(0);
     else
         usage(2);
-    static const struct option lo[] = {
-        {"sockets", no_argument, NULL, 'O'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     optind = 2;
-    while ((c = getopt_long(argc, argv, "t:l:S:d:n:r:s:b:gf:p:ew:T:i:B:k:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:l:S:d:n:r:s:b:gL:f:p:ew:T:i:B:k:h", lo, NULL)) != -1) {
         switch (c) {
         case 't':
             o.target = optarg;
@@ -899,8 +877,8 @@ int main(int argc, char **argv)
         case 'p':
             o.sport = (unsigned)strtoul(optarg, NULL, 10);
             break;
-        case 'O':
-            o.sockets = 1;
+        case 'L':
+            o.train = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'e':
             o.echo = 1;
@@ -929,15 +907,11 @@ int main(int argc, char **argv)
     }
     if (o.duration <= 0 || o.duration > 3600 || o.size > MAX_PAYLOAD || o.batch == 0 ||
         o.batch > MAX_BATCH || o.flows == 0 || o.flows > MAX_FLOWS || o.window == 0 ||
-        o.sport == 0 || o.sport > 65535 || o.timeout <= 0) {
+        o.train == 0 || o.sport == 0 || o.sport > 65535 || o.timeout <= 0) {
         fprintf(stderr,
                 "udpload: option out of range (-d 0..3600, -s 0..%d, -b 1..%d, "
                 "-f 1..%u, -w >= 1)\n",
                 MAX_PAYLOAD, MAX_BATCH, MAX_FLOWS);
-        return 2;
-    }
-    if (o.sockets && o.flows > 65536) {
-        fprintf(stderr, "udpload: --sockets supports at most 65536 flows\n");
         return 2;
     }
     struct sigaction sa = {.sa_handler = on_signal};

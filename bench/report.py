@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Turns a bench/run result directory into markdown tables, a gnuplot PNG and
+(with --docs DIR) the results section of DIR/benchmarks.md.
+
+usage: report.py RESULT_DIR [--docs DOCS_DIR]
+"""
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+NAMES = {
+    "direct": "direct (no proxy)",
+    "mux1": "udpmuxd -w 1",
+    "mux2": "udpmuxd -w 2",
+    "muxp": "udpmuxd -w 1, all probes",
+    "nginx": "nginx stream",
+    "socat": "socat",
+}
+BEGIN = "<!-- bench-results:begin -->"
+END = "<!-- bench-results:end -->"
+
+
+def load(outdir):
+    meta = {}
+    with open(os.path.join(outdir, "meta.txt")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
+            meta[k] = v
+    data = {}
+    with open(os.path.join(outdir, "raw.tsv")) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 6 or parts[5] == "":
+                continue
+            path, metric, size, flows, _rep, val = parts
+            try:
+                v = float(val)
+            except ValueError:
+                continue
+            data.setdefault((path, metric, int(size), int(flows)), []).append(v)
+    return meta, data
+
+
+class R:
+    def __init__(self, data):
+        self.d = data
+
+    def vals(self, path, metric, size=64, flows=1):
+        return self.d.get((path, metric, size, flows), [])
+
+    def med(self, path, metric, size=64, flows=1):
+        v = self.vals(path, metric, size, flows)
+        return statistics.median(v) if v else None
+
+    def any_flows(self, path, metric):
+        for (p, m, s, f), v in self.d.items():
+            if p == path and m == metric and v:
+                return statistics.median(v), f
+        return None, None
+
+
+def fmt_k(v):
+    if v is None:
+        return "–"
+    if v >= 10000:
+        return "%.0f k" % (v / 1000)
+    if v >= 1000:
+        return "%.1f k" % (v / 1000)
+    return "%.0f" % v
+
+
+def fmt_range(vals, f=fmt_k):
+    if not vals:
+        return "–"
+    m = statistics.median(vals)
+    if len(vals) == 1:
+        return f(m)
+    return "%s (%s–%s)" % (f(m), f(min(vals)), f(max(vals)))
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return "%.2f×" % (a / b)
+
+
+def num(v, fmt="%.0f"):
+    return "–" if v is None else fmt % v
+
+
+def tables(meta, r, paths, plots):
+    out = []
+    sizes = sorted({k[2] for k in r.d if k[1] == "max_pps"})
+    flowset = sorted({k[3] for k in r.d if k[1] == "max_pps"})
+    reps = meta.get("quick", "")
+    out.append("Run: %s, %s × %s, kernel %s, nproc %s." % (
+        meta.get("date"), meta.get("nproc"), meta.get("cpu"), meta.get("kernel"), meta.get("nproc")))
+    out.append("")
+    out.append("Command: `%s` (%s). udpmuxd: `%s`; nginx %s; socat %s." % (
+        meta.get("command"), reps, meta.get("udpmuxd"), meta.get("nginx"), meta.get("socat")))
+    out.append("")
+    failed = [p for p in meta.get("failed", "").split() if p]
+    if failed:
+        out.append("**Paths that failed to start:** %s (see failures.log in the result directory)."
+                   % ", ".join(failed))
+        out.append("")
+
+    d_pps = r.med("direct", "max_pps")
+    n_pps = r.med("nginx", "max_pps")
+    d_p50 = r.med("direct", "rtt_p50")
+    d_p99 = r.med("direct", "rtt_p99")
+    n_cpu = r.med("nginx", "cpu_ns")
+
+    out.append("### Headline: 64 B datagrams, one flow")
+    out.append("")
+    out.append("Medians of the repetitions (range in brackets). Ratios are against the direct "
+               "path and nginx measured in the same run.")
+    out.append("")
+    out.append("| path | max forwarded pps | × direct | × nginx | loss-free pps (<0.1 %) | "
+               "proxy CPU/pkt @80k pps | × nginx | RTT p50 / p99 µs | added p50 / p99 µs | "
+               "new flows/s | RSS, 100k flows |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for p in paths:
+        pps = r.med(p, "max_pps")
+        cpu = r.med(p, "cpu_ns")
+        p50 = r.med(p, "rtt_p50")
+        p99 = r.med(p, "rtt_p99")
+        nf, _ = r.any_flows(p, "newflows_ps")
+        rss = r.med(p, "rss_kb", 64, 100000)
+        rflows = r.med(p, "rss_flows", 64, 100000)
+        lf = r.med(p, "lossfree_pps")
+        added = "–"
+        if p != "direct" and p50 is not None and d_p50 is not None:
+            added = "%+.0f / %+.0f" % (p50 - d_p50, (p99 or 0) - (d_p99 or 0))
+        rss_s = "–"
+        if rss is not None:
+            rss_s = "%.1f MiB" % (rss / 1024)
+            if rflows is not None and rflows < 100000:
+                rss_s += " (%d flows reached the backend)" % rflows
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            NAMES.get(p, p), fmt_range(r.vals(p, "max_pps")),
+            ratio(pps, d_pps) if p != "direct" else "1", ratio(pps, n_pps),
+            fmt_k(lf), fmt_range(r.vals(p, "cpu_ns"), lambda v: "%.0f ns" % v),
+            ratio(cpu, n_cpu), "%s / %s" % (num(p50, "%.0f"), num(p99, "%.0f")), added,
+            fmt_k(nf), rss_s))
+    out.append("")
+
+    out.append("### Max forwarded packets/s by datagram size and number of flows")
+    out.append("")
+    cols = [(s, f) for f in flowset for s in sizes]
+    out.append("| path | " + " | ".join("%d B, %d fl" % (s, f) for s, f in cols) + " |")
+    out.append("|---|" + "---|" * len(cols))
+    for p in paths:
+        row = []
+        for s, f in cols:
+            v = r.med(p, "max_pps", s, f)
+            g = r.med(p, "max_gen_pps", s, f)
+            cell = fmt_k(v)
+            # generator-bound: the backend got (almost) everything offered
+            if v is not None and g and p != "direct" and v >= 0.97 * g:
+                cell += "*"
+            row.append(cell)
+        out.append("| %s | %s |" % (NAMES.get(p, p), " | ".join(row)))
+    out.append("")
+    out.append("`*` = the generator, not the proxy, was the limit (≥ 97 % of the offered rate "
+               "arrived). socat is single-peer (no `fork`), so it has one-flow points only. "
+               "Loss-free rates (binary search, <0.1 % loss):")
+    out.append("")
+    lfs = sorted({(k[2], k[3]) for k in r.d if k[1] == "lossfree_pps"})
+    if lfs:
+        out.append("| path | " + " | ".join("%d B, %d fl" % sf for sf in lfs) + " |")
+        out.append("|---|" + "---|" * len(lfs))
+        for p in paths:
+            out.append("| %s | %s |" % (NAMES.get(p, p), " | ".join(
+                fmt_k(r.med(p, "lossfree_pps", s, f)) for s, f in lfs)))
+        out.append("")
+
+    if "muxp" in paths and "mux1" in paths:
+        out.append("### Classification overhead: `any` vs the full probe set")
+        out.append("")
+        a_pps, p_pps = r.med("mux1", "max_pps"), r.med("muxp", "max_pps")
+        a_cpu, p_cpu = r.med("mux1", "cpu_ns"), r.med("muxp", "cpu_ns")
+        out.append("| | any | all probes (then any) | overhead |")
+        out.append("|---|---|---|---|")
+        if a_pps and p_pps:
+            out.append("| max pps, 64 B | %s | %s | %+.1f %% |" % (
+                fmt_k(a_pps), fmt_k(p_pps), (a_pps / p_pps - 1) * 100))
+        if a_cpu and p_cpu:
+            out.append("| CPU/pkt @80k | %.0f ns | %.0f ns | %+.1f %% |" % (
+                a_cpu, p_cpu, (p_cpu / a_cpu - 1) * 100))
+        out.append("")
+        out.append("Probes configured: `%s`. The benchmark payload matches none of them, so "
+                   "every probe runs on every datagram (worst case)." % meta.get("probes", ""))
+        out.append("")
+
+    if "mux1" in paths:
+        out.append("### Targets for udpmuxd (from the issue)")
+        out.append("")
+        out.append("| target | measured | verdict |")
+        out.append("|---|---|---|")
+        m_pps = r.med("mux1", "max_pps")
+        s_pps = r.med("socat", "max_pps")
+        m_cpu = r.med("mux1", "cpu_ns")
+        m_p50 = r.med("mux1", "rtt_p50")
+        n_p50 = r.med("nginx", "rtt_p50")
+        m_rss = r.med("mux1", "rss_kb", 64, 100000)
+        m_nf, _ = r.any_flows("mux1", "newflows_ps")
+
+        def verdict(ok, txt):
+            if ok is None:
+                return "| %s | – | not measured |" % txt
+            return txt
+
+        rows = []
+
+        def row(name, meas, ok):
+            if ok is None:
+                rows.append("| %s | %s | not measured |" % (name, meas))
+            else:
+                rows.append("| %s | %s | %s |" % (name, meas, "**meets**" if ok else "**misses**"))
+
+        def cmp(a, b, k):
+            return None if a is None or b is None else a >= k * b
+
+        row("64 B 1 flow 1 worker ≥ 2× nginx", ratio(m_pps, n_pps) + " nginx", cmp(m_pps, n_pps, 2))
+        row("≥ 2.5× socat", ratio(m_pps, s_pps) + " socat", cmp(m_pps, s_pps, 2.5))
+        row("≥ direct send()-based path", ratio(m_pps, d_pps) + " direct", cmp(m_pps, d_pps, 1))
+        row("CPU/pkt ≤ 1/3 nginx", "%s nginx (%s vs %s ns)" % (ratio(m_cpu, n_cpu), num(m_cpu), num(n_cpu)),
+            None if m_cpu is None or n_cpu is None else m_cpu <= n_cpu / 3)
+        if m_p50 is not None and n_p50 is not None and d_p50 is not None:
+            ma, na = m_p50 - d_p50, n_p50 - d_p50
+            row("added p50 RTT ≤ ½ nginx's", "%+.0f µs vs nginx %+.0f µs" % (ma, na), ma <= na / 2)
+        else:
+            row("added p50 RTT ≤ ½ nginx's", "–", None)
+        row("100k flows ≤ 64 MiB RSS", "–" if m_rss is None else "%.1f MiB" % (m_rss / 1024),
+            None if m_rss is None else m_rss <= 64 * 1024)
+        row("≥ 50k new flows/s", fmt_k(m_nf), None if m_nf is None else m_nf >= 50000)
+        if "muxp" in paths:
+            a_cpu, p_cpu = r.med("mux1", "cpu_ns"), r.med("muxp", "cpu_ns")
+            row("classification < 2 % overhead (CPU/pkt)",
+                "–" if not a_cpu or not p_cpu else "%+.1f %%" % ((p_cpu / a_cpu - 1) * 100),
+                None if not a_cpu or not p_cpu else p_cpu / a_cpu - 1 < 0.02)
+        out.extend(rows)
+        out.append("")
+
+    for name in plots:
+        out.append("![%s](%s)" % (name, name))
+    out.append("")
+    return "\n".join(out)
+
+
+def plot(outdir, r, paths, png):
+    if not shutil.which("gnuplot"):
+        return False
+    sizes = sorted({k[2] for k in r.d if k[1] == "max_pps" and k[3] == 1})
+    if not sizes:
+        return False
+    dat = os.path.join(outdir, "pps.dat")
+    with open(dat, "w") as f:
+        f.write("size " + " ".join('"%s"' % NAMES.get(p, p) for p in paths) + "\n")
+        for s in sizes:
+            f.write("%d " % s + " ".join(
+                "%.1f" % ((r.med(p, "max_pps", s, 1) or 0) / 1000) for p in paths) + "\n")
+    gp = """set terminal pngcairo size 900,480 noenhanced
+set output '%s'
+set title 'Max forwarded packets/s, one flow (loopback, proxy pinned to 1 CPU)'
+set ylabel 'k packets/s'
+set xlabel 'datagram payload (bytes)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key outside right top
+set grid ytics
+set yrange [0:*]
+plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
+""" % (png, len(paths) + 1, dat)
+    res = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        return False
+    return True
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        sys.exit(__doc__)
+    outdir = args[0]
+    docs = args[args.index("--docs") + 1] if "--docs" in args else None
+    meta, data = load(outdir)
+    fp = os.path.join(outdir, "failed_paths.txt")
+    if os.path.exists(fp):
+        meta["failed"] = " ".join(open(fp).read().split())
+    r = R(data)
+    order = ["direct", "mux1", "mux2", "muxp", "nginx", "socat"]
+    paths = [p for p in order if any(k[0] == p for k in data)]
+    png = os.path.join(outdir, "bench-pps.png")
+    plots = ["bench-pps.png"] if plot(outdir, r, paths, png) else []
+    md = tables(meta, r, paths, plots)
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+    if docs:
+        if plots:
+            shutil.copy(png, os.path.join(docs, "bench-pps.png"))
+        bm = os.path.join(docs, "benchmarks.md")
+        text = open(bm).read() if os.path.exists(bm) else "# Benchmarks\n\n%s\n%s\n" % (BEGIN, END)
+        if BEGIN not in text:
+            text += "\n%s\n%s\n" % (BEGIN, END)
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END),
+                      lambda _m: BEGIN + "\n" + md + "\n" + END, text, flags=re.S)
+        with open(bm, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
