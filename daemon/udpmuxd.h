@@ -1,0 +1,165 @@
+/*
+ * udpmuxd.h - the daemon's shared state: the main thread (config, reload,
+ * control, metrics, health checks) and the workers (one per core, each with
+ * its own SO_REUSEPORT member of every listener, its own flow table and
+ * upstream sockets; no locks on the packet path).
+ */
+#ifndef UMXD_H
+#define UMXD_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "flow/flow.h"
+#include "io/udp.h"
+#include "stats.h"
+
+#define UMXD_MAX_WORKERS 64
+#define UMXD_MAX_SLOTS 256 /* distinct route names over the process lifetime */
+
+/* An immutable, published route set. Workers switch to a new one between
+ * batches; the main thread frees an old one once every worker has moved on. */
+struct umxd_routeset {
+    uint64_t epoch;
+    struct umxd_config *cfg;          /* owns the compiled rules */
+    uint16_t slot[UMXD_MAX_ROUTES];   /* route index -> stable stats/drain slot */
+    struct umxd_routeset *older;      /* retired sets waiting to be freed */
+};
+
+/* Backend health, shared: written by workers (passive) and the health
+ * checker (active), read by workers when they choose a backend. */
+struct umxd_health {
+    uint64_t down_until_ns; /* passive: down until then (atomic) */
+    int active_down;        /* active checks say down (atomic) */
+    unsigned fails, oks;    /* health checker only */
+};
+
+struct umxd_flow_info {
+    char route[UMXD_NAME_MAX];
+    struct sockaddr_in6 peer;  /* AF_INET or AF_INET6 inside */
+    struct sockaddr_in6 local;
+    char backend[80];
+    int worker;
+    int established;
+    uint64_t age_ms, idle_ms;
+    uint64_t rx_datagrams, rx_bytes, tx_datagrams, tx_bytes;
+};
+
+struct umxd;
+
+struct umxd_worker {
+    struct umxd *d;
+    int id;
+    pthread_t thread;
+    int epfd;
+    int evfd;   /* wake-up: new route set, stop, snapshot request */
+    int tfd;    /* timerfd: flow expiry */
+    int pub_fd[UMXD_MAX_LISTEN];
+    int pub_family[UMXD_MAX_LISTEN];
+    uint16_t pub_port[UMXD_MAX_LISTEN]; /* network order */
+    struct umx_ft *ft;
+    struct umx_rxb *rxb;    /* shared-port receive batch */
+    struct umx_rxb *uprxb;  /* upstream receive batch */
+    struct umx_probe_state *pstate;
+    struct umxd_routeset *rs;
+    uint64_t seen_epoch;    /* atomic: last route set epoch adopted */
+    void *tx;               /* worker.c private batch state */
+    void *rate;             /* worker.c private rate-limit table */
+    uint32_t gen;           /* flow generation counter (stale epoll events) */
+    int gso_ok;             /* cleared if the kernel refuses UDP_SEGMENT */
+    struct umxd_stats st;
+    struct umxd_route_stats rst[UMXD_MAX_SLOTS];
+    /* flow snapshot mailbox (main asks, worker answers between batches) */
+    pthread_mutex_t snap_mu;
+    pthread_cond_t snap_cv;
+    int snap_req, snap_done;
+    struct umxd_flow_info *snap_out;
+    unsigned snap_max, snap_n;
+    char snap_route[UMXD_NAME_MAX];
+    int stop;
+};
+
+struct umxd {
+    struct umxd_config *cfg;            /* current config (main thread) */
+    struct umxd_routeset *rs;           /* current route set (atomic pointer) */
+    uint64_t epoch;
+    unsigned nworkers;
+    struct umxd_worker *w[UMXD_MAX_WORKERS];
+    /* listener sockets [listener][worker]; created before privileges drop */
+    int lfd[UMXD_MAX_LISTEN][UMXD_MAX_WORKERS];
+    char slot_name[UMXD_MAX_SLOTS][UMXD_NAME_MAX];
+    unsigned nslots;
+    int drain[UMXD_MAX_SLOTS];          /* atomic: route slot drains (no new flows) */
+    struct umxd_health health[UMXD_MAX_SLOTS][UMXD_MAX_BACKENDS];
+    uint8_t hashkey[16];                /* SipHash key for flow tables and rendezvous */
+    uint64_t start_ns;
+    int64_t loaded_at;                  /* wall-clock seconds of the last (re)load */
+    uint64_t reloads_ok, reloads_failed;
+    char last_reload_error[512];
+    void *attach;                       /* attach server state (attach.c), may be NULL */
+    void *control;                      /* control socket state (control.c) */
+    void *metrics;                      /* metrics HTTP state (metrics.c) */
+    void *guard;                        /* foreign-socket watch state */
+    void *loop;                         /* main.c private */
+    const char *config_path;            /* NULL in quick mode */
+    int stopping;
+};
+
+/* worker.c */
+int umxd_worker_start(struct umxd *d, int id);
+void umxd_worker_stop_all(struct umxd *d);
+/* Publishes a new route set to every worker (main thread). */
+void umxd_publish(struct umxd *d, struct umxd_routeset *rs);
+/* Frees retired route sets every worker has left behind (main thread). */
+void umxd_collect(struct umxd *d);
+/* Sums counters over workers (any thread; values are relaxed snapshots). */
+void umxd_stats_sum(struct umxd *d, struct umxd_stats *out);
+void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out);
+/* Copies up to max active flows (optionally of one route) from every worker;
+ * returns the count. Blocks up to ~1 s per worker. */
+unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
+                             unsigned max);
+/* Stable slot for a route name (allocates one the first time). -1 when full. */
+int umxd_slot(struct umxd *d, const char *name);
+
+/* main.c: the main thread's loop, which modules (control socket, metrics,
+ * attach server, health checks, foreign-socket watch) hook into. */
+typedef void umxd_io_fn(struct umxd *d, int fd, uint32_t events, void *arg);
+typedef void umxd_tick_fn(struct umxd *d, uint64_t now_ns, void *arg);
+/* Watches fd for events (EPOLLIN...) on the main thread. */
+int umxd_loop_add(struct umxd *d, int fd, uint32_t events, umxd_io_fn *fn, void *arg);
+int umxd_loop_del(struct umxd *d, int fd);
+/* Calls fn about every 250 ms on the main thread. */
+int umxd_tick_add(struct umxd *d, umxd_tick_fn *fn, void *arg);
+/* Asks the daemon to stop (as SIGTERM does). */
+void umxd_shutdown(struct umxd *d);
+
+/* Module entry points, each in its own file; weak so the daemon builds
+ * while a module is absent. Called after the listeners exist and before
+ * privileges drop (so they can bind their own sockets). */
+int umxd_control_init(struct umxd *d) __attribute__((weak));
+int umxd_metrics_init(struct umxd *d) __attribute__((weak));
+int umxd_attach_init(struct umxd *d) __attribute__((weak));
+int umxd_health_init(struct umxd *d) __attribute__((weak));
+int umxd_guard_init(struct umxd *d) __attribute__((weak));
+/* Called after privileges are dropped (seccomp filters etc.). */
+int umxd_harden(struct umxd *d) __attribute__((weak));
+/* Called once at exit to release module resources. */
+void umxd_modules_fini(struct umxd *d) __attribute__((weak));
+
+/* main.c */
+/* Reloads the config file: 0 on success; on failure the old config keeps
+ * running and err holds the reason (file:line). Main thread only. */
+int umxd_reload(struct umxd *d, char *err, size_t errlen);
+
+/* Attach hooks (attach.c). Workers call umxd_attach_input() for datagrams of
+ * attach routes and umxd_attach_lookup() on a flow-table miss, before
+ * classifying. Return 0 when delivered, -ENOENT when nobody claims it. */
+int umxd_attach_input(struct umxd *d, unsigned route, const struct umx_rx_slot *s,
+                      unsigned listener) __attribute__((weak));
+int umxd_attach_lookup(struct umxd *d, const struct umx_rx_slot *s, unsigned listener)
+    __attribute__((weak));
+
+#endif

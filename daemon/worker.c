@@ -1,0 +1,1320 @@
+/*
+ * worker.c - the packet path. One thread per worker, each with its own
+ * SO_REUSEPORT member of every listener, flow table, upstream sockets and
+ * timers. Nothing here allocates, logs or locks per datagram.
+ *
+ * Path of one datagram from a peer (see docs/internals/daemon.md):
+ *   recvmmsg batch -> flow lookup (local, peer) -> [miss: roaming key ->
+ *   attach flows -> classify (first match wins) -> admission -> new flow
+ *   with a connected upstream socket] -> queued per flow -> at the end of the
+ *   batch each flow's run goes out with one send (UDP GSO when the run has
+ *   equal sizes, sendmmsg otherwise).
+ * Replies: upstream sockets are read in batches and queued to the shared
+ * socket with the peer's original destination address as source (PKTINFO),
+ * flushed with sendmmsg (and GSO for same-flow runs).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "proxy.h"
+#include "rules/roam.h"
+#include "stun.h"
+#include "udpmuxd.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define EV_PUB 1u
+#define EV_UP 2u
+#define EV_WAKE 3u
+#define EV_TIMER 4u
+
+/* The kernel caps one GSO send at 64 segments (UDP_MAX_SEGMENTS) and at
+ * 64 KiB of payload. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
+#define RATE_SLOTS 8192
+#define PASSIVE_DOWN_DEFAULT_NS (10ull * 1000000000ull)
+
+struct flow {
+    int up_fd;
+    uint32_t gen;
+    uint16_t route; /* index in the worker's current route set */
+    uint16_t slot;  /* stable stats slot */
+    uint8_t backend;
+    uint8_t listener;
+    uint8_t established;
+    uint8_t attach;
+    struct sockaddr_in6 peer; /* holds a sockaddr_in for IPv4 */
+    struct sockaddr_in6 local;
+    struct sockaddr_in6 upaddr; /* backend address (unconnected upstreams) */
+    uint64_t rx_dgrams, rx_bytes, tx_dgrams, tx_bytes;
+};
+
+/* One queued datagram towards a backend. */
+struct upq {
+    struct umx_flow *f;
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* One queued reply out of the shared socket. */
+struct pubq {
+    uint8_t listener;
+    const uint8_t *data;
+    uint32_t len;
+    struct sockaddr_in6 peer;
+    struct sockaddr_in6 local;
+    uint32_t flow; /* flow index, UINT32_MAX for built-in replies */
+};
+
+struct txstate {
+    unsigned nup, npub;
+    struct upq *up;
+    struct pubq *pub;
+    /* built-in replies need their own bytes (the request buffer is reused) */
+    uint8_t *replybuf;
+    size_t replyoff, replycap;
+    struct mmsghdr *mm;
+    struct iovec *iov;
+    uint8_t (*ctrl)[UMX_TX_CTRL];
+    struct sockaddr_storage *names;
+    uint8_t (*pxhdr)[UMX_PROXY_V2_MAX];
+};
+
+struct rate_slot {
+    uint64_t key;
+    uint64_t last_ns;
+    uint32_t tokens; /* in thousandths */
+};
+
+struct ratestate {
+    struct rate_slot flows[RATE_SLOTS];
+    struct rate_slot replies[RATE_SLOTS];
+};
+
+static inline uint64_t ev_make(unsigned type, uint32_t gen, uint32_t idx)
+{
+    return (uint64_t)type << 56 | (uint64_t)(gen & 0xffffff) << 32 | idx;
+}
+
+static inline struct flow *fdata(struct umx_flow *f)
+{
+    return umx_flow_data(f);
+}
+
+static inline const struct umxd_route *route_of(const struct umxd_worker *w, unsigned r)
+{
+    return &w->rs->cfg->routes[r];
+}
+
+static unsigned cls_unanswered(unsigned r)
+{
+    return 2 * r;
+}
+
+static unsigned cls_established(unsigned r)
+{
+    return 2 * r + 1;
+}
+
+/* Route set switching -------------------------------------------------------- */
+
+static void apply_classes(struct umxd_worker *w)
+{
+    const struct umxd_config *c = w->rs->cfg;
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        umx_ft_set_class(w->ft, cls_unanswered(r), c->routes[r].unanswered_timeout_ns, 1);
+        umx_ft_set_class(w->ft, cls_established(r), c->routes[r].idle_timeout_ns, 0);
+    }
+    /* classes of routes that no longer exist: flows there are moved or closed
+     * by remap_flows(); give them a short timeout meanwhile */
+    for (unsigned r = c->nroutes; r < UMXD_MAX_ROUTES; r++) {
+        umx_ft_set_class(w->ft, cls_unanswered(r), 1, 1);
+        umx_ft_set_class(w->ft, cls_established(r), 1, 1);
+    }
+}
+
+static void close_flow(struct umxd_worker *w, struct umx_flow *f)
+{
+    struct flow *fl = fdata(f);
+    if (fl->up_fd >= 0) {
+        close(fl->up_fd);
+        fl->up_fd = -1;
+    }
+    if (w->rst[fl->slot].active_flows)
+        UMX_CTR_ADD(w->rst[fl->slot].active_flows, (uint64_t)-1);
+}
+
+static void release_cb(struct umx_flow *f, void *arg, int reason)
+{
+    struct umxd_worker *w = arg;
+    close_flow(w, f);
+    if (reason == UMX_FT_EXPIRED)
+        UMX_CTR_ADD(w->st.flows_expired, 1);
+    else
+        UMX_CTR_ADD(w->st.flows_evicted, 1);
+}
+
+/* After a reload: flows keep running when their route (by name) still exists;
+ * their route index and class follow the new set. Others are closed. */
+static void remap_flows(struct umxd_worker *w, struct umxd_routeset *old)
+{
+    uint32_t cap = umx_ft_capacity(w->ft);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct umx_flow *f = umx_ft_at(w->ft, i);
+        struct flow *fl;
+        int nr;
+        if (!f)
+            continue;
+        fl = fdata(f);
+        nr = umxd_config_route(w->rs->cfg, old->cfg->routes[fl->route].name);
+        if (nr < 0 || (w->rs->cfg->routes[nr].action != UMXD_FORWARD && !fl->attach) ||
+            (fl->backend >= w->rs->cfg->routes[nr].nbackends && !fl->attach)) {
+            close_flow(w, f);
+            umx_ft_remove(w->ft, f);
+            UMX_CTR_ADD(w->st.flows_closed, 1);
+            continue;
+        }
+        fl->route = (uint16_t)nr;
+        umx_ft_touch(w->ft, f,
+                     fl->established ? cls_established((unsigned)nr) : cls_unanswered((unsigned)nr),
+                     f->last_ns);
+    }
+}
+
+static void maybe_switch(struct umxd_worker *w)
+{
+    struct umxd_routeset *rs = __atomic_load_n(&w->d->rs, __ATOMIC_ACQUIRE);
+    struct umxd_routeset *old = w->rs;
+    if (rs == old)
+        return;
+    w->rs = rs;
+    apply_classes(w);
+    if (old)
+        remap_flows(w, old);
+    UMX_CTR_ADD(w->st.reloads_seen, 1);
+    __atomic_store_n(&w->seen_epoch, rs->epoch, __ATOMIC_RELEASE);
+}
+
+/* Admission control ---------------------------------------------------------- */
+
+/* Token bucket per source prefix (/24 for IPv4, /56 for IPv6), in a fixed
+ * direct-mapped table keyed with SipHash: bounded memory whatever the number
+ * of spoofed sources. */
+static int rate_ok(struct umxd_worker *w, struct rate_slot *tab, const struct sockaddr *peer,
+                   uint32_t rate, uint32_t burst, uint64_t now)
+{
+    uint8_t pfx[9] = {0};
+    uint64_t h;
+    struct rate_slot *s;
+    uint64_t add;
+    if (rate == 0)
+        return 1;
+    if (peer->sa_family == AF_INET) {
+        struct sockaddr_in s4;
+        memcpy(&s4, peer, sizeof(s4));
+        pfx[0] = 4;
+        memcpy(pfx + 1, &s4.sin_addr, 3);
+    } else {
+        struct sockaddr_in6 s6;
+        memcpy(&s6, peer, sizeof(s6));
+        if (IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) {
+            pfx[0] = 4;
+            memcpy(pfx + 1, s6.sin6_addr.s6_addr + 12, 3);
+        } else {
+            pfx[0] = 6;
+            memcpy(pfx + 1, s6.sin6_addr.s6_addr, 7);
+        }
+    }
+    h = umx_siphash24(w->d->hashkey, pfx, sizeof(pfx));
+    s = &tab[h % RATE_SLOTS];
+    if (s->key != h || s->last_ns == 0) {
+        s->key = h;
+        s->last_ns = now;
+        s->tokens = burst * 1000u;
+    }
+    add = (now - s->last_ns) * rate / 1000000u; /* thousandths of a token per ns*rate */
+    if (add) {
+        uint64_t t = s->tokens + add;
+        s->tokens = (uint32_t)(t > (uint64_t)burst * 1000u ? (uint64_t)burst * 1000u : t);
+        s->last_ns = now;
+    }
+    if (s->tokens < 1000)
+        return 0;
+    s->tokens -= 1000;
+    return 1;
+}
+
+/* Backend choice ------------------------------------------------------------- */
+
+static int backend_up(struct umxd_worker *w, unsigned slot, unsigned b, uint64_t now)
+{
+    struct umxd_health *h = &w->d->health[slot][b];
+    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED))
+        return 0;
+    return __atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now;
+}
+
+/* Rendezvous hashing on the peer address (not the port: a peer that
+ * re-binds its port keeps its backend) over the backends that are up. */
+static int pick_backend(struct umxd_worker *w, const struct umxd_route *rt, unsigned slot,
+                        const struct sockaddr *peer, uint64_t now)
+{
+    uint8_t buf[20];
+    size_t n;
+    uint64_t best = 0;
+    int pick = -1;
+    if (rt->nbackends == 1)
+        return backend_up(w, slot, 0, now) ? 0 : -1;
+    if (peer->sa_family == AF_INET) {
+        struct sockaddr_in s4;
+        memcpy(&s4, peer, sizeof(s4));
+        memcpy(buf, &s4.sin_addr, 4);
+        n = 4;
+    } else {
+        struct sockaddr_in6 s6;
+        memcpy(&s6, peer, sizeof(s6));
+        memcpy(buf, &s6.sin6_addr, 16);
+        n = 16;
+    }
+    for (unsigned b = 0; b < rt->nbackends; b++) {
+        uint64_t score;
+        if (!backend_up(w, slot, b, now))
+            continue;
+        buf[n] = (uint8_t)b;
+        score = umx_siphash24(w->d->hashkey, buf, n + 1);
+        if (pick < 0 || score > best) {
+            best = score;
+            pick = (int)b;
+        }
+    }
+    return pick;
+}
+
+static void mark_down(struct umxd_worker *w, struct flow *fl, uint64_t now)
+{
+    const struct umxd_route *rt = route_of(w, fl->route);
+    uint64_t dt = rt->down_time_ns ? rt->down_time_ns : PASSIVE_DOWN_DEFAULT_NS;
+    struct umxd_health *h = &w->d->health[fl->slot][fl->backend];
+    if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now)
+        UMX_CTR_ADD(w->st.backend_down, 1);
+    __atomic_store_n(&h->down_until_ns, now + dt, __ATOMIC_RELAXED);
+}
+
+/* Flow creation -------------------------------------------------------------- */
+
+static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt)
+{
+    struct flow *fl = fdata(f);
+    const struct umxd_backend *be = &rt->backends[fl->backend];
+    struct epoll_event ev;
+    int fd = umx_udp_open_upstream(be->addr.ss_family, w->rs->cfg->rcvbuf, w->rs->cfg->sndbuf);
+    if (fd < 0)
+        return fd;
+    memset(&fl->upaddr, 0, sizeof(fl->upaddr));
+    memcpy(&fl->upaddr, &be->addr, be->addrlen);
+    if (rt->connected) {
+        /* connect(): the kernel drops datagrams from anyone but the backend
+         * and reports ICMP errors to us (passive health) */
+        if (connect(fd, (const struct sockaddr *)&be->addr, be->addrlen) < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u64 = ev_make(EV_UP, fl->gen, f->idx);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    fl->up_fd = fd;
+    return 0;
+}
+
+static void store_addr(struct sockaddr_in6 *dst, const struct sockaddr_storage *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    memcpy(dst, src, src->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                               : sizeof(struct sockaddr_in6));
+}
+
+static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_key *k,
+                                 unsigned r, struct umx_rx_slot *s, unsigned li, uint64_t now)
+{
+    const struct umxd_route *rt = route_of(w, r);
+    unsigned slot = w->rs->slot[r];
+    struct umx_flow *f;
+    struct flow *fl;
+    int b;
+
+    if (__atomic_load_n(&w->d->drain[slot], __ATOMIC_RELAXED)) {
+        UMX_CTR_ADD(w->st.dropped_no_backend, 1);
+        return NULL;
+    }
+    if (rt->max_flows && w->rst[slot].active_flows >= rt->max_flows) {
+        UMX_CTR_ADD(w->st.dropped_route_full, 1);
+        return NULL;
+    }
+    b = pick_backend(w, rt, slot, (const struct sockaddr *)&s->peer, now);
+    if (b < 0) {
+        UMX_CTR_ADD(w->st.dropped_no_backend, 1);
+        return NULL;
+    }
+    f = umx_ft_insert(w->ft, k, cls_unanswered(r), now, release_cb, w);
+    if (!f) {
+        UMX_CTR_ADD(w->st.dropped_table_full, 1);
+        return NULL;
+    }
+    fl = fdata(f);
+    fl->up_fd = -1;
+    fl->gen = ++w->gen;
+    fl->route = (uint16_t)r;
+    fl->slot = (uint16_t)slot;
+    fl->backend = (uint8_t)b;
+    fl->listener = (uint8_t)li;
+    store_addr(&fl->peer, &s->peer);
+    if (s->has_local)
+        store_addr(&fl->local, &s->local);
+    if (open_upstream(w, f, rt) < 0) {
+        umx_ft_remove(w->ft, f);
+        UMX_CTR_ADD(w->st.dropped_socket, 1);
+        return NULL;
+    }
+    UMX_CTR_ADD(w->st.flows_created, 1);
+    UMX_CTR_ADD(w->rst[slot].flows_created, 1);
+    UMX_CTR_ADD(w->rst[slot].active_flows, 1);
+    return f;
+}
+
+/* Queues ---------------------------------------------------------------------- */
+
+static void queue_pub(struct umxd_worker *w, unsigned li, const uint8_t *data, size_t len,
+                      const struct sockaddr_in6 *peer, const struct sockaddr_in6 *local,
+                      uint32_t flow);
+static void flush_pub(struct umxd_worker *w);
+
+static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *data, size_t len)
+{
+    struct txstate *tx = w->tx;
+    struct upq *q = &tx->up[tx->nup++];
+    q->f = f;
+    q->data = data;
+    q->len = (uint32_t)len;
+}
+
+/* Sends queued datagrams of one flow [i, j) to its backend. */
+static void send_run(struct umxd_worker *w, unsigned i, unsigned j, uint64_t now)
+{
+    struct txstate *tx = w->tx;
+    struct umx_flow *f = tx->up[i].f;
+    struct flow *fl = fdata(f);
+    const struct umxd_route *rt = route_of(w, fl->route);
+    unsigned n = j - i, sent = 0;
+    int r;
+
+    if (fl->up_fd < 0)
+        return;
+    if (rt->proxy_v2) {
+        /* one header per datagram, sent with the payload as a second iovec:
+         * no copy of the payload */
+        for (unsigned k = 0; k < n; k++) {
+            struct msghdr *mh = &tx->mm[k].msg_hdr;
+            size_t hl = umx_proxy_v2_encode(tx->pxhdr[k], (const struct sockaddr *)&fl->peer,
+                                            (const struct sockaddr *)&fl->local);
+            memset(mh, 0, sizeof(*mh));
+            tx->iov[2 * k].iov_base = tx->pxhdr[k];
+            tx->iov[2 * k].iov_len = hl;
+            tx->iov[2 * k + 1].iov_base = (void *)(uintptr_t)tx->up[i + k].data;
+            tx->iov[2 * k + 1].iov_len = tx->up[i + k].len;
+            mh->msg_iov = &tx->iov[2 * k];
+            mh->msg_iovlen = 2;
+            if (!rt->connected) {
+                mh->msg_name = &fl->upaddr;
+                mh->msg_namelen = umx_sa_len((const struct sockaddr *)&fl->upaddr);
+            }
+        }
+        r = umx_sendmmsg(fl->up_fd, tx->mm, n);
+        sent = r > 0 ? (unsigned)r : 0;
+        goto count;
+    }
+    while (sent < n) {
+        unsigned k = 0, bytes = 0, seg = tx->up[i + sent].len;
+        struct msghdr *mh = &tx->mm[0].msg_hdr;
+        /* a GSO run: equal sizes, the last may be shorter */
+        while (w->gso_ok && w->rs->cfg->gso && sent + k < n && k < GSO_MAX_SEGS && seg > 0 &&
+               bytes + tx->up[i + sent + k].len <= GSO_MAX_BYTES &&
+               tx->up[i + sent + k].len <= seg) {
+            bytes += tx->up[i + sent + k].len;
+            k++;
+            if (tx->up[i + sent + k - 1].len < seg)
+                break;
+        }
+        if (k >= 2) {
+            memset(mh, 0, sizeof(*mh));
+            for (unsigned x = 0; x < k; x++) {
+                tx->iov[x].iov_base = (void *)(uintptr_t)tx->up[i + sent + x].data;
+                tx->iov[x].iov_len = tx->up[i + sent + x].len;
+            }
+            mh->msg_iov = tx->iov;
+            mh->msg_iovlen = k;
+            if (!rt->connected) {
+                mh->msg_name = &fl->upaddr;
+                mh->msg_namelen = umx_sa_len((const struct sockaddr *)&fl->upaddr);
+            }
+            umx_tx_add_gso(mh, tx->ctrl[0], (uint16_t)seg);
+            do {
+                r = (int)sendmsg(fl->up_fd, mh, MSG_DONTWAIT);
+            } while (r < 0 && errno == EINTR);
+            if (r >= 0) {
+                UMX_CTR_ADD(w->st.gso_sends, 1);
+                sent += k;
+                continue;
+            }
+            if (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
+                /* this kernel or route refuses GSO: fall back for good */
+                w->gso_ok = 0;
+                continue;
+            }
+            break;
+        }
+        /* plain batch of the rest (or a single datagram) */
+        k = n - sent;
+        for (unsigned x = 0; x < k; x++) {
+            struct msghdr *m = &tx->mm[x].msg_hdr;
+            memset(m, 0, sizeof(*m));
+            tx->iov[x].iov_base = (void *)(uintptr_t)tx->up[i + sent + x].data;
+            tx->iov[x].iov_len = tx->up[i + sent + x].len;
+            m->msg_iov = &tx->iov[x];
+            m->msg_iovlen = 1;
+            if (!rt->connected) {
+                m->msg_name = &fl->upaddr;
+                m->msg_namelen = umx_sa_len((const struct sockaddr *)&fl->upaddr);
+            }
+        }
+        r = umx_sendmmsg(fl->up_fd, tx->mm, k);
+        if (r <= 0)
+            break;
+        sent += (unsigned)r;
+        if ((unsigned)r < k)
+            break;
+    }
+count:
+    for (unsigned k = 0; k < sent; k++) {
+        UMX_CTR_ADD(w->st.up_tx_datagrams, 1);
+        UMX_CTR_ADD(w->st.up_tx_bytes, tx->up[i + k].len);
+    }
+    if (sent < n) {
+        UMX_CTR_ADD(w->st.up_tx_errors, n - sent);
+        UMX_CTR_ADD(w->rst[fl->slot].drops, n - sent);
+        if (errno == ECONNREFUSED)
+            mark_down(w, fl, now);
+    }
+}
+
+static void flush_up(struct umxd_worker *w, uint64_t now)
+{
+    struct txstate *tx = w->tx;
+    unsigned i = 0;
+    while (i < tx->nup) {
+        unsigned j = i + 1;
+        while (j < tx->nup && tx->up[j].f == tx->up[i].f)
+            j++;
+        send_run(w, i, j, now);
+        i = j;
+    }
+    tx->nup = 0;
+}
+
+static void queue_pub(struct umxd_worker *w, unsigned li, const uint8_t *data, size_t len,
+                      const struct sockaddr_in6 *peer, const struct sockaddr_in6 *local,
+                      uint32_t flow)
+{
+    struct txstate *tx = w->tx;
+    struct pubq *q;
+    if (tx->npub >= w->rs->cfg->batch * 2)
+        flush_pub(w);
+    q = &tx->pub[tx->npub++];
+    q->listener = (uint8_t)li;
+    q->data = data;
+    q->len = (uint32_t)len;
+    q->peer = *peer;
+    q->local = *local;
+    q->flow = flow;
+}
+
+/* Built-in replies are built in the worker's reply buffer, which lives until
+ * the queue is flushed. */
+static uint8_t *reply_space(struct umxd_worker *w, size_t len)
+{
+    struct txstate *tx = w->tx;
+    uint8_t *p;
+    if (tx->replyoff + len > tx->replycap)
+        flush_pub(w);
+    if (len > tx->replycap)
+        return NULL;
+    p = tx->replybuf + tx->replyoff;
+    tx->replyoff += len;
+    return p;
+}
+
+static void flush_pub_listener(struct umxd_worker *w, unsigned li)
+{
+    struct txstate *tx = w->tx;
+    unsigned n = 0;
+    int fam = w->pub_family[li];
+    unsigned i = 0;
+    while (i < tx->npub) {
+        struct pubq *q = &tx->pub[i];
+        struct msghdr *mh;
+        unsigned k = 1;
+        if (q->listener != li) {
+            i++;
+            continue;
+        }
+        mh = &tx->mm[n].msg_hdr;
+        memset(mh, 0, sizeof(*mh));
+        memset(&tx->names[n], 0, sizeof(tx->names[n]));
+        memcpy(&tx->names[n], &q->peer, sizeof(q->peer));
+        mh->msg_name = &tx->names[n];
+        mh->msg_namelen = umx_sa_len((const struct sockaddr *)&q->peer);
+        if (fam == AF_INET6 && q->peer.sin6_family == AF_INET)
+            mh->msg_namelen = umx_sa_map6(&tx->names[n]);
+        tx->iov[n].iov_base = (void *)(uintptr_t)q->data;
+        tx->iov[n].iov_len = q->len;
+        /* a same-flow, same-size run of replies goes out as one GSO send */
+        if (q->flow != UINT32_MAX && w->gso_ok && w->rs->cfg->gso && q->len > 0) {
+            unsigned bytes = q->len;
+            while (i + k < tx->npub && k < GSO_MAX_SEGS && tx->pub[i + k].flow == q->flow &&
+                   tx->pub[i + k].listener == li && tx->pub[i + k].len <= q->len &&
+                   tx->pub[i + k].len > 0 && bytes + tx->pub[i + k].len <= GSO_MAX_BYTES) {
+                bytes += tx->pub[i + k].len;
+                k++;
+                if (tx->pub[i + k - 1].len < q->len)
+                    break;
+            }
+        }
+        if (k > 1) {
+            /* iovecs for the run go after the batch's single slots */
+            struct iovec *v = &tx->iov[w->rs->cfg->batch * 2 + n * GSO_MAX_SEGS];
+            for (unsigned x = 0; x < k; x++) {
+                v[x].iov_base = (void *)(uintptr_t)tx->pub[i + x].data;
+                v[x].iov_len = tx->pub[i + x].len;
+            }
+            mh->msg_iov = v;
+            mh->msg_iovlen = k;
+        } else {
+            mh->msg_iov = &tx->iov[n];
+            mh->msg_iovlen = 1;
+        }
+        if (q->local.sin6_family)
+            umx_tx_set_src(mh, tx->ctrl[n], fam, (const struct sockaddr *)&q->local, 0);
+        if (k > 1) {
+            umx_tx_add_gso(mh, tx->ctrl[n], (uint16_t)q->len);
+            UMX_CTR_ADD(w->st.gso_sends, 1);
+        }
+        tx->mm[n].msg_len = k; /* remember the count; the kernel overwrites it */
+        n++;
+        i += k;
+        if (n == w->rs->cfg->batch * 2)
+            break;
+    }
+    if (n) {
+        unsigned off = 0;
+        unsigned counts[2048];
+        for (unsigned x = 0; x < n && x < 2048; x++)
+            counts[x] = tx->mm[x].msg_len;
+        while (off < n) {
+            int r = umx_sendmmsg(w->pub_fd[li], tx->mm + off, n - off);
+            if (r <= 0) {
+                if (r == -EIO || r == -EINVAL) {
+                    /* GSO refused (or a bad source): retry datagram by datagram */
+                    w->gso_ok = 0;
+                }
+                for (unsigned x = off; x < n; x++)
+                    UMX_CTR_ADD(w->st.tx_errors, counts[x]);
+                break;
+            }
+            for (unsigned x = off; x < off + (unsigned)r; x++) {
+                UMX_CTR_ADD(w->st.tx_datagrams, counts[x]);
+            }
+            off += (unsigned)r;
+        }
+    }
+}
+
+static void flush_pub(struct umxd_worker *w)
+{
+    struct txstate *tx = w->tx;
+    if (!tx->npub)
+        return;
+    for (unsigned li = 0; li < w->rs->cfg->nlisten; li++)
+        flush_pub_listener(w, li);
+    for (unsigned i = 0; i < tx->npub; i++)
+        UMX_CTR_ADD(w->st.tx_bytes, tx->pub[i].len);
+    tx->npub = 0;
+    tx->replyoff = 0;
+}
+
+/* Built-in responders -------------------------------------------------------- */
+
+static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, unsigned li,
+                    uint64_t now)
+{
+    const struct umxd_route *rt = route_of(w, r);
+    struct sockaddr_in6 peer, local;
+    unsigned slot = w->rs->slot[r];
+    uint8_t *out;
+    size_t n = 0;
+    if (!rate_ok(w, ((struct ratestate *)w->rate)->replies, (const struct sockaddr *)&s->peer,
+                 w->rs->cfg->rate_responses, w->rs->cfg->rate_responses * 2 + 1, now)) {
+        UMX_CTR_ADD(w->st.dropped_rate, 1);
+        UMX_CTR_ADD(w->rst[slot].drops, 1);
+        return;
+    }
+    store_addr(&peer, &s->peer);
+    memset(&local, 0, sizeof(local));
+    if (s->has_local)
+        store_addr(&local, &s->local);
+    if (rt->action == UMXD_ECHO) {
+        out = reply_space(w, s->len);
+        if (!out && s->len)
+            return;
+        if (s->len)
+            memcpy(out, s->buf, s->len);
+        n = s->len;
+        UMX_CTR_ADD(w->st.echo_replies, 1);
+    } else {
+        int k;
+        /* never more bytes than the request: no amplification */
+        out = reply_space(w, s->len);
+        if (!out) {
+            UMX_CTR_ADD(w->st.dropped_stun_size, 1);
+            return;
+        }
+        k = umxd_stun_respond(s->buf, s->len, (const struct sockaddr *)&s->peer, out, s->len);
+        if (k <= 0) {
+            UMX_CTR_ADD(w->st.dropped_stun_size, 1);
+            UMX_CTR_ADD(w->rst[slot].drops, 1);
+            ((struct txstate *)w->tx)->replyoff -= s->len;
+            return;
+        }
+        ((struct txstate *)w->tx)->replyoff -= s->len - (size_t)k;
+        n = (size_t)k;
+        UMX_CTR_ADD(w->st.stun_replies, 1);
+    }
+    UMX_CTR_ADD(w->rst[slot].tx_datagrams, 1);
+    UMX_CTR_ADD(w->rst[slot].tx_bytes, n);
+    queue_pub(w, li, out, n, &peer, &local, UINT32_MAX);
+}
+
+/* Shared-port input ---------------------------------------------------------- */
+
+static int classify(struct umxd_worker *w, struct umx_rx_slot *s, uint64_t now, int *more)
+{
+    const struct umxd_config *c = w->rs->cfg;
+    struct umx_probe_in in = {s->buf, s->len, (const struct sockaddr *)&s->peer, now, w->pstate};
+    *more = 0;
+    UMX_CTR_ADD(w->st.classified, 1);
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        int v;
+        if (!umx_rule_may_match(c->routes[r].rule, s->buf, s->len))
+            continue;
+        v = umx_rule_eval(c->routes[r].rule, &in);
+        if (v == UMX_MATCH) {
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].matched, 1);
+            return (int)r;
+        }
+        if (v == UMX_MORE) {
+            *more = 1;
+            return -1;
+        }
+    }
+    return -1;
+}
+
+static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot *s, uint64_t now)
+{
+    struct umx_flow_key k;
+    struct umx_flow *f;
+    struct flow *fl;
+    int r, more;
+
+    if (!s->has_local) {
+        /* no PKTINFO (adopted socket without it): use the bound address */
+        s->local_len = 0;
+    }
+    umx_flow_key_make(&k, s->has_local ? (const struct sockaddr *)&s->local : NULL,
+                      (const struct sockaddr *)&s->peer, 0);
+    f = umx_ft_lookup(w->ft, &k);
+    if (f) {
+        fl = fdata(f);
+        if (route_of(w, fl->route)->classify_every && !fl->attach) {
+            r = classify(w, s, now, &more);
+            if (r >= 0 && (unsigned)r != fl->route) {
+                /* a different route for this datagram (WebRTC-style mix):
+                 * use that route's own flow for this peer */
+                umx_flow_key_make(&k, s->has_local ? (const struct sockaddr *)&s->local : NULL,
+                                  (const struct sockaddr *)&s->peer, (uint32_t)r + 1);
+                goto route_flow;
+            }
+        }
+        goto forward;
+    }
+
+    /* unknown address: a roaming peer that carries a known session key? */
+    {
+        uint8_t key[UMX_ROAM_MAX];
+        size_t klen = 0;
+        int kind = 0;
+        if (umx_roam_key_client(s->buf, s->len, key, &klen, &kind) == 0 && klen) {
+            f = umx_ft_roam_lookup(w->ft, key, klen);
+            if (f && route_of(w, fdata(f)->route)->roaming) {
+                /* Move the flow to the new address. Only established flows
+                 * move: the key was learnt from the backend's reply, so a
+                 * spoofer must know a live session index to get here, and
+                 * the backend still authenticates every packet. */
+                if (fdata(f)->established && umx_ft_rekey(w->ft, f, &k) == 0) {
+                    store_addr(&fdata(f)->peer, &s->peer);
+                    UMX_CTR_ADD(w->st.flows_roamed, 1);
+                    goto forward;
+                }
+            }
+        }
+    }
+    if (w->d->attach && umxd_attach_lookup(w->d, s, li) == 0)
+        return;
+
+    r = classify(w, s, now, &more);
+    if (r < 0) {
+        if (more)
+            UMX_CTR_ADD(w->st.pending, 1);
+        else
+            UMX_CTR_ADD(w->st.unmatched, 1);
+        return;
+    }
+route_flow:
+    switch (route_of(w, (unsigned)r)->action) {
+    case UMXD_DROP:
+        UMX_CTR_ADD(w->st.dropped_action, 1);
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
+        return;
+    case UMXD_ECHO:
+    case UMXD_STUN:
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_bytes, s->len);
+        builtin(w, (unsigned)r, s, li, now);
+        return;
+    case UMXD_ATTACH:
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_bytes, s->len);
+        if (!w->d->attach || umxd_attach_input(w->d, (unsigned)r, s, li) < 0) {
+            UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+        }
+        return;
+    case UMXD_FORWARD:
+        break;
+    }
+    f = umx_ft_lookup(w->ft, &k);
+    if (!f) {
+        if (!rate_ok(w, ((struct ratestate *)w->rate)->flows, (const struct sockaddr *)&s->peer,
+                     w->rs->cfg->rate_new_flows, w->rs->cfg->rate_burst, now)) {
+            UMX_CTR_ADD(w->st.dropped_rate, 1);
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            return;
+        }
+        f = new_flow(w, &k, (unsigned)r, s, li, now);
+        if (!f) {
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            return;
+        }
+    }
+forward:
+    fl = fdata(f);
+    fl->rx_dgrams++;
+    fl->rx_bytes += s->len;
+    fl->listener = (uint8_t)li;
+    UMX_CTR_ADD(w->rst[fl->slot].rx_datagrams, 1);
+    UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, s->len);
+    umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
+    queue_up(w, f, s->buf, s->len);
+}
+
+static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
+{
+    uint32_t ovfl_unused = 0;
+    int n = umx_rx(w->pub_fd[li], w->rxb, w->rxb->n, w->pub_family[li], w->pub_port[li],
+                   &ovfl_unused);
+    static __thread uint32_t last_ovfl[UMXD_MAX_LISTEN];
+    if (ovfl_unused && ovfl_unused != last_ovfl[li]) {
+        UMX_CTR_ADD(w->st.rx_kernel_drops, (uint32_t)(ovfl_unused - last_ovfl[li]));
+        last_ovfl[li] = ovfl_unused;
+    }
+    if (n < 0) {
+        UMX_CTR_ADD(w->st.rx_errors, 1);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct umx_rx_slot *s = &w->rxb->slots[i];
+        if (s->truncated) {
+            UMX_CTR_ADD(w->st.rx_truncated, 1);
+            continue;
+        }
+        UMX_CTR_ADD(w->st.rx_datagrams, 1);
+        UMX_CTR_ADD(w->st.rx_bytes, s->len);
+        handle_dgram(w, li, s, now);
+    }
+    /* the receive buffers are reused by the next batch: send now */
+    flush_up(w, now);
+    flush_pub(w);
+}
+
+/* Upstream input --------------------------------------------------------------- */
+
+static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uint64_t now)
+{
+    struct umx_flow *f = umx_ft_at(w->ft, idx);
+    struct flow *fl;
+    int n;
+    uint32_t ovfl = 0;
+    if (!f || (fdata(f)->gen & 0xffffff) != gen || fdata(f)->up_fd < 0)
+        return; /* stale event for a closed flow */
+    fl = fdata(f);
+    n = umx_rx(fl->up_fd, w->uprxb, w->uprxb->n, fl->upaddr.sin6_family, 0, &ovfl);
+    if (n < 0) {
+        UMX_CTR_ADD(w->st.up_rx_errors, 1);
+        if (n == -ECONNREFUSED) {
+            /* ICMP port unreachable from the backend: passive health */
+            mark_down(w, fl, now);
+        }
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct umx_rx_slot *s = &w->uprxb->slots[i];
+        if (s->truncated) {
+            UMX_CTR_ADD(w->st.rx_truncated, 1);
+            continue;
+        }
+        if (!route_of(w, fl->route)->connected) {
+            /* unconnected upstream (TFTP answers from a new port): accept the
+             * backend's host only */
+            struct sockaddr_in6 src;
+            store_addr(&src, &s->peer);
+            if (src.sin6_family != fl->upaddr.sin6_family ||
+                (src.sin6_family == AF_INET
+                     ? memcmp(&((struct sockaddr_in *)(void *)&src)->sin_addr,
+                              &((struct sockaddr_in *)(void *)&fl->upaddr)->sin_addr, 4) != 0
+                     : memcmp(&src.sin6_addr, &fl->upaddr.sin6_addr, 16) != 0)) {
+                UMX_CTR_ADD(w->st.up_rx_foreign, 1);
+                continue;
+            }
+        }
+        UMX_CTR_ADD(w->st.up_rx_datagrams, 1);
+        UMX_CTR_ADD(w->st.up_rx_bytes, s->len);
+        fl->tx_dgrams++;
+        fl->tx_bytes += s->len;
+        UMX_CTR_ADD(w->rst[fl->slot].tx_datagrams, 1);
+        UMX_CTR_ADD(w->rst[fl->slot].tx_bytes, s->len);
+        if (!fl->established) {
+            uint8_t key[UMX_ROAM_MAX];
+            size_t klen = 0;
+            int kind = 0;
+            fl->established = 1;
+            if (route_of(w, fl->route)->roaming &&
+                umx_roam_key_server(s->buf, s->len, key, &klen, &kind) == 0 && klen)
+                umx_ft_roam_set(w->ft, f, key, klen);
+        }
+        queue_pub(w, fl->listener, s->buf, s->len, &fl->peer, &fl->local, f->idx);
+    }
+    if (n > 0)
+        umx_ft_touch(w->ft, f, cls_established(fl->route), now);
+    flush_pub(w);
+}
+
+/* Timers ------------------------------------------------------------------------ */
+
+static void arm_timer(struct umxd_worker *w, uint64_t now)
+{
+    struct itimerspec its;
+    uint64_t due = umx_ft_next_expiry(w->ft, now);
+    /* at least every second: picks up route-set changes and drains even
+     * when no flow is due */
+    if (due > 1000000000ull)
+        due = 1000000000ull;
+    if (due < 1000000ull)
+        due = 1000000ull;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(due / 1000000000ull);
+    its.it_value.tv_nsec = (long)(due % 1000000000ull);
+    timerfd_settime(w->tfd, 0, &its, NULL);
+}
+
+static void serve_snapshot(struct umxd_worker *w, uint64_t now)
+{
+    uint32_t cap;
+    pthread_mutex_lock(&w->snap_mu);
+    if (!w->snap_req) {
+        pthread_mutex_unlock(&w->snap_mu);
+        return;
+    }
+    w->snap_n = 0;
+    cap = umx_ft_capacity(w->ft);
+    for (uint32_t i = 0; i < cap && w->snap_n < w->snap_max; i++) {
+        struct umx_flow *f = umx_ft_at(w->ft, i);
+        struct umxd_flow_info *o;
+        struct flow *fl;
+        const struct umxd_route *rt;
+        if (!f)
+            continue;
+        fl = fdata(f);
+        rt = route_of(w, fl->route);
+        if (w->snap_route[0] && strcmp(w->snap_route, rt->name) != 0)
+            continue;
+        o = &w->snap_out[w->snap_n++];
+        memset(o, 0, sizeof(*o));
+        memcpy(o->route, rt->name, sizeof(o->route));
+        o->peer = fl->peer;
+        o->local = fl->local;
+        if (fl->backend < rt->nbackends)
+            memcpy(o->backend, rt->backends[fl->backend].text, sizeof(o->backend));
+        o->worker = w->id;
+        o->established = fl->established;
+        o->age_ms = (now - f->created_ns) / 1000000u;
+        o->idle_ms = (now - f->last_ns) / 1000000u;
+        o->rx_datagrams = fl->rx_dgrams;
+        o->rx_bytes = fl->rx_bytes;
+        o->tx_datagrams = fl->tx_dgrams;
+        o->tx_bytes = fl->tx_bytes;
+    }
+    w->snap_req = 0;
+    w->snap_done = 1;
+    pthread_cond_broadcast(&w->snap_cv);
+    pthread_mutex_unlock(&w->snap_mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct umxd_worker *w = arg;
+    struct epoll_event evs[64];
+    maybe_switch(w);
+    arm_timer(w, umx_now_ns());
+    while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+        int n = epoll_wait(w->epfd, evs, (int)UMX_ARRAY_LEN(evs), 1000);
+        uint64_t now = umx_now_ns();
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        maybe_switch(w);
+        for (int i = 0; i < n; i++) {
+            uint64_t u = evs[i].data.u64;
+            unsigned type = (unsigned)(u >> 56);
+            uint32_t idx = (uint32_t)u;
+            if (type == EV_PUB) {
+                read_public(w, idx, now);
+            } else if (type == EV_UP) {
+                read_upstream(w, idx, (uint32_t)(u >> 32) & 0xffffff, now);
+            } else if (type == EV_WAKE) {
+                uint64_t v;
+                if (read(w->evfd, &v, sizeof(v)) < 0) {
+                    /* already drained */
+                }
+            } else if (type == EV_TIMER) {
+                uint64_t v;
+                if (read(w->tfd, &v, sizeof(v)) < 0) {
+                    /* spurious */
+                }
+                {
+                    unsigned k = umx_ft_expire(w->ft, now, 4096, release_cb, w);
+                    (void)k;
+                }
+                arm_timer(w, now);
+            }
+        }
+        serve_snapshot(w, now);
+    }
+    /* close every flow's upstream socket */
+    {
+        uint32_t cap = umx_ft_capacity(w->ft);
+        for (uint32_t i = 0; i < cap; i++) {
+            struct umx_flow *f = umx_ft_at(w->ft, i);
+            if (f) {
+                close_flow(w, f);
+                umx_ft_remove(w->ft, f);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int add_ev(int epfd, int fd, uint64_t data)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int tx_alloc(struct umxd_worker *w)
+{
+    struct txstate *tx = calloc(1, sizeof(*tx));
+    unsigned b = w->d->cfg->batch * 2;
+    if (!tx)
+        return -ENOMEM;
+    w->tx = tx;
+    /* upstream queue: a whole receive batch plus attach sends */
+    tx->up = calloc(b, sizeof(*tx->up));
+    tx->pub = calloc(b, sizeof(*tx->pub));
+    tx->mm = calloc(b, sizeof(*tx->mm));
+    tx->iov = calloc((size_t)b * 2 + (size_t)b * GSO_MAX_SEGS, sizeof(*tx->iov));
+    tx->ctrl = calloc(b, sizeof(*tx->ctrl));
+    tx->names = calloc(b, sizeof(*tx->names));
+    tx->pxhdr = calloc(b, sizeof(*tx->pxhdr));
+    tx->replycap = 256 * 1024;
+    tx->replybuf = malloc(tx->replycap);
+    if (!tx->up || !tx->pub || !tx->mm || !tx->iov || !tx->ctrl || !tx->names || !tx->pxhdr ||
+        !tx->replybuf)
+        return -ENOMEM;
+    return 0;
+}
+
+static void tx_free(struct txstate *tx)
+{
+    if (!tx)
+        return;
+    free(tx->up);
+    free(tx->pub);
+    free(tx->mm);
+    free(tx->iov);
+    free(tx->ctrl);
+    free(tx->names);
+    free(tx->pxhdr);
+    free(tx->replybuf);
+    free(tx);
+}
+
+int umxd_worker_start(struct umxd *d, int id)
+{
+    struct umxd_worker *w = calloc(1, sizeof(*w));
+    int r;
+    if (!w)
+        return -ENOMEM;
+    w->d = d;
+    w->id = id;
+    w->gso_ok = 1;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    pthread_mutex_init(&w->snap_mu, NULL);
+    pthread_cond_init(&w->snap_cv, NULL);
+    d->w[id] = w;
+    if (w->epfd < 0 || w->evfd < 0 || w->tfd < 0)
+        return -errno;
+    r = umx_ft_new(&w->ft, d->cfg->max_flows, sizeof(struct flow), d->hashkey);
+    if (r < 0)
+        return r;
+    r = umx_rxb_new(&w->rxb, d->cfg->batch, 65535);
+    if (r < 0)
+        return r;
+    r = umx_rxb_new(&w->uprxb, d->cfg->batch, 65535);
+    if (r < 0)
+        return r;
+    r = tx_alloc(w);
+    if (r < 0)
+        return r;
+    w->rate = calloc(1, sizeof(struct ratestate));
+    if (!w->rate)
+        return -ENOMEM;
+    if (umx_probe_state_new(&w->pstate, 1024) < 0)
+        w->pstate = NULL; /* probes then decide on one datagram */
+    for (unsigned li = 0; li < d->cfg->nlisten; li++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        w->pub_fd[li] = d->lfd[li][id];
+        if (getsockname(w->pub_fd[li], (struct sockaddr *)&ss, &sl) < 0)
+            return -errno;
+        w->pub_family[li] = ss.ss_family;
+        w->pub_port[li] = ss.ss_family == AF_INET
+                              ? ((struct sockaddr_in *)(void *)&ss)->sin_port
+                              : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port;
+        r = add_ev(w->epfd, w->pub_fd[li], ev_make(EV_PUB, 0, li));
+        if (r < 0)
+            return r;
+    }
+    r = add_ev(w->epfd, w->evfd, ev_make(EV_WAKE, 0, 0));
+    if (r == 0)
+        r = add_ev(w->epfd, w->tfd, ev_make(EV_TIMER, 0, 0));
+    if (r < 0)
+        return r;
+    r = pthread_create(&w->thread, NULL, worker_main, w);
+    return -r;
+}
+
+static void wake(struct umxd_worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->evfd, &one, sizeof(one)) < 0) {
+        /* counter full: a wake-up is pending anyway */
+    }
+}
+
+void umxd_worker_stop_all(struct umxd *d)
+{
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+        __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
+        wake(w);
+    }
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+        if (w->thread)
+            pthread_join(w->thread, NULL);
+        umx_ft_free(w->ft);
+        umx_rxb_free(w->rxb);
+        umx_rxb_free(w->uprxb);
+        tx_free(w->tx);
+        free(w->rate);
+        umx_probe_state_free(w->pstate);
+        if (w->epfd >= 0)
+            close(w->epfd);
+        if (w->evfd >= 0)
+            close(w->evfd);
+        if (w->tfd >= 0)
+            close(w->tfd);
+        pthread_mutex_destroy(&w->snap_mu);
+        pthread_cond_destroy(&w->snap_cv);
+        free(w);
+        d->w[i] = NULL;
+    }
+}
+
+void umxd_publish(struct umxd *d, struct umxd_routeset *rs)
+{
+    struct umxd_routeset *old = d->rs;
+    rs->epoch = ++d->epoch;
+    rs->older = old;
+    __atomic_store_n(&d->rs, rs, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < d->nworkers; i++)
+        if (d->w[i])
+            wake(d->w[i]);
+}
+
+void umxd_collect(struct umxd *d)
+{
+    uint64_t min = UINT64_MAX;
+    struct umxd_routeset *rs = d->rs, *old;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        uint64_t e;
+        if (!d->w[i])
+            continue;
+        e = __atomic_load_n(&d->w[i]->seen_epoch, __ATOMIC_ACQUIRE);
+        if (e < min)
+            min = e;
+    }
+    if (!rs || min < rs->epoch)
+        return;
+    /* every worker runs the current set: all older ones can go */
+    old = rs->older;
+    rs->older = NULL;
+    while (old) {
+        struct umxd_routeset *next = old->older;
+        umxd_config_free(old->cfg);
+        free(old);
+        old = next;
+    }
+}
+
+void umxd_stats_sum(struct umxd *d, struct umxd_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+#define SUM(f, n, h) out->f += UMX_CTR_GET(w->st.f);
+        UMXD_STATS(SUM)
+#undef SUM
+    }
+}
+
+void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (slot >= UMXD_MAX_SLOTS)
+        return;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+#define RSUM(f, n, h) out->f += UMX_CTR_GET(w->rst[slot].f);
+        UMXD_ROUTE_STATS(RSUM)
+#undef RSUM
+        out->active_flows += UMX_CTR_GET(w->rst[slot].active_flows);
+    }
+}
+
+unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
+                             unsigned max)
+{
+    unsigned total = 0;
+    for (unsigned i = 0; i < d->nworkers && total < max; i++) {
+        struct umxd_worker *w = d->w[i];
+        struct timespec ts;
+        if (!w)
+            continue;
+        pthread_mutex_lock(&w->snap_mu);
+        w->snap_out = out + total;
+        w->snap_max = max - total;
+        w->snap_n = 0;
+        w->snap_done = 0;
+        w->snap_req = 1;
+        memset(w->snap_route, 0, sizeof(w->snap_route));
+        if (route)
+            memcpy(w->snap_route, route, strnlen(route, sizeof(w->snap_route) - 1));
+        pthread_mutex_unlock(&w->snap_mu);
+        wake(w);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_mutex_lock(&w->snap_mu);
+        while (!w->snap_done) {
+            if (pthread_cond_timedwait(&w->snap_cv, &w->snap_mu, &ts) != 0)
+                break;
+        }
+        if (w->snap_done)
+            total += w->snap_n;
+        w->snap_req = 0;
+        pthread_mutex_unlock(&w->snap_mu);
+    }
+    return total;
+}
+
+int umxd_slot(struct umxd *d, const char *name)
+{
+    for (unsigned i = 0; i < d->nslots; i++)
+        if (strcmp(d->slot_name[i], name) == 0)
+            return (int)i;
+    if (d->nslots >= UMXD_MAX_SLOTS)
+        return -1;
+    memcpy(d->slot_name[d->nslots], name, strnlen(name, UMXD_NAME_MAX - 1));
+    return (int)d->nslots++;
+}
