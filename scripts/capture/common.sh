@@ -68,6 +68,7 @@ umx_capture_stop()
     kill -INT "$UMX_TCPDUMP_PID" 2>/dev/null || true
     wait "$UMX_TCPDUMP_PID" 2>/dev/null || true
     cp "$UMX_TMP/cap.pcap" "$UMX_PCAP_OUT"
+    chmod 644 "$UMX_PCAP_OUT"
     echo "$(basename "$UMX_PCAP_OUT"): $(tcpdump -r "$UMX_PCAP_OUT" -n 2>/dev/null | wc -l) packets"
 }
 
