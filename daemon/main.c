@@ -595,6 +595,8 @@ int main(int argc, char **argv)
     }
     sd_notify_msg("STOPPING=1");
     umxd_worker_stop_all(d);
+    if (umxd_attach_fini)
+        umxd_attach_fini(d);
     if (umxd_modules_fini)
         umxd_modules_fini(d);
     for (unsigned li = 0; li < d->cfg->nlisten; li++)

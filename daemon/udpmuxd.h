@@ -79,6 +79,7 @@ struct umxd_worker {
     unsigned snap_max, snap_n;
     char snap_route[UMXD_NAME_MAX];
     int stop;
+    uint64_t loops; /* atomic: loop iterations, for quiescence checks */
 };
 
 struct umxd {
@@ -154,12 +155,22 @@ void umxd_modules_fini(struct umxd *d) __attribute__((weak));
  * running and err holds the reason (file:line). Main thread only. */
 int umxd_reload(struct umxd *d, char *err, size_t errlen);
 
-/* Attach hooks (attach.c). Workers call umxd_attach_input() for datagrams of
- * attach routes and umxd_attach_lookup() on a flow-table miss, before
- * classifying. Return 0 when delivered, -ENOENT when nobody claims it. */
-int umxd_attach_input(struct umxd *d, unsigned route, const struct umx_rx_slot *s,
-                      unsigned listener) __attribute__((weak));
-int umxd_attach_lookup(struct umxd *d, const struct umx_rx_slot *s, unsigned listener)
-    __attribute__((weak));
+/* Attach (attach.c). A worker that misses its flow table asks
+ * umxd_attach_find() whether the peer belongs to an attached program (a flow
+ * the program started by sending); a datagram classified to an attach route
+ * asks umxd_attach_pick() for the program(s) that hold the route. Either way
+ * the worker then pins a local flow to (client, gen) and delivers with
+ * umxd_attach_deliver() without taking a lock again. gen changes when a
+ * client goes away, so a stale pinned flow is noticed and closed. */
+#define UMXD_ATTACH_FANOUT 0xffffu
+int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client,
+                     uint32_t *gen, char *route, size_t routelen) __attribute__((weak));
+int umxd_attach_pick(struct umxd *d, const char *route, const struct sockaddr *peer,
+                     uint16_t *client, uint32_t *gen) __attribute__((weak));
+void umxd_attach_fini(struct umxd *d) __attribute__((weak));
+/* 0 delivered, -ESTALE client gone, -EAGAIN its socket is full, -ENOENT
+ * nobody holds the route (fanout). */
+int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const char *route,
+                        const struct umx_rx_slot *s) __attribute__((weak));
 
 #endif

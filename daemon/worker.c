@@ -53,7 +53,9 @@ struct flow {
     uint8_t backend;
     uint8_t listener;
     uint8_t established;
-    uint8_t attach;
+    uint8_t attach;  /* pinned to an attached program (client, cgen) */
+    uint16_t client;
+    uint32_t cgen;
     struct sockaddr_in6 peer; /* holds a sockaddr_in for IPv4 */
     struct sockaddr_in6 local;
     struct sockaddr_in6 upaddr; /* backend address (unconnected upstreams) */
@@ -393,6 +395,38 @@ static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_ke
         UMX_CTR_ADD(w->st.dropped_socket, 1);
         return NULL;
     }
+    UMX_CTR_ADD(w->st.flows_created, 1);
+    UMX_CTR_ADD(w->rst[slot].flows_created, 1);
+    UMX_CTR_ADD(w->rst[slot].active_flows, 1);
+    return f;
+}
+
+/* A flow pinned to an attached program: no upstream socket; datagrams go to
+ * the program's attach socket. */
+static struct umx_flow *new_attach_flow(struct umxd_worker *w, const struct umx_flow_key *k,
+                                        unsigned r, struct umx_rx_slot *s, unsigned li,
+                                        uint16_t client, uint32_t cgen, uint64_t now)
+{
+    unsigned slot = w->rs->slot[r];
+    struct umx_flow *f = umx_ft_insert(w->ft, k, cls_established(r), now, release_cb, w);
+    struct flow *fl;
+    if (!f) {
+        UMX_CTR_ADD(w->st.dropped_table_full, 1);
+        return NULL;
+    }
+    fl = fdata(f);
+    fl->up_fd = -1;
+    fl->gen = ++w->gen;
+    fl->route = (uint16_t)r;
+    fl->slot = (uint16_t)slot;
+    fl->listener = (uint8_t)li;
+    fl->attach = 1;
+    fl->established = 1;
+    fl->client = client;
+    fl->cgen = cgen;
+    store_addr(&fl->peer, &s->peer);
+    if (s->has_local)
+        store_addr(&fl->local, &s->local);
     UMX_CTR_ADD(w->st.flows_created, 1);
     UMX_CTR_ADD(w->rst[slot].flows_created, 1);
     UMX_CTR_ADD(w->rst[slot].active_flows, 1);
@@ -794,8 +828,18 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
             }
         }
     }
-    if (w->d->attach && umxd_attach_lookup(w->d, s, li) == 0)
-        return;
+    if (w->d->attach) {
+        /* a peer answering a datagram an attached program sent */
+        uint16_t client;
+        uint32_t cgen;
+        char rname[UMXD_NAME_MAX];
+        if (umxd_attach_find(w->d, (const struct sockaddr *)&s->peer, &client, &cgen, rname,
+                             sizeof(rname)) == 0) {
+            int ar = umxd_config_route(w->rs->cfg, rname);
+            if (ar >= 0 && (f = new_attach_flow(w, &k, (unsigned)ar, s, li, client, cgen, now)))
+                goto forward;
+        }
+    }
 
     r = classify(w, s, now, &more);
     if (r < 0) {
@@ -818,14 +862,27 @@ route_flow:
         UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_bytes, s->len);
         builtin(w, (unsigned)r, s, li, now);
         return;
-    case UMXD_ATTACH:
-        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
-        UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_bytes, s->len);
-        if (!w->d->attach || umxd_attach_input(w->d, (unsigned)r, s, li) < 0) {
+    case UMXD_ATTACH: {
+        uint16_t client;
+        uint32_t cgen;
+        if (!w->d->attach || umxd_attach_pick(w->d, route_of(w, (unsigned)r)->name,
+                                              (const struct sockaddr *)&s->peer, &client,
+                                              &cgen) < 0) {
+            /* nobody holds the route: counted, never given to someone else */
             UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
+            return;
         }
-        return;
+        f = umx_ft_lookup(w->ft, &k);
+        if (!f)
+            f = new_attach_flow(w, &k, (unsigned)r, s, li, client, cgen, now);
+        if (!f) {
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            return;
+        }
+        goto forward;
+    }
     case UMXD_FORWARD:
         break;
     }
@@ -851,6 +908,19 @@ forward:
     UMX_CTR_ADD(w->rst[fl->slot].rx_datagrams, 1);
     UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, s->len);
     umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
+    if (fl->attach) {
+        int ar = umxd_attach_deliver(w->d, fl->client, fl->cgen, route_of(w, fl->route)->name, s);
+        if (ar == -ESTALE) {
+            /* the program went away: its flows go with it */
+            close_flow(w, f);
+            umx_ft_remove(w->ft, f);
+            UMX_CTR_ADD(w->st.flows_closed, 1);
+            UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
+        } else if (ar < 0) {
+            UMX_CTR_ADD(w->rst[fl->slot].drops, 1);
+        }
+        return;
+    }
     queue_up(w, f, s->buf, s->len);
 }
 
@@ -1021,6 +1091,7 @@ static void *worker_main(void *arg)
             break;
         }
         maybe_switch(w);
+        UMX_CTR_ADD(w->loops, 1);
         for (int i = 0; i < n; i++) {
             uint64_t u = evs[i].data.u64;
             unsigned type = (unsigned)(u >> 56);
