@@ -24,7 +24,7 @@ check() { # check NAME SENDER-ARGS...
     s=$(timeout 10 "$U" send -t 127.0.0.1:$port -d 3 "$@")
     wait $spid
     local r
-    r=$(grep '^mode=sink received' "$out")
+    r=$(grep 'received=' "$out")
     rm -f "$out"
     local sent recv gaps dup reord flows
     sent=$(kv sent "$s")

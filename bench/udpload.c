@@ -533,6 +533,7 @@ struct sinkstats {
     uint32_t nfs;
     uint64_t recv_n, bytes, shortn, reord, dup, late, echoed, echo_err, flows_seen;
     uint64_t tfirst, tlast, drops0;
+    unsigned reports;
 };
 
 static void sink_account(struct sinkstats *st, const uint8_t *p, size_t len)
@@ -589,15 +590,16 @@ static void sink_report(struct sinkstats *st, const struct opts *o, uint16_t por
             gaps += st->fs[i].next - st->fs[i].uniq;
     double span = st->tlast > st->tfirst ? (double)(st->tlast - st->tfirst) / 1e9 : 0;
     uint64_t drops = proc_udp_drops(port);
-    printf("mode=%s%s%s received=%" PRIu64 " bytes=%" PRIu64 " span=%.6f pps=%.0f flows=%" PRIu64
-           " gaps=%" PRIu64 " reordered=%" PRIu64 " late=%" PRIu64 " duplicates=%" PRIu64
-           " short=%" PRIu64 " echoed=%" PRIu64 " echo_errors=%" PRIu64 " rcvbuf_drops=%" PRIu64
-           "\n",
-           o->echo ? "echo" : "sink", o->tag ? " tag=" : "", o->tag ? o->tag : "", st->recv_n,
-           st->bytes, span, span > 0 ? (double)(st->recv_n - 1) / span : 0.0, st->flows_seen, gaps,
-           st->reord, st->late, st->dup, st->shortn, st->echoed, st->echo_err, drops - st->drops0);
+    printf("mode=%s%s%s report=%u received=%" PRIu64 " bytes=%" PRIu64
+           " span=%.6f pps=%.0f flows=%" PRIu64 " gaps=%" PRIu64 " reordered=%" PRIu64
+           " late=%" PRIu64 " duplicates=%" PRIu64 " short=%" PRIu64 " echoed=%" PRIu64
+           " echo_errors=%" PRIu64 " rcvbuf_drops=%" PRIu64 "\n",
+           o->echo ? "echo" : "sink", o->tag ? " tag=" : "", o->tag ? o->tag : "", ++st->reports,
+           st->recv_n, st->bytes, span, span > 0 ? (double)(st->recv_n - 1) / span : 0.0,
+           st->flows_seen, gaps, st->reord, st->late, st->dup, st->shortn, st->echoed, st->echo_err,
+           drops - st->drops0);
     free(st->fs);
-    *st = (struct sinkstats){.drops0 = drops};
+    *st = (struct sinkstats){.drops0 = drops, .reports = st->reports};
 }
 
 static int run_sink(struct opts *o)
