@@ -33,6 +33,7 @@ struct umxd_routeset {
 struct umxd_health {
     uint64_t down_until_ns; /* passive: down until then (atomic) */
     int active_down;        /* active checks say down (atomic) */
+    int draining;           /* udpmuxctl drain: no new flows, existing ones finish (atomic) */
     unsigned fails, oks;    /* health checker only */
 };
 

@@ -262,7 +262,9 @@ static int rate_ok(struct umxd_worker *w, struct rate_slot *tab, const struct so
 static int backend_up(struct umxd_worker *w, unsigned slot, unsigned b, uint64_t now)
 {
     struct umxd_health *h = &w->d->health[slot][b];
-    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED))
+    /* only new flows choose a backend: a draining one keeps its flows */
+    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&h->draining, __ATOMIC_RELAXED))
         return 0;
     return __atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now;
 }
