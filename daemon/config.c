@@ -195,7 +195,8 @@ struct ctx {
 
     struct header *hdr;
     unsigned nhdr, next_hdr;
-    int syntax_line; /* first line the pre-scan rejected (0: none) */
+    int syntax_line;    /* first line the pre-scan rejected (0: none) */
+    bool syntax_header; /* ... and it is a broken [section] header */
     char syntax_msg[128];
 
     int cur; /* index in hdr of the section being filled, -1: none yet */
@@ -1232,6 +1233,7 @@ static long prescan(struct ctx *c, const char *buf, size_t len)
             struct header *h;
             if (!rb) {
                 syntax(c, lineno, "missing ']' in section header");
+                c->syntax_header = true;
                 return (long)start;
             }
             if (c->nhdr >= CONF_MAX_SECTIONS) {
@@ -1368,12 +1370,14 @@ static int load_buffer(const char *buf, size_t len, const char *name, struct umx
     if (!c->ret && r > 0) {
         /* inih rejected a line the pre-scan accepted; should not happen */
         enter_upto(c, r);
-        errf(c, r, c->cur >= 0 ? c->sec : NULL, NULL, "syntax error");
+        errf(c, r, NULL, NULL, "syntax error");
     }
     if (!c->ret && c->syntax_line) {
         enter_upto(c, c->syntax_line);
-        errf(c, c->syntax_line, c->cur >= 0 && c->kind != SEC_NONE ? c->sec : NULL, NULL, "%s",
-             c->syntax_msg);
+        /* A broken header ends the section before it, which is whole. */
+        if (!c->ret && c->syntax_header)
+            finish_section(c);
+        errf(c, c->syntax_line, NULL, NULL, "%s", c->syntax_msg);
     }
     if (!c->ret) {
         enter_upto(c, INT_MAX);
