@@ -1,0 +1,305 @@
+# lib.sh - shared harness for the integration tests (sourced, not run).
+#
+# Each test is a bash script that starts with
+#
+#   . "$(dirname "$0")/lib.sh"
+#   it_init "$@"            # re-exec in a fresh network (and mount) namespace
+#
+# and then starts real programs, one udpmuxd in front of them, and asserts on
+# what the clients see and on the daemon's log. Rules every helper keeps:
+#
+# - Isolation: the script re-executes itself under `unshare -n -m`, so every
+#   address is a namespace address and every bind mount (/etc/hosts for
+#   QUIC) disappears with the test. Tests may create child namespaces with
+#   it_child_ns (veth pairs) for clients that must not share the daemon's.
+# - Bounds: the whole test runs under `timeout` (IT_TIMEOUT, default 120 s);
+#   every background program runs under its own `timeout`; every wait loop
+#   has a count and a time limit.
+# - Cleanup: an EXIT trap stops every process it_bg started, by pid, and
+#   removes the temporary directory (kept with IT_KEEP=1). On failure it
+#   prints the tail of every log, so `meson test --print-errorlogs` shows why.
+#
+# Environment (set by tests/integration/meson.build; defaults for running a
+# script by hand from the source tree):
+#   UDPMUXD    the daemon binary      (default: build-integ/daemon/udpmuxd)
+#   UDPMUXCTL  the control tool, may be unset (tests must not need it)
+#   UMX_SRC    the source tree        (default: two levels up)
+#
+# Conventions: the shared port is 127.0.0.1:$IT_PORT (4000); backends use
+# ports 5000-5999; every config gets its control and attach sockets inside
+# the test's directory (UNIX paths are not per network namespace).
+
+set -euo pipefail
+
+IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+UMX_SRC=${UMX_SRC:-$(cd "$IT_DIR/../.." && pwd)}
+UDPMUXD=${UDPMUXD:-$UMX_SRC/build-integ/daemon/udpmuxd}
+IT_PY=/usr/bin/python3
+IT_UDP="$IT_PY $IT_DIR/it-udp.py"
+IT_PORT=4000
+IT_TIMEOUT=${IT_TIMEOUT:-120}
+IT_NAME=$(basename "$0" .sh)
+
+it_log()
+{
+    printf '[%s %s] %s\n' "$IT_NAME" "$(date +%T.%N | cut -c1-12)" "$*" >&2
+}
+
+# it_init "$@": enter a private network + mount namespace (re-exec), make
+# the temp dir, set the trap.
+it_init()
+{
+    if [ -z "${IT_IN_NS:-}" ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "$IT_NAME: needs root (network namespaces); run make check as root" >&2
+            exit 1
+        fi
+        if [ ! -x "$UDPMUXD" ]; then
+            echo "$IT_NAME: no daemon at $UDPMUXD (set UDPMUXD)" >&2
+            exit 1
+        fi
+        IT_IN_NS=1 exec timeout -k 5 "$IT_TIMEOUT" unshare -n -m --propagation private \
+            -- bash "$0" "$@"
+    fi
+    ip link set lo up
+    T=$(mktemp -d /tmp/umx-it.XXXXXX)
+    chmod 755 "$T"
+    export T
+    IT_PIDS=()
+    IT_NAMES=()
+    IT_CHILD_NS=()
+    IT_OK=0
+    trap it_cleanup EXIT
+    it_log "namespace ready, work dir $T"
+}
+
+it_cleanup()
+{
+    local rc=$? i p
+    set +e
+    # stop what we started, by pid; a second pass kills what ignored TERM
+    for i in "${!IT_PIDS[@]}"; do
+        kill "${IT_PIDS[$i]}" 2>/dev/null
+    done
+    for i in $(seq 1 20); do
+        p=0
+        for i2 in "${!IT_PIDS[@]}"; do
+            kill -0 "${IT_PIDS[$i2]}" 2>/dev/null && p=1
+        done
+        [ $p = 0 ] && break
+        sleep 0.1
+    done
+    for i in "${!IT_PIDS[@]}"; do
+        kill -KILL "${IT_PIDS[$i]}" 2>/dev/null
+    done
+    wait 2>/dev/null
+    for p in "${IT_CHILD_NS[@]}"; do
+        ip netns del "$p" 2>/dev/null
+    done
+    if [ "$rc" != 0 ] || [ "$IT_OK" != 1 ]; then
+        echo "==== $IT_NAME FAILED (exit $rc); logs from $T:" >&2
+        for f in "$T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- $(basename "$f") (last 25 lines)" >&2
+            tail -n 25 "$f" >&2
+        done
+        [ "$rc" = 0 ] && rc=1
+    fi
+    if [ -z "${IT_KEEP:-}" ]; then
+        rm -rf "$T"
+    else
+        echo "kept $T" >&2
+    fi
+    exit "$rc"
+}
+
+it_fail()
+{
+    it_log "FAIL: $*"
+    exit 1
+}
+
+# it_pass: the last line of every test; without it the trap reports failure
+# (so a test that stops early by mistake cannot pass).
+it_pass()
+{
+    IT_OK=1
+    it_log "PASS"
+}
+
+# it_bg NAME SECONDS CMD...: runs CMD in the background under timeout, output
+# in $T/NAME.log; remembers the pid as IT_PID_<NAME>.
+it_bg()
+{
+    local name=$1 secs=$2
+    shift 2
+    timeout -k 2 "$secs" "$@" >"$T/$name.log" 2>&1 &
+    local pid=$!
+    IT_PIDS+=("$pid")
+    IT_NAMES+=("$name")
+    printf -v "IT_PID_${name//[^A-Za-z0-9_]/_}" '%s' "$pid"
+}
+
+# it_pid NAME: the pid it_bg recorded.
+it_pid()
+{
+    local v="IT_PID_${1//[^A-Za-z0-9_]/_}"
+    echo "${!v}"
+}
+
+# it_stop NAME [SIGNAL]: stops one background program and waits (bounded).
+it_stop()
+{
+    local pid i
+    pid=$(it_pid "$1")
+    kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# it_alive NAME: true while the program runs.
+it_alive()
+{
+    kill -0 "$(it_pid "$1")" 2>/dev/null
+}
+
+# it_wait_udp PORT [ADDR]: until a UDP socket is bound on PORT (5 s).
+it_wait_udp()
+{
+    local i
+    for i in $(seq 1 100); do
+        if ss -Hlun "sport = :$1" | grep -q "${2:-}"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    it_fail "nothing listening on udp port $1 ${2:-}"
+}
+
+# it_wait_log FILE REGEX [SECONDS]: until the log has a line matching REGEX.
+it_wait_log()
+{
+    local f=$1 re=$2 secs=${3:-10} i
+    for i in $(seq 1 $((secs * 10))); do
+        grep -Eq -- "$re" "$f" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    it_fail "no line matching '$re' in $(basename "$f") within ${secs}s"
+}
+
+# it_conf FILE: writes the harness's [udpmux] section (paths inside $T, two
+# workers, info logging) followed by stdin. Tests give [listen] and routes.
+# Set IT_CONF_EXTRA for more [udpmux] keys (one per line).
+it_conf()
+{
+    {
+        printf '[udpmux]\ncontrol = %s/control.sock\nattach = %s/attach.sock\n' "$T" "$T"
+        printf 'workers = %s\nlog-level = %s\n' "${IT_WORKERS:-2}" "${IT_LOGLEVEL:-info}"
+        [ -n "${IT_CONF_EXTRA:-}" ] && printf '%s\n' "$IT_CONF_EXTRA"
+        printf '\n'
+        cat
+    } >"$1"
+}
+
+# it_daemon CONF [NAME]: starts udpmuxd -c CONF (log $T/NAME.log, default
+# udpmuxd) and waits for its "ready" line. Sets UMXD_PID.
+it_daemon()
+{
+    local conf=$1 name=${2:-udpmuxd}
+    it_bg "$name" "$IT_TIMEOUT" "$UDPMUXD" -c "$conf"
+    UMXD_PID=$(it_pid "$name")
+    local i
+    for i in $(seq 1 100); do
+        grep -q " ready" "$T/$name.log" 2>/dev/null && return 0
+        kill -0 "$UMXD_PID" 2>/dev/null || it_fail "udpmuxd exited during start-up"
+        sleep 0.05
+    done
+    it_fail "udpmuxd not ready within 5 s"
+}
+
+# it_ask TO DATA [more it-udp.py ask options]: one request, prints the answer.
+it_ask()
+{
+    local to=$1 data=$2
+    shift 2
+    timeout 10 $IT_UDP ask --to "$to" --data "$data" "$@"
+}
+
+# it_echo NAME ADDR:PORT [TAG]: a tagged UDP echo backend.
+it_echo()
+{
+    it_bg "$1" 200 $IT_UDP echo --listen "$2" --tag "${3:-$1}" --max-seconds 190
+}
+
+# Assertions ---------------------------------------------------------------------
+
+it_eq()
+{
+    [ "$1" = "$2" ] || it_fail "${3:-values differ}: got '$1', want '$2'"
+}
+
+it_contains()
+{
+    case "$1" in
+    *"$2"*) ;;
+    *) it_fail "${3:-missing text}: '$2' not in '$1'" ;;
+    esac
+}
+
+it_log_has()
+{
+    grep -Eq -- "$2" "$T/$1.log" || it_fail "${3:-log} $1.log has no line matching '$2'"
+}
+
+it_log_lacks()
+{
+    if grep -Eq -- "$2" "$T/$1.log"; then
+        it_fail "${3:-log} $1.log has a line matching '$2': $(grep -E -- "$2" "$T/$1.log" | head -n 1)"
+    fi
+}
+
+# it_fds PID: number of open file descriptors.
+it_fds()
+{
+    ls "/proc/$1/fd" | wc -l
+}
+
+# it_ns NAME: the name of the child namespace it_child_ns NAME made.
+it_ns()
+{
+    echo "it-$1-$$"
+}
+
+# it_child_ns NAME ADDR_HERE ADDR_THERE: a child netns (named by it_ns NAME)
+# joined to this one by a veth pair (here: v-NAME, there: eth0), both /24
+# addresses, the child's default route pointing back here. Removed by the
+# trap. Run programs there with: ip netns exec "$(it_ns NAME)" CMD...
+it_child_ns()
+{
+    local ns here=$2 there=$3
+    ns=$(it_ns "$1")
+    ip netns add "$ns"
+    IT_CHILD_NS+=("$ns")
+    ip link add "v-$1" type veth peer name eth0 netns "$ns"
+    ip addr add "$here/24" dev "v-$1"
+    ip link set "v-$1" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$there/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$here"
+}
+
+# it_addrconfig_fix: in.tftpd resolves -a with AI_ADDRCONFIG, which fails in a
+# namespace with only loopback: add a dummy interface with a documentation
+# address (no traffic uses it).
+it_addrconfig_fix()
+{
+    ip link add umxdummy type dummy 2>/dev/null || return 0
+    ip addr add 192.0.2.254/32 dev umxdummy
+    ip addr add 2001:db8::254/128 dev umxdummy nodad
+    ip link set umxdummy up
+}
