@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -116,8 +117,26 @@ static void probe_flags(struct udpmux_holder *h, int pid, int fdnum)
 #endif
 }
 
-static int dump_family(int family, uint16_t port, struct udpmux_holder *out, unsigned max,
-                       unsigned *count)
+/* Whether an IPv6 socket also holds the IPv4 port: it is dual-stack
+ * (INET_DIAG_SKV6ONLY says 0) and bound to :: or a v4-mapped address. */
+static int v6_holds_v4(struct nlmsghdr *h, const struct inet_diag_msg *d)
+{
+    struct rtattr *a = (struct rtattr *)(void *)((char *)NLMSG_DATA(h) + sizeof(*d));
+    int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*d));
+    int v6only = -1;
+    struct in6_addr src;
+    for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+        if (a->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(a) >= 1)
+            v6only = *(const uint8_t *)RTA_DATA(a);
+    if (v6only == 1)
+        return 0;
+    memcpy(&src, d->id.idiag_src, sizeof(src));
+    /* not told (old kernel): keep it, listing too much beats hiding one */
+    return v6only == -1 || IN6_IS_ADDR_UNSPECIFIED(&src) || IN6_IS_ADDR_V4MAPPED(&src);
+}
+
+static int dump_family(int family, int query_family, uint16_t port, struct udpmux_holder *out,
+                       unsigned max, unsigned *count)
 {
     int nl, r = 0;
     struct {
@@ -161,6 +180,8 @@ static int dump_family(int family, uint16_t port, struct udpmux_holder *out, uns
             d = NLMSG_DATA(h);
             if (ntohs(d->id.idiag_sport) != port)
                 continue;
+            if (family == AF_INET6 && query_family == AF_INET && !v6_holds_v4(h, d))
+                continue;
             if (*count < max) {
                 struct udpmux_holder *o = &out[*count];
                 int fdnum = -1;
@@ -190,8 +211,7 @@ out:
     return r;
 }
 
-UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder *out,
-                                unsigned max)
+UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder *out, unsigned max)
 {
     unsigned count = 0;
     uint16_t port;
@@ -200,10 +220,10 @@ UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder 
         return -EINVAL;
     port = port_of(sa);
     /* Both families: a dual-stack IPv6 socket also holds the IPv4 port. */
-    r = dump_family(AF_INET, port, out, max, &count);
+    r = dump_family(AF_INET, sa->sa_family, port, out, max, &count);
     if (r < 0)
         return r;
-    r = dump_family(AF_INET6, port, out, max, &count);
+    r = dump_family(AF_INET6, sa->sa_family, port, out, max, &count);
     if (r < 0)
         return r;
     return (int)count;

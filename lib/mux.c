@@ -81,9 +81,9 @@ UDPMUX_API int udpmux_new(struct udpmux **out, const struct udpmux_config *cfg)
         udpmux_config_init(&def);
         cfg = &def;
     }
-    if (cfg->batch == 0 || cfg->batch > 1024 || cfg->max_dgram == 0 ||
-        cfg->max_dgram > 65535 || cfg->max_handlers == 0 || cfg->max_handlers > 65536 ||
-        cfg->max_endpoints == 0 || cfg->max_endpoints > 1024 || cfg->max_timers > 65536)
+    if (cfg->batch == 0 || cfg->batch > 1024 || cfg->max_dgram == 0 || cfg->max_dgram > 65535 ||
+        cfg->max_handlers == 0 || cfg->max_handlers > 65536 || cfg->max_endpoints == 0 ||
+        cfg->max_endpoints > 1024 || cfg->max_timers > 65536)
         return -EINVAL;
     m = calloc(1, sizeof(*m));
     if (!m)
@@ -332,8 +332,8 @@ UDPMUX_API int udpmux_join(struct udpmux *m, int ep, const char *group, const ch
 
 /* Handlers ---------------------------------------------------------------- */
 
-UDPMUX_API int udpmux_add_handler_rule(struct udpmux *m, const char *name,
-                                       struct udpmux_rule *rule, udpmux_handler_fn *fn, void *arg)
+UDPMUX_API int udpmux_add_handler_rule(struct udpmux *m, const char *name, struct udpmux_rule *rule,
+                                       udpmux_handler_fn *fn, void *arg)
 {
     struct handler *h;
     unsigned i;
@@ -421,8 +421,7 @@ static int pick_endpoint(const struct udpmux *m, const struct udpmux_msg *msg)
             int v6only = 1;
             socklen_t l = sizeof(v6only);
             if (m->eps[i].family == AF_INET6 &&
-                getsockopt(m->eps[i].fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 &&
-                !v6only)
+                getsockopt(m->eps[i].fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 && !v6only)
                 return (int)i;
         }
     return -EAFNOSUPPORT;
@@ -621,7 +620,7 @@ static void dispatch(struct udpmux *m, int ep, struct umx_rx_slot *s)
 static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget)
 {
     struct endpoint *e = &m->eps[ep];
-    unsigned done = 0;
+    unsigned done = 0, errors = 0;
     while (done < budget) {
         unsigned want = budget - done < m->rxb->n ? budget - done : m->rxb->n;
         uint32_t ovfl = e->ovfl_last;
@@ -636,6 +635,11 @@ static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget)
             UMX_CTR_ADD(m->st.rx_errors, 1);
             if (r == -EBADF || r == -EFAULT || r == -EINVAL || r == -ENOTSOCK)
                 return r;
+            /* a pending socket error is reported once, so retrying reads
+             * the data behind it; an error that repeats (ENOMEM) must not
+             * spin here: leave it to the next call */
+            if (++errors >= 8)
+                break;
             continue;
         }
         if (r == 0)
@@ -727,6 +731,10 @@ UDPMUX_API int udpmux_next_timeout(const struct udpmux *m)
         return -1;
     if (best <= now)
         return 0;
+    /* a timer 2^31 ms (25 days) away must not wrap to a negative "wait
+     * forever": wait the longest we can, then look again */
+    if ((best - now + 999999) / 1000000 > INT32_MAX)
+        return INT32_MAX;
     return (int)((best - now + 999999) / 1000000);
 }
 
@@ -734,7 +742,9 @@ UDPMUX_API int udpmux_run(struct udpmux *m)
 {
     if (!m)
         return -EINVAL;
-    __atomic_store_n(&m->stop, 0, __ATOMIC_RELAXED);
+    /* The stop flag is consumed when run returns, not cleared when it
+     * starts: a udpmux_stop() that comes before the loop (a signal handler
+     * during start-up) must not be lost. */
     while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
         struct epoll_event ev;
         int r = epoll_wait(m->epfd, &ev, 1, udpmux_next_timeout(m));
@@ -747,6 +757,7 @@ UDPMUX_API int udpmux_run(struct udpmux *m)
         if (r < 0)
             return r;
     }
+    __atomic_store_n(&m->stop, 0, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -761,8 +772,7 @@ UDPMUX_API void udpmux_stop(struct udpmux *m)
     }
 }
 
-UDPMUX_API int udpmux_timer_add(struct udpmux *m, unsigned delay_ms, udpmux_timer_fn *fn,
-                                void *arg)
+UDPMUX_API int udpmux_timer_add(struct udpmux *m, unsigned delay_ms, udpmux_timer_fn *fn, void *arg)
 {
     if (!m || !fn)
         return -EINVAL;

@@ -272,6 +272,29 @@ static void test_dualstack_holds_v4(void **state)
     close(fd);
 }
 
+static void test_v6only_not_a_v4_holder(void **state)
+{
+    struct udpmux_holder h[16];
+    struct sockaddr_storage ss;
+    uint16_t port = 0;
+    int f6, f4, n;
+    (void)state;
+    f6 = plain_bind(AF_INET6, "::1", 0, 0, 1, &port);
+    if (f6 == -EAFNOSUPPORT || f6 == -EADDRNOTAVAIL)
+        skip();
+    assert_true(f6 >= 0);
+    f4 = plain_bind(AF_INET, "127.0.0.1", 0, 0, 0, &port);
+    assert_true(f4 >= 0);
+    /* an IPv6-only socket on the same port number does not hold the IPv4
+     * port: only the IPv4 socket is named */
+    ss = v4(port);
+    n = udpmux_who_holds((struct sockaddr *)&ss, h, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(h[0].addr.ss_family, AF_INET);
+    close(f6);
+    close(f4);
+}
+
 static void test_library_eaddrinuse_path(void **state)
 {
     struct udpmux *m;
@@ -400,9 +423,13 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--child-hold-nobody") == 0)
         holder_child(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_own_plain_socket),     cmocka_unit_test(test_reuse_flags_and_max),
-        cmocka_unit_test(test_dualstack_holds_v4),   cmocka_unit_test(test_library_eaddrinuse_path),
-        cmocka_unit_test(test_child_process_holder), cmocka_unit_test(test_other_uid_holder),
+        cmocka_unit_test(test_own_plain_socket),
+        cmocka_unit_test(test_reuse_flags_and_max),
+        cmocka_unit_test(test_dualstack_holds_v4),
+        cmocka_unit_test(test_v6only_not_a_v4_holder),
+        cmocka_unit_test(test_library_eaddrinuse_path),
+        cmocka_unit_test(test_child_process_holder),
+        cmocka_unit_test(test_other_uid_holder),
         cmocka_unit_test(test_errors_and_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,6 +173,19 @@ static void pump_for(struct udpmux *m, int ms)
     pump_until(m, &never, 1, ms);
 }
 
+static void nop_handler(struct udpmux *m, const struct udpmux_dgram *d, void *arg)
+{
+    (void)m;
+    (void)d;
+    (void)arg;
+}
+
+static void nop_timer(struct udpmux *m, void *arg)
+{
+    (void)m;
+    (void)arg;
+}
+
 /* What a handler saw. */
 struct rec {
     unsigned count;
@@ -1383,6 +1396,106 @@ static void test_timer_caps(void **state)
     udpmux_free(m);
 }
 
+static void test_stop_before_run(void **state)
+{
+    struct udpmux *m = new_mux(NULL);
+    struct tlog log;
+    struct tcb guard, t20;
+    uint64_t t0;
+    int gid;
+    (void)state;
+    memset(&log, 0, sizeof(log));
+    guard = (struct tcb){&log, 1, 1, 0};
+    t20 = (struct tcb){&log, 20, 1, 0};
+    /* a stop that comes before the loop starts (a signal during start-up)
+     * is not lost: the next run returns at once */
+    gid = udpmux_timer_add(m, 3000, on_timer, &guard);
+    assert_true(gid >= 0);
+    udpmux_stop(m);
+    t0 = now_ms();
+    assert_int_equal(udpmux_run(m), 0);
+    assert_true(now_ms() - t0 < 1000);
+    assert_int_equal(log.n, 0);
+    /* and it is consumed: the run after that goes on until its own stop */
+    log.t0 = now_ms();
+    assert_true(udpmux_timer_add(m, 20, on_timer, &t20) >= 0);
+    assert_int_equal(udpmux_run(m), 0);
+    assert_int_equal(log.n, 1);
+    assert_int_equal(log.order[0], 20);
+    assert_int_equal(udpmux_timer_cancel(m, gid), 0);
+    udpmux_free(m);
+}
+
+static void test_far_timer(void **state)
+{
+    struct udpmux *m = new_mux(NULL);
+    int to;
+    (void)state;
+    /* 49 days: the timeout in ms does not fit an int's positive range
+     * after rounding; it must not turn negative (= wait forever) */
+    assert_true(udpmux_timer_add(m, UINT32_MAX, nop_timer, NULL) >= 0);
+    to = udpmux_next_timeout(m);
+    assert_true(to > 0);
+    assert_true(udpmux_timer_add(m, 1000, nop_timer, NULL) >= 0);
+    to = udpmux_next_timeout(m);
+    assert_true(to > 0 && to <= 1000);
+    udpmux_free(m);
+}
+
+/* An error the kernel reports on the socket (ICMP port unreachable after a
+ * send to a closed port, seen on a connected socket) is counted and the
+ * loop goes on. */
+static void test_socket_error_counted(void **state)
+{
+    struct udpmux *m = new_mux(NULL);
+    struct rec r;
+    struct udpmux_stats st;
+    struct sockaddr_storage closed = addr_of("127.0.0.1:0"), cli, me = addr_of("127.0.0.1:0");
+    socklen_t sl = sizeof(closed);
+    struct udpmux_msg msg;
+    int tmp, fd, c;
+    uint64_t end;
+    (void)state;
+    rec_init(&r, 0);
+    /* a port that was free a moment ago */
+    tmp = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_int_equal(bind(tmp, (struct sockaddr *)&closed, sizeof(struct sockaddr_in)), 0);
+    getsockname(tmp, (struct sockaddr *)&closed, &sl);
+    close(tmp);
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(struct sockaddr_in)), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&closed, sizeof(struct sockaddr_in)), 0);
+    assert_int_equal(udpmux_adopt_fd(m, fd), 0);
+    udpmux_add_handler(m, "all", "any", on_dgram, &r, NULL, 0);
+    memset(&msg, 0, sizeof(msg));
+    msg.data = "x";
+    msg.len = 1;
+    msg.peer = (struct sockaddr *)&closed;
+    msg.peer_len = sizeof(struct sockaddr_in);
+    assert_int_equal(udpmux_send(m, &msg), 0);
+    end = now_ms() + 2000;
+    do {
+        struct pollfd p = {udpmux_fd(m), POLLIN, 0};
+        poll(&p, 1, 20);
+        assert_true(udpmux_process(m, 0) >= 0);
+        udpmux_get_stats(m, &st);
+    } while (st.rx_errors == 0 && now_ms() < end);
+    assert_int_equal(st.rx_errors, 1);
+    /* the endpoint still works: point it at a client and receive */
+    c = cli_open("127.0.0.1:0");
+    sl = sizeof(cli);
+    getsockname(c, (struct sockaddr *)&cli, &sl);
+    assert_int_equal(connect(fd, (struct sockaddr *)&cli, sizeof(struct sockaddr_in)), 0);
+    sl = sizeof(me);
+    getsockname(fd, (struct sockaddr *)&me, &sl);
+    cli_send(c, "after", 5, "127.0.0.1", port_of(&me));
+    pump_until(m, &r.count, 1, 2000);
+    assert_int_equal(r.count, 1);
+    close(c);
+    udpmux_free(m);
+    rec_free(&r);
+}
+
 /* Adopting a socket ---------------------------------------------------------- */
 
 static void test_adopt_fd(void **state)
@@ -1441,19 +1554,6 @@ static void test_adopt_fd(void **state)
 }
 
 /* Error paths of every public call ---------------------------------------- */
-
-static void nop_handler(struct udpmux *m, const struct udpmux_dgram *d, void *arg)
-{
-    (void)m;
-    (void)d;
-    (void)arg;
-}
-
-static void nop_timer(struct udpmux *m, void *arg)
-{
-    (void)m;
-    (void)arg;
-}
 
 static void test_errors_new_and_config(void **state)
 {
@@ -1734,6 +1834,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timers_run_stop),
         cmocka_unit_test(test_stop_from_thread),
         cmocka_unit_test(test_timer_caps),
+        cmocka_unit_test(test_stop_before_run),
+        cmocka_unit_test(test_far_timer),
+        cmocka_unit_test(test_socket_error_counted),
         cmocka_unit_test(test_adopt_fd),
         cmocka_unit_test(test_errors_new_and_config),
         cmocka_unit_test(test_errors_bind_and_endpoints),
