@@ -105,11 +105,13 @@ enum rkey {
     R_DOWN_TIME,
     R_ALLOW,
     R_SHARE,
+    R_REPLY_SIZE,
     R_COUNT
 };
 
 #define A_FWD (1u << UMXD_FORWARD)
 #define A_ATT (1u << UMXD_ATTACH)
+#define A_STUN (1u << UMXD_STUN)
 #define A_ALL 0xffu
 
 /* Which actions a route key means something for. A key that does nothing
@@ -141,6 +143,7 @@ static const struct {
     [R_DOWN_TIME] = {"down-time", A_FWD, false},
     [R_ALLOW] = {"allow", A_ATT, true},
     [R_SHARE] = {"share", A_ATT, false},
+    [R_REPLY_SIZE] = {"reply-size", A_STUN, false},
 };
 
 static const char *const action_names[] = {
@@ -1111,6 +1114,14 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
         else
             r->share = (enum umxd_share)e;
         return;
+    case R_REPLY_SIZE:
+        if (strcmp(value, "request") == 0)
+            r->stun_minimal = 0;
+        else if (strcmp(value, "minimal") == 0)
+            r->stun_minimal = 1;
+        else
+            errf(c, line, c->sec, key, "expected request or minimal, got '%.64s'", value);
+        return;
     }
 }
 
@@ -1735,6 +1746,8 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
         fprintf(out, "action = %s\n", action_names[r->action]);
         for (unsigned b = 0; b < r->nbackends; b++)
             fprintf(out, "forward = %s\n", r->backends[b].text);
+        if (r->action == UMXD_STUN)
+            fprintf(out, "reply-size = %s\n", r->stun_minimal ? "minimal" : "request");
         if (!fwd && !att)
             continue;
         print_duration(out, "idle-timeout", r->idle_timeout_ns);

@@ -83,6 +83,11 @@ struct umxd_route {
     enum umxd_share share;
     /* where it was defined */
     int line;
+    /* reply-size = request (default): a built-in STUN reply is never larger
+     * than the request; minimal: the smallest Binding success answer (32 B
+     * IPv4, 44 B IPv6) is sent even to a shorter request (20-byte requests
+     * of common clients), still under response-rate per prefix */
+    int stun_minimal;
 };
 
 struct umxd_config {

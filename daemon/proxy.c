@@ -37,7 +37,7 @@ static int split(const struct sockaddr *sa, uint8_t addr[16], uint8_t port[2])
 size_t umx_proxy_v2_encode(uint8_t out[UMX_PROXY_V2_MAX], const struct sockaddr *src,
                            const struct sockaddr *dst)
 {
-    uint8_t sa[16], da[16], sp[2], dp[2];
+    uint8_t sa[16] = {0}, da[16] = {0}, sp[2] = {0}, dp[2] = {0};
     int sl = split(src, sa, sp), dl = split(dst, da, dp);
     memcpy(out, sig, 12);
     if (sl == 0 || sl != dl) {

@@ -70,6 +70,7 @@ struct umxd_worker {
     void *rate;             /* worker.c private rate-limit table */
     uint32_t gen;           /* flow generation counter (stale epoll events) */
     int gso_ok;             /* cleared if the kernel refuses UDP_SEGMENT */
+    uint32_t roam_lens;     /* bit n: a roaming key of n bytes was learnt */
     struct umxd_stats st;
     struct umxd_route_stats rst[UMXD_MAX_SLOTS];
     /* flow snapshot mailbox (main asks, worker answers between batches) */

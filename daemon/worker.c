@@ -734,20 +734,24 @@ static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, un
         UMX_CTR_ADD(w->st.echo_replies, 1);
     } else {
         int k;
-        /* never more bytes than the request: no amplification */
-        out = reply_space(w, s->len);
+        /* never more bytes than the request (no amplification), unless the
+         * route allows the minimal answer (44 bytes covers IPv6) */
+        size_t cap = s->len;
+        if (rt->stun_minimal && cap < 44)
+            cap = 44;
+        out = reply_space(w, cap);
         if (!out) {
             UMX_CTR_ADD(w->st.dropped_stun_size, 1);
             return;
         }
-        k = umxd_stun_respond(s->buf, s->len, (const struct sockaddr *)&s->peer, out, s->len);
+        k = umxd_stun_respond(s->buf, s->len, (const struct sockaddr *)&s->peer, out, cap);
         if (k <= 0) {
             UMX_CTR_ADD(w->st.dropped_stun_size, 1);
             UMX_CTR_ADD(w->rst[slot].drops, 1);
-            ((struct txstate *)w->tx)->replyoff -= s->len;
+            ((struct txstate *)w->tx)->replyoff -= cap;
             return;
         }
-        ((struct txstate *)w->tx)->replyoff -= s->len - (size_t)k;
+        ((struct txstate *)w->tx)->replyoff -= cap - (size_t)k;
         n = (size_t)k;
         UMX_CTR_ADD(w->st.stun_replies, 1);
     }
@@ -811,23 +815,36 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
     }
 
     /* unknown address: a roaming peer that carries a known session key? */
-    {
-        uint8_t key[UMX_ROAM_MAX];
-        size_t klen = 0;
-        int kind = 0;
-        if (umx_roam_key_client(s->buf, s->len, key, &klen, &kind) == 0 && klen) {
-            f = umx_ft_roam_lookup(w->ft, key, klen);
-            if (f && route_of(w, fdata(f)->route)->roaming) {
+    if (w->roam_lens) {
+        /* QUIC short headers do not say how long the connection id is: try
+         * the lengths learnt from the backends' long headers (usually one) */
+        for (unsigned cl = 0; cl <= 20; cl++) {
+            uint8_t key[UMX_ROAM_MAX];
+            size_t klen = 0;
+            int kind = 0;
+            if (!(w->roam_lens & (1u << cl)))
+                continue;
+            if (umx_roam_key_client(s->buf, s->len, cl, key + 1, &klen, &kind) != 1 || !klen)
+                continue;
+            key[0] = (uint8_t)kind;
+            f = umx_ft_roam_lookup(w->ft, key, klen + 1);
+            if (f && route_of(w, fdata(f)->route)->roaming && fdata(f)->established &&
+                !fdata(f)->attach) {
                 /* Move the flow to the new address. Only established flows
                  * move: the key was learnt from the backend's reply, so a
                  * spoofer must know a live session index to get here, and
                  * the backend still authenticates every packet. */
-                if (fdata(f)->established && umx_ft_rekey(w->ft, f, &k) == 0) {
+                struct umx_flow *old = umx_ft_lookup(w->ft, &k);
+                if (!old && umx_ft_rekey(w->ft, f, &k) == 0) {
                     store_addr(&fdata(f)->peer, &s->peer);
+                    if (s->has_local)
+                        store_addr(&fdata(f)->local, &s->local);
                     UMX_CTR_ADD(w->st.flows_roamed, 1);
                     goto forward;
                 }
             }
+            if (kind != UMX_ROAM_QUIC)
+                break; /* WireGuard keys do not depend on the length */
         }
     }
     if (w->d->attach) {
@@ -1001,14 +1018,21 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
         fl->tx_bytes += s->len;
         UMX_CTR_ADD(w->rst[fl->slot].tx_datagrams, 1);
         UMX_CTR_ADD(w->rst[fl->slot].tx_bytes, s->len);
-        if (!fl->established) {
+        fl->established = 1;
+        if (route_of(w, fl->route)->roaming) {
+            /* every handshake the backend sends may start a new session
+             * index (WireGuard rekeys every two minutes): learn each one;
+             * the probe rejects other datagrams on their first byte */
             uint8_t key[UMX_ROAM_MAX];
             size_t klen = 0;
             int kind = 0;
-            fl->established = 1;
-            if (route_of(w, fl->route)->roaming &&
-                umx_roam_key_server(s->buf, s->len, key, &klen, &kind) == 0 && klen)
-                umx_ft_roam_set(w->ft, f, key, klen);
+            if (umx_roam_key_server(s->buf, s->len, key + 1, &klen, &kind) == 1 && klen) {
+                key[0] = (uint8_t)kind;
+                umx_ft_roam_set(w->ft, f, key, klen + 1);
+                /* remember the length for short-header lookups (bit 0 for
+                 * WireGuard, whose key length is fixed) */
+                w->roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+            }
         }
         queue_pub(w, fl->listener, s->buf, s->len, &fl->peer, &fl->local, f->idx);
     }

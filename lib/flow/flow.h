@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 
 #define UMX_FT_MAX_CLASSES 256
-#define UMX_ROAM_MAX 20
+#define UMX_ROAM_MAX 21 /* a kind byte + up to 20 key bytes */
 
 struct umx_flow_key {
     uint8_t family; /* AF_INET or AF_INET6 */
