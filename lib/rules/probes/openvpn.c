@@ -76,6 +76,14 @@ struct ovpn_params {
     unsigned max_skew;
 };
 
+/* Replay packet ids start at 1; with OpenVPN 2.6 early negotiation (used
+ * by tls-crypt-v2 capable peers) the id carries 0x0f in its top byte. */
+static int small_pid(uint32_t pid)
+{
+    uint32_t lo = pid & 0x00ffffffu;
+    return (pid >> 24 == 0 || pid >> 24 == 0x0f) && lo >= 1 && lo <= 256;
+}
+
 static int plausible_time(uint32_t t, unsigned skew)
 {
     struct timespec ts;
@@ -135,7 +143,7 @@ static int ovpn_struct(const uint8_t *p, size_t n)
     if (reset_tail_ok(p + 9, n - 9, server))
         return 1;
     /* tls-crypt: replay id small, time plausible, ciphertext of a reset */
-    if (n >= 49 + 5 && n <= 49 + 12 + 8 + 64 && umx_be32(p + 9) >= 1 && umx_be32(p + 9) <= 256 &&
+    if (n >= 49 + 5 && n <= 49 + 12 + 8 + 64 && small_pid(umx_be32(p + 9)) &&
         plausible_time(umx_be32(p + 13), 0))
         return 1;
     /* tls-auth with each HMAC size */
@@ -145,7 +153,7 @@ static int ovpn_struct(const uint8_t *p, size_t n)
         if (n < 9 + h + 8 + 5)
             continue;
         pid = umx_be32(p + 9 + h);
-        if (pid >= 1 && pid <= 256 && plausible_time(umx_be32(p + 13 + h), 0) &&
+        if (small_pid(pid) && plausible_time(umx_be32(p + 13 + h), 0) &&
             reset_tail_ok(p + 17 + h, n - 17 - h, server))
             return 1;
     }
@@ -367,8 +375,8 @@ static int load_v2_server_key(const char *path, uint8_t key[128], char *err, siz
     }
     b64[k] = 0;
     outl = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)k);
-    /* 128 bytes encode as 172 characters with two '=' of padding. */
-    if (outl != 129 || k != 172 || b64[170] != '=' || b64[171] != '=') {
+    /* 128 bytes encode as 172 characters ending in one '=' of padding. */
+    if (outl != 129 || k != 172 || b64[170] == '=' || b64[171] != '=') {
         umx_perr(err, errlen, "tls-crypt-v2 server key '%s' is not 1024 bits", path);
         return -EINVAL;
     }

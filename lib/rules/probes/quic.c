@@ -5,8 +5,8 @@
  * from the client's Destination Connection ID and a public salt, so anyone
  * on the path can read the ClientHello).
  *
- * Without parameters (both directions): long header; a known version with
- * the fixed bit set, connection ids of at most 20 bytes, and per type:
+ * Without parameters (both directions): long header; a known version (the
+ * fixed bit may be greased, RFC 9287), connection ids of at most 20 bytes, and per type:
  * Initial (token length + token, then Length), 0-RTT and Handshake (Length)
  * where Length covers at least a packet number and the 16-byte
  * header-protection sample and fits in the datagram (further coalesced
@@ -163,8 +163,10 @@ static int parse_long(const uint8_t *p, size_t n, size_t dgram_len, struct qhdr 
         h->pn_off = 0;
         return 0;
     }
-    if (!(b0 & 0x40))
-        return -1; /* fixed bit (the grease_quic_bit case is documented) */
+    /* The fixed bit (0x40) is not checked: a peer that received the
+     * grease_quic_bit transport parameter (RFC 9287) clears it at random,
+     * and ngtcp2 servers do so from their first Initial on (seen in our
+     * captures: 8a 00000001 ...). The 32-bit version is the anchor. */
     bits = (b0 >> 4) & 3;
     if (is_v2(v))
         h->type = bits == 0 ? PT_RETRY : (int)bits - 1;
