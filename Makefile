@@ -37,7 +37,7 @@ run: build
 	else \
 		echo "no daemon yet: running the library example on 127.0.0.1:7000 (Ctrl-C stops it)"; \
 		echo "try: printf 'PING 1' | socat - UDP:127.0.0.1:7000"; \
-		exec $(BUILDDIR)/examples/peer -l 127.0.0.1:7000 -n 0; \
+		exec $(BUILDDIR)/examples/peer -l 127.0.0.1:7000 -t 0; \
 	fi
 
 check: build
