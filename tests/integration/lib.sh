@@ -303,3 +303,67 @@ it_addrconfig_fix()
     ip addr add 2001:db8::254/128 dev umxdummy nodad
     ip link set umxdummy up
 }
+
+# it_private_dir DIR: an empty tmpfs on DIR, visible only to this test (the
+# mount namespace is private): programs with fixed socket paths
+# (/run/wireguard/*.sock) cannot collide with other tests running at once.
+it_private_dir()
+{
+    mkdir -p "$1"
+    mount -t tmpfs -o mode=0755,size=1m it-tmpfs "$1"
+}
+
+# it_wg_pair SERVER_PORT CLIENT_PORT ENDPOINT: two wireguard-go devices.
+# wg0 (server, 10.9.0.1) listens on SERVER_PORT with no endpoint for its
+# peer (it learns it from the first handshake); wg1 (client, 10.9.0.2)
+# listens on CLIENT_PORT and talks to ENDPOINT (the mux). wg1's tun device
+# moves to the child namespace "wgc" so the two tunnel addresses are not
+# both local; its UDP socket stays here. Send through the tunnel with
+# it_wg_poke.
+it_wg_pair()
+{
+    local sport=$1 cport=$2 ep=$3 i
+    it_private_dir /run/wireguard
+    (umask 077 && wg genkey >"$T/k0" && wg genkey >"$T/k1")
+    wg pubkey <"$T/k0" >"$T/p0"
+    wg pubkey <"$T/k1" >"$T/p1"
+    WG_PROCESS_FOREGROUND=1 it_bg wg0 120 wireguard-go -f wg0
+    WG_PROCESS_FOREGROUND=1 it_bg wg1 120 wireguard-go -f wg1
+    for i in $(seq 1 100); do
+        [ -S /run/wireguard/wg0.sock ] && [ -S /run/wireguard/wg1.sock ] && break
+        sleep 0.05
+    done
+    [ -S /run/wireguard/wg1.sock ] || it_fail "wireguard-go did not start"
+    wg set wg0 listen-port "$sport" private-key "$T/k0" peer "$(cat "$T/p1")" \
+        allowed-ips 10.9.0.2/32
+    wg set wg1 listen-port "$cport" private-key "$T/k1" peer "$(cat "$T/p0")" \
+        allowed-ips 10.9.0.1/32 endpoint "$ep" persistent-keepalive 1
+    ip addr add 10.9.0.1/24 dev wg0
+    ip link set wg0 up
+    ip netns add "$(it_ns wgc)"
+    IT_CHILD_NS+=("$(it_ns wgc)")
+    ip link set wg1 netns "$(it_ns wgc)"
+    ip -n "$(it_ns wgc)" link set lo up
+    ip -n "$(it_ns wgc)" addr add 10.9.0.2/24 dev wg1
+    ip -n "$(it_ns wgc)" link set wg1 up
+}
+
+# it_wg_poke: one datagram from the client's tunnel address to the server's
+# (10.9.0.1:9, discard; the server's kernel answers with ICMP port
+# unreachable, so data flows both ways through the tunnel).
+it_wg_poke()
+{
+    timeout 5 ip netns exec "$(it_ns wgc)" bash -c 'echo udpmux >/dev/udp/10.9.0.1/9' || true
+}
+
+# it_wg_handshake DEV: latest handshake time (0: none yet).
+it_wg_handshake()
+{
+    wg show "$1" latest-handshakes | awk '{print $2}' | head -n 1
+}
+
+# it_wg_transfer DEV: "rx tx" bytes of the first peer.
+it_wg_transfer()
+{
+    wg show "$1" transfer | awk '{print $2, $3}' | head -n 1
+}
