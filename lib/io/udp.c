@@ -65,8 +65,7 @@ int umx_udp_setup(int fd)
     return 0;
 }
 
-int umx_udp_open(const struct sockaddr *sa, socklen_t salen, unsigned flags, int rcvbuf,
-                 int sndbuf)
+int umx_udp_open(const struct sockaddr *sa, socklen_t salen, unsigned flags, int rcvbuf, int sndbuf)
 {
     int fd, r;
     fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
@@ -223,8 +222,7 @@ static void parse_ctrl(struct msghdr *mh, struct umx_rx_slot *s, int family, uin
     }
 }
 
-int umx_rx(int fd, struct umx_rxb *b, unsigned n, int family, uint16_t local_port,
-           uint32_t *ovfl)
+int umx_rx(int fd, struct umx_rxb *b, unsigned n, int family, uint16_t local_port, uint32_t *ovfl)
 {
     int r;
     if (n > b->n)

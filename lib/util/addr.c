@@ -62,8 +62,7 @@ int umx_sa_equal(const struct sockaddr *a, const struct sockaddr *b)
     return 0;
 }
 
-UDPMUX_API int udpmux_parse_addr(const char *text, struct sockaddr_storage *out,
-                                 socklen_t *outlen)
+UDPMUX_API int udpmux_parse_addr(const char *text, struct sockaddr_storage *out, socklen_t *outlen)
 {
     char host[INET6_ADDRSTRLEN + 1];
     const char *portstr;
