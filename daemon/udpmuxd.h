@@ -108,6 +108,7 @@ struct umxd {
     void *loop;                         /* main.c private */
     const char *config_path;            /* NULL in quick mode */
     int stopping;
+    uint64_t foreign_sockets;           /* guard.c: sockets on our ports we did not create (atomic) */
 };
 
 /* worker.c */

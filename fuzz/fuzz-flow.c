@@ -37,7 +37,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz-flow: invariant failed at line %d: %s\n", __LINE__, #c);        \
+            fprintf(stderr, "fuzz-flow: invariant failed at line %d: %s\n", __LINE__, #c);         \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

@@ -23,7 +23,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz-proxy: invariant failed at line %d: %s\n", __LINE__, #c);       \
+            fprintf(stderr, "fuzz-proxy: invariant failed at line %d: %s\n", __LINE__, #c);        \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

@@ -25,7 +25,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz-stun: invariant failed at line %d: %s\n", __LINE__, #c);        \
+            fprintf(stderr, "fuzz-stun: invariant failed at line %d: %s\n", __LINE__, #c);         \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
