@@ -50,6 +50,7 @@
 #define NS_PER_MS UINT64_C(1000000)
 #define NS_PER_S UINT64_C(1000000000)
 #define MAX_DURATION_S (UINT64_C(365) * 86400)
+#define MSG_LEN 200 /* item error messages */
 
 /* ------------------------------------------------------------------------ */
 /* Key tables                                                               */
@@ -232,7 +233,7 @@ errf(struct ctx *c, int line, const char *sec, const char *key, const char *fmt,
     if (!c->err || !c->errlen)
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, MSG_LEN, fmt, ap);
     va_end(ap);
     if (c->quick_args) /* line is the 1-based index of the -r argument */
         snprintf(loc, sizeof(loc), "-r %s", c->quick_args[line - 1]);
@@ -508,29 +509,28 @@ int umxd_config_route(const struct umxd_config *cfg, const char *name)
 /* ------------------------------------------------------------------------ */
 
 /* Adds one backend (already trimmed). Returns 0 or an error message. */
-static const char *add_backend(struct umxd_route *r, const char *text)
+static const char *add_backend(struct umxd_route *r, const char *text, char *msg)
 {
     struct umxd_backend *b;
-    static char msg[160];
 
     if (r->nbackends >= UMXD_MAX_BACKENDS) {
-        snprintf(msg, sizeof(msg), "too many backends (max %d)", UMXD_MAX_BACKENDS);
+        snprintf(msg, MSG_LEN, "too many backends (max %d)", UMXD_MAX_BACKENDS);
         return msg;
     }
     b = &r->backends[r->nbackends];
     memset(b, 0, sizeof(*b));
     if (strlen(text) >= sizeof(b->text) || udpmux_parse_addr(text, &b->addr, &b->addrlen) < 0) {
-        snprintf(msg, sizeof(msg),
-                 "bad backend address '%.80s' (expected IPv4:PORT or [IPv6]:PORT)", text);
+        snprintf(msg, MSG_LEN, "bad backend address '%.80s' (expected IPv4:PORT or [IPv6]:PORT)",
+                 text);
         return msg;
     }
     if (port_is_zero(&b->addr)) {
-        snprintf(msg, sizeof(msg), "backend '%.80s' has port 0", text);
+        snprintf(msg, MSG_LEN, "backend '%.80s' has port 0", text);
         return msg;
     }
     for (unsigned i = 0; i < r->nbackends; i++) {
         if (addr_same(&r->backends[i].addr, r->backends[i].addrlen, &b->addr, b->addrlen)) {
-            snprintf(msg, sizeof(msg), "backend '%.80s' listed twice", text);
+            snprintf(msg, MSG_LEN, "backend '%.80s' listed twice", text);
             return msg;
         }
     }
@@ -541,26 +541,25 @@ static const char *add_backend(struct umxd_route *r, const char *text)
 
 /* Calls fn for every comma-separated item of value (trimmed, non-empty).
  * Stops at the first message fn returns. */
-static const char *for_each_item(const char *value, const char *(*fn)(void *, const char *),
-                                 void *arg)
+static const char *for_each_item(const char *value, const char *(*fn)(void *, const char *, char *),
+                                 void *arg, char *msg)
 {
     char item[256];
     const char *p = value;
-    static char msg[96];
 
     for (;;) {
         const char *comma = strchr(p, ',');
         const char *end = comma ? comma : p + strlen(p);
         const char *m;
         if (!copy_trimmed(p, end, item, sizeof(item))) {
-            snprintf(msg, sizeof(msg), "list item too long");
+            snprintf(msg, MSG_LEN, "list item too long");
             return msg;
         }
         if (!item[0]) {
-            snprintf(msg, sizeof(msg), "empty list item");
+            snprintf(msg, MSG_LEN, "empty list item");
             return msg;
         }
-        m = fn(arg, item);
+        m = fn(arg, item, msg);
         if (m)
             return m;
         if (!comma)
@@ -569,29 +568,28 @@ static const char *for_each_item(const char *value, const char *(*fn)(void *, co
     }
 }
 
-static const char *backend_item(void *arg, const char *item)
+static const char *backend_item(void *arg, const char *item, char *msg)
 {
-    return add_backend(arg, item);
+    return add_backend(arg, item, msg);
 }
 
-static const char *listen_item(void *arg, const char *item)
+static const char *listen_item(void *arg, const char *item, char *msg)
 {
     struct umxd_config *cfg = arg;
     struct sockaddr_storage ss;
     socklen_t len;
-    static char msg[160];
 
     if (cfg->nlisten >= UMXD_MAX_LISTEN) {
-        snprintf(msg, sizeof(msg), "too many listen addresses (max %d)", UMXD_MAX_LISTEN);
+        snprintf(msg, MSG_LEN, "too many listen addresses (max %d)", UMXD_MAX_LISTEN);
         return msg;
     }
     if (strlen(item) >= sizeof(cfg->listen_text[0]) || udpmux_parse_addr(item, &ss, &len) < 0) {
-        snprintf(msg, sizeof(msg), "bad address '%.80s' (expected IPv4:PORT or [IPv6]:PORT)", item);
+        snprintf(msg, MSG_LEN, "bad address '%.80s' (expected IPv4:PORT or [IPv6]:PORT)", item);
         return msg;
     }
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         if (addr_same(&cfg->listen[i], cfg->listen_len[i], &ss, len)) {
-            snprintf(msg, sizeof(msg), "address '%.80s' listed twice", item);
+            snprintf(msg, MSG_LEN, "address '%.80s' listed twice", item);
             return msg;
         }
     }
@@ -602,10 +600,9 @@ static const char *listen_item(void *arg, const char *item)
     return NULL;
 }
 
-static const char *allow_item(void *arg, const char *item)
+static const char *allow_item(void *arg, const char *item, char *msg)
 {
     struct umxd_route *r = arg;
-    static char msg[160];
     uint64_t id;
     bool is_user;
     const char *v;
@@ -615,27 +612,27 @@ static const char *allow_item(void *arg, const char *item)
     } else if (!strncmp(item, "group:", 6) || !strncmp(item, "gid:", 4)) {
         is_user = false;
     } else {
-        snprintf(msg, sizeof(msg),
-                 "bad entry '%.80s' (expected user:NAME, group:NAME, uid:N or gid:N)", item);
+        snprintf(msg, MSG_LEN, "bad entry '%.80s' (expected user:NAME, group:NAME, uid:N or gid:N)",
+                 item);
         return msg;
     }
     v = strchr(item, ':') + 1;
     if (item[1] == 'i') { /* uid: or gid: */
         if (parse_uint(v, 0, UINT32_MAX - 1, &id)) {
-            snprintf(msg, sizeof(msg), "bad id in '%.80s'", item);
+            snprintf(msg, MSG_LEN, "bad id in '%.80s'", item);
             return msg;
         }
     } else if (is_user) {
         struct passwd *pw = getpwnam(v);
         if (!pw) {
-            snprintf(msg, sizeof(msg), "unknown user '%.64s'", v);
+            snprintf(msg, MSG_LEN, "unknown user '%.64s'", v);
             return msg;
         }
         id = pw->pw_uid;
     } else {
         struct group *gr = getgrnam(v);
         if (!gr) {
-            snprintf(msg, sizeof(msg), "unknown group '%.64s'", v);
+            snprintf(msg, MSG_LEN, "unknown group '%.64s'", v);
             return msg;
         }
         id = gr->gr_gid;
@@ -644,12 +641,12 @@ static const char *allow_item(void *arg, const char *item)
     unsigned *n = is_user ? &r->nallow_uid : &r->nallow_gid;
     for (unsigned i = 0; i < *n; i++) {
         if (list[i] == id) {
-            snprintf(msg, sizeof(msg), "'%.80s' listed twice", item);
+            snprintf(msg, MSG_LEN, "'%.80s' listed twice", item);
             return msg;
         }
     }
     if (*n >= UMXD_MAX_ALLOW) {
-        snprintf(msg, sizeof(msg), "too many %s entries (max %d)", is_user ? "user" : "group",
+        snprintf(msg, MSG_LEN, "too many %s entries (max %d)", is_user ? "user" : "group",
                  UMXD_MAX_ALLOW);
         return msg;
     }
@@ -802,6 +799,7 @@ static int once(struct ctx *c, int *seen, int line, const char *key)
 
 static void listen_key(struct ctx *c, const char *key, const char *value, int line)
 {
+    char msg[MSG_LEN];
     const char *m;
     int k;
 
@@ -812,7 +810,7 @@ static void listen_key(struct ctx *c, const char *key, const char *value, int li
         return;
     }
     if (k == L_ADDRESS) {
-        m = for_each_item(value, listen_item, c->cfg);
+        m = for_each_item(value, listen_item, c->cfg, msg);
         if (m)
             errf(c, line, c->sec, key, "%s", m);
         if (!c->lkey_line[k])
@@ -1001,6 +999,7 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
 {
     struct umxd_route *r = &c->cfg->routes[c->route];
     int *kl = c->rs[c->route].key_line;
+    char msg[MSG_LEN];
     const char *m;
     uint64_t v;
     int k, e;
@@ -1022,12 +1021,12 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
         append_match(c, r, value, line);
         return;
     case R_FORWARD:
-        m = for_each_item(value, backend_item, r);
+        m = for_each_item(value, backend_item, r, msg);
         if (m)
             errf(c, line, c->sec, key, "%s", m);
         return;
     case R_ALLOW:
-        m = for_each_item(value, allow_item, r);
+        m = for_each_item(value, allow_item, r, msg);
         if (m)
             errf(c, line, c->sec, key, "%s", m);
         return;
@@ -1473,7 +1472,8 @@ static bool quick_right_ok(const char *right, struct umxd_route *scratch)
     if (!strcmp(right, "echo") || !strcmp(right, "stun") || !strcmp(right, "drop"))
         return true;
     route_defaults(scratch);
-    return *right && !for_each_item(right, backend_item, scratch);
+    char msg[MSG_LEN];
+    return *right && !for_each_item(right, backend_item, scratch, msg);
 }
 
 static bool is_word(const char *s)
@@ -1491,7 +1491,7 @@ static void quick_route(struct ctx *c, unsigned i, const char *spec)
 {
     struct umxd_config *cfg = c->cfg;
     struct umxd_route *r, *scratch;
-    char left[UMXD_RULE_MAX + 2];
+    char left[UMXD_RULE_MAX + 2], msg[MSG_LEN];
     const char *split = NULL, *m;
     size_t llen;
     int line = (int)i + 1;
@@ -1577,7 +1577,7 @@ static void quick_route(struct ctx *c, unsigned i, const char *spec)
         r->action = UMXD_STUN;
     else if (!strcmp(split + 1, "drop"))
         r->action = UMXD_DROP;
-    else if ((m = for_each_item(split + 1, backend_item, r)) != NULL)
+    else if ((m = for_each_item(split + 1, backend_item, r, msg)) != NULL)
         errf(c, line, NULL, NULL, "%s", m); /* cannot happen: checked above */
     if (c->ret)
         return;
@@ -1611,7 +1611,8 @@ int umxd_config_quick(const char *const *listen, unsigned nlisten, const char *c
     c->cur = -1;
 
     for (unsigned i = 0; i < nlisten; i++) {
-        const char *m = for_each_item(listen[i], listen_item, cfg);
+        char msg[MSG_LEN];
+        const char *m = for_each_item(listen[i], listen_item, cfg, msg);
         if (m) {
             if (err && errlen)
                 snprintf(err, errlen, "-l %s: %s", listen[i], m);
