@@ -129,11 +129,16 @@ static int ovpn_struct(const uint8_t *p, size_t n)
     if (op == OP_HARD_RESET_CLIENT_V3) {
         /* tls-crypt-v2: replay fields, tag, encrypted reset, then WKc whose
          * last two bytes give its length (at least T + a 2048-bit Kc + len). */
-        size_t wl;
+        size_t wl, ct;
         if (n < 17 + 32 + 290 || n > 1400)
             return 0;
         wl = umx_be16(p + n - 2);
-        return wl >= 290 && wl + 49 + 5 <= n && plausible_time(umx_be32(p + 13), 0);
+        /* WKc = tag 32 + Kc 256 + metadata (at most 733 bytes in OpenVPN)
+         * + 2; what precedes it is the encrypted reset: a few bytes. */
+        if (wl < 290 || wl > 290 + 733 || wl + 49 + 5 > n)
+            return 0;
+        ct = n - 49 - wl;
+        return ct <= 80 && plausible_time(umx_be32(p + 13), 0);
     }
     if (op != OP_HARD_RESET_CLIENT_V2 && !server)
         return 0;

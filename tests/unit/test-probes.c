@@ -1,0 +1,1126 @@
+/*
+ * test-probes.c - the built-in protocol probes (lib/rules/probes/) and the
+ * roaming keys (lib/rules/roam.c).
+ *
+ * Samples live in tests/data/samples/PROBE/NAME.hex (hex, whitespace
+ * ignored) or NAME.bin; the directory name is the probe that must win the default
+ * classification. Files named ctx-* are mid-session packets kept for the
+ * keyed tests (they must not match without keys). samples/negative/ must
+ * match no probe at all. The data directory comes from argv[1] or the
+ * environment variable UMX_TESTDATA (the tests/data directory).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "udpmux.h"
+#include "rules/probe.h"
+#include "rules/probes/crypto.h"
+#include "rules/roam.h"
+
+#define MAX_SAMPLES 512
+#define MAX_DGRAM 65536
+
+struct sample {
+    char probe[32];
+    char name[96];
+    uint8_t *data;
+    size_t len;
+    int ctx;
+};
+
+static char g_dir[1024];
+static struct sample g_samples[MAX_SAMPLES];
+static size_t g_nsamples;
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads a .hex or .bin file; returns the length or -1. */
+static long load_file(const char *path, uint8_t *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = 0, len = strlen(path);
+    int c, hi = -1, bin = len > 4 && strcmp(path + len - 4, ".bin") == 0;
+
+    if (!f)
+        return -1;
+    while ((c = fgetc(f)) != EOF && n < cap) {
+        int v;
+        if (bin) {
+            out[n++] = (uint8_t)c;
+            continue;
+        }
+        v = hexval(c);
+        if (v < 0)
+            continue;
+        if (hi < 0) {
+            hi = v;
+        } else {
+            out[n++] = (uint8_t)(hi << 4 | v);
+            hi = -1;
+        }
+    }
+    fclose(f);
+    return (long)n;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const struct sample *x = a, *y = b;
+    int r = strcmp(x->probe, y->probe);
+    return r ? r : strcmp(x->name, y->name);
+}
+
+static void load_samples(void)
+{
+    char path[2048];
+    DIR *top;
+    struct dirent *de;
+    static uint8_t buf[MAX_DGRAM];
+
+    snprintf(path, sizeof(path), "%s/samples", g_dir);
+    top = opendir(path);
+    if (!top) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    while ((de = readdir(top))) {
+        DIR *d;
+        struct dirent *fe;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/samples/%s", g_dir, de->d_name);
+        d = opendir(path);
+        if (!d)
+            continue;
+        while ((fe = readdir(d)) && g_nsamples < MAX_SAMPLES) {
+            size_t l = strlen(fe->d_name);
+            struct sample *s;
+            long n;
+            if (l < 5 || (strcmp(fe->d_name + l - 4, ".hex") && strcmp(fe->d_name + l - 4, ".bin")))
+                continue;
+            snprintf(path, sizeof(path), "%s/samples/%s/%s", g_dir, de->d_name, fe->d_name);
+            n = load_file(path, buf, sizeof(buf));
+            if (n < 0)
+                continue;
+            s = &g_samples[g_nsamples++];
+            snprintf(s->probe, sizeof(s->probe), "%.31s", de->d_name);
+            snprintf(s->name, sizeof(s->name), "%.95s", fe->d_name);
+            s->data = malloc((size_t)n + 1);
+            memcpy(s->data, buf, (size_t)n);
+            s->len = (size_t)n;
+            s->ctx = strncmp(fe->d_name, "ctx-", 4) == 0;
+        }
+        closedir(d);
+    }
+    closedir(top);
+    qsort(g_samples, g_nsamples, sizeof(g_samples[0]), name_cmp);
+}
+
+static const struct sample *find_sample(const char *probe, const char *name)
+{
+    for (size_t i = 0; i < g_nsamples; i++)
+        if (strcmp(g_samples[i].probe, probe) == 0 && strcmp(g_samples[i].name, name) == 0)
+            return &g_samples[i];
+    fail_msg("sample %s/%s missing", probe, name);
+    return NULL;
+}
+
+/* Runs probe p (with params, optional state). */
+static int run(const struct umx_probe *p, const void *params, const uint8_t *d, size_t n,
+               struct umx_probe_state *st, uint64_t now)
+{
+    struct umx_probe_in in = {d, n, NULL, now, st};
+    return p->match(params, &in);
+}
+
+/* Default classification exactly as the engine does it. */
+static int classify(const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < umx_nprobes; i++) {
+        const struct umx_probe *p = umx_probes[i];
+        if (n == 0 ? !p->match_empty : !umx_first_has(p->first, d[0]))
+            continue;
+        if (run(p, NULL, d, n, NULL, 0) == UMX_MATCH)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void *params_of(const char *probe, const char *spec)
+{
+    const struct umx_probe *p = umx_probe_find(probe);
+    char buf[1024], *save = NULL, *tok, err[256] = "";
+    struct umx_kv kv[8];
+    size_t nkv = 0;
+    void *out = NULL;
+    int r;
+
+    assert_non_null(p);
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (tok = strtok_r(buf, " ", &save); tok && nkv < 8; tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        assert_non_null(eq);
+        *eq = 0;
+        kv[nkv].key = tok;
+        kv[nkv].val = eq + 1;
+        nkv++;
+    }
+    r = p->params_new(&out, kv, nkv, err, sizeof(err));
+    if (r)
+        fail_msg("params '%s' for %s: %d %s", spec, probe, r, err);
+    return out;
+}
+
+static int params_err(const char *probe, const char *key, const char *val)
+{
+    const struct umx_probe *p = umx_probe_find(probe);
+    struct umx_kv kv = {key, val};
+    char err[256] = "";
+    void *out = NULL;
+    int r = p->params_new(&out, &kv, 1, err, sizeof(err));
+    if (r == 0)
+        p->params_free(out);
+    else
+        assert_true(err[0] != 0); /* a failure always explains itself */
+    return r;
+}
+
+/* ---- registry ------------------------------------------------------------ */
+
+static void test_registry(void **unused)
+{
+    static const char *const names[] = {
+        "stun",
+        "turn-channel",
+        "dtls",
+        "zrtp",
+        "rtp",
+        "rtcp",
+        "quic",
+        "wireguard",
+        "openvpn",
+        "dns",
+        "ntp",
+        "sip",
+        "syslog",
+        "snmp",
+        "tftp",
+        "coap",
+        "bittorrent-dht",
+        "utp",
+        "bittorrent-tracker",
+        "ike",
+        "radius",
+        "raknet",
+        "ssdp",
+        "teamspeak",
+    };
+    (void)unused;
+    assert_int_equal(umx_nprobes, 24);
+    for (size_t i = 0; i < 24; i++) {
+        const struct umx_probe *p = umx_probe_find(names[i]);
+        assert_non_null(p);
+        assert_string_equal(p->name, names[i]);
+        assert_non_null(p->match);
+        assert_true((p->params_new == NULL) == (p->params_free == NULL));
+        assert_false(p->match_empty);
+    }
+    for (size_t i = 0; i < umx_nprobes; i++)
+        for (size_t j = i + 1; j < umx_nprobes; j++)
+            assert_string_not_equal(umx_probes[i]->name, umx_probes[j]->name);
+    assert_null(umx_probe_find("nosuch"));
+    assert_null(umx_probe_find(NULL));
+    assert_null(umx_probe_find("STUN"));
+    /* The public API sees the same table. */
+    assert_int_equal(udpmux_probe_count(), umx_nprobes);
+    assert_string_equal(udpmux_probe_name(0), umx_probes[0]->name);
+    assert_null(udpmux_probe_name(umx_nprobes));
+}
+
+/* RFC 9443 ranges where the protocol is in its table. */
+static void test_first_bitmaps(void **unused)
+{
+    (void)unused;
+    for (unsigned b = 0; b < 256; b++) {
+        assert_int_equal(umx_first_has(umx_probe_find("stun")->first, (uint8_t)b), b <= 3);
+        assert_int_equal(umx_first_has(umx_probe_find("dtls")->first, (uint8_t)b),
+                         b >= 20 && b <= 63);
+        assert_int_equal(umx_first_has(umx_probe_find("rtp")->first, (uint8_t)b),
+                         b >= 128 && b <= 191);
+        assert_int_equal(umx_first_has(umx_probe_find("quic")->first, (uint8_t)b), b >= 128);
+        assert_int_equal(umx_first_has(umx_probe_find("wireguard")->first, (uint8_t)b),
+                         b >= 1 && b <= 4);
+        assert_int_equal(umx_first_has(umx_probe_find("syslog")->first, (uint8_t)b), b == '<');
+    }
+    /* Every sample's first byte is in its own probe's bitmap (else the
+     * pre-filter would hide a real match). */
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct umx_probe *p = umx_probe_find(g_samples[i].probe);
+        if (!p || g_samples[i].len == 0)
+            continue;
+        if (!umx_first_has(p->first, g_samples[i].data[0]))
+            fail_msg("%s/%s: first byte %02x not in bitmap", g_samples[i].probe, g_samples[i].name,
+                     g_samples[i].data[0]);
+    }
+}
+
+/* ---- positive samples ------------------------------------------------------ */
+
+static void test_positive_samples(void **unused)
+{
+    size_t checked = 0;
+    unsigned per_probe[64] = {0};
+
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *s = &g_samples[i];
+        const struct umx_probe *p = umx_probe_find(s->probe);
+        int c;
+        if (!p || s->ctx)
+            continue;
+        if (run(p, NULL, s->data, s->len, NULL, 0) != UMX_MATCH)
+            fail_msg("%s/%s (%zu bytes) does not match its probe", s->probe, s->name, s->len);
+        c = classify(s->data, s->len);
+        if (c < 0 || umx_probes[c] != p)
+            fail_msg("%s/%s classified as %s", s->probe, s->name,
+                     c < 0 ? "nothing" : umx_probes[c]->name);
+        assert_int_equal(udpmux_probe_classify(s->data, s->len), c);
+        for (size_t k = 0; k < umx_nprobes; k++)
+            if (umx_probes[k] == p)
+                per_probe[k]++;
+        checked++;
+    }
+    /* Every probe has samples. */
+    for (size_t k = 0; k < umx_nprobes; k++)
+        if (per_probe[k] == 0)
+            fail_msg("probe %s has no positive sample", umx_probes[k]->name);
+    assert_true(checked >= 100);
+}
+
+/* Mid-session packets and the negative directory match nothing. */
+static void test_negative_samples(void **unused)
+{
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *s = &g_samples[i];
+        int c;
+        if (strcmp(s->probe, "negative") != 0 && !s->ctx)
+            continue;
+        c = classify(s->data, s->len);
+        if (strcmp(s->probe, "negative") == 0 && c >= 0)
+            fail_msg("negative/%s matched %s", s->name, umx_probes[c]->name);
+        if (s->ctx && c >= 0 && strcmp(umx_probes[c]->name, s->probe) == 0)
+            fail_msg("%s/%s (mid-session) matched without keys", s->probe, s->name);
+    }
+    assert_int_equal(udpmux_probe_classify(NULL, 0), -ENOENT);
+}
+
+/*
+ * Each probe against every other probe's samples. A few overlaps are known
+ * and resolved by the default order (docs/internals/probes.md); anything
+ * else is a new collision and fails.
+ */
+static const char *const known_overlaps[][2] = {
+    /* {probe that also matches, sample directory} */
+    {"tftp", "stun"},     /* STUN 00 03.. read as TFTP DATA; stun is first */
+    {"utp", "stun"},      /* STUN 01 01.. read as uTP DATA; stun is first */
+    {"utp", "wireguard"}, /* initiation 01 00 00 00 read as uTP DATA */
+    {"utp", "raknet"},    /* unconnected ping 01 ... */
+    {"rtp", "quic"},      /* greased long header 8a.. read as RTP */
+    {"rtp", "rtcp"},      /* never: rtp refuses PT 72-76; kept for SRTCP */
+    {"tftp", "bittorrent-tracker"},
+    {"bittorrent-tracker", "stun"},
+    {"bittorrent-tracker", "dns"},
+    {"bittorrent-tracker", "tftp"},
+    {"bittorrent-tracker", "ike"},
+    {"bittorrent-tracker", "radius"},
+    {"bittorrent-tracker", "raknet"},
+    {"bittorrent-tracker", "utp"},
+    {"bittorrent-tracker", "wireguard"},
+    {"bittorrent-tracker", "negative"},
+    {"rtcp", "quic"},
+    {"turn-channel", "coap"},
+    {"dns", "ike"},
+};
+
+static int overlap_known(const char *probe, const char *dir)
+{
+    for (size_t i = 0; i < sizeof(known_overlaps) / sizeof(known_overlaps[0]); i++)
+        if (strcmp(known_overlaps[i][0], probe) == 0 && strcmp(known_overlaps[i][1], dir) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_cross_matches(void **unused)
+{
+    unsigned unknown = 0;
+
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *s = &g_samples[i];
+        for (size_t k = 0; k < umx_nprobes; k++) {
+            const struct umx_probe *p = umx_probes[k];
+            if (strcmp(p->name, s->probe) == 0 || s->ctx)
+                continue;
+            if (run(p, NULL, s->data, s->len, NULL, 0) == UMX_MATCH &&
+                !overlap_known(p->name, s->probe)) {
+                fprintf(stderr, "unexpected overlap: %s matches %s/%s\n", p->name, s->probe,
+                        s->name);
+                unknown++;
+            }
+        }
+    }
+    assert_int_equal(unknown, 0);
+}
+
+/* Probes whose rules pin the datagram size exactly: no proper prefix of a
+ * sample may match. For the others truncations only have to be safe (the
+ * fuzz target and ASan cover that); they run here too. */
+static int strict_length(const char *probe)
+{
+    static const char *const strict[] = {"stun",      "zrtp",           "dns", "snmp", "radius",
+                                         "teamspeak", "bittorrent-dht", "ntp", "ike"};
+    for (size_t i = 0; i < sizeof(strict) / sizeof(strict[0]); i++)
+        if (strcmp(strict[i], probe) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_truncations(void **unused)
+{
+    static uint8_t buf[MAX_DGRAM];
+
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *s = &g_samples[i];
+        const struct umx_probe *own = umx_probe_find(s->probe);
+        for (size_t n = 0; n < s->len; n++) {
+            /* A copy of exactly n bytes, so ASan/valgrind see over-reads. */
+            uint8_t *d = malloc(n ? n : 1);
+            memcpy(d, s->data, n);
+            for (size_t k = 0; k < umx_nprobes; k++)
+                (void)run(umx_probes[k], NULL, d, n, NULL, 0);
+            if (own && strict_length(own->name) && !s->ctx &&
+                run(own, NULL, d, n, NULL, 0) == UMX_MATCH)
+                fail_msg("%s/%s truncated to %zu still matches", s->probe, s->name, n);
+            free(d);
+        }
+        /* Trailing garbage breaks the exact-size probes too. */
+        if (own && strict_length(own->name) && !s->ctx && s->len + 1 < sizeof(buf) &&
+            strcmp(own->name, "ike") != 0) {
+            memcpy(buf, s->data, s->len);
+            buf[s->len] = 0x5a;
+            if (run(own, NULL, buf, s->len + 1, NULL, 0) == UMX_MATCH)
+                fail_msg("%s/%s with one extra byte still matches", s->probe, s->name);
+        }
+    }
+}
+
+/* Random datagrams: the strongly anchored probes never match. */
+static void test_random(void **unused)
+{
+    static const char *const never[] = {
+        "stun",      "zrtp",   "wireguard",      "quic",   "ike",     "raknet",
+        "teamspeak", "dtls",   "snmp",           "radius", "openvpn", "sip",
+        "ssdp",      "syslog", "bittorrent-dht", "dns",    "ntp"};
+    unsigned hits[64] = {0};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    static uint8_t buf[1500];
+
+    (void)unused;
+    for (int it = 0; it < 200000; it++) {
+        size_t n;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        n = (size_t)(x % 1300);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = (uint8_t)x;
+        }
+        for (size_t k = 0; k < umx_nprobes; k++)
+            if (run(umx_probes[k], NULL, buf, n, NULL, 0) == UMX_MATCH)
+                hits[k]++;
+    }
+    for (size_t k = 0; k < umx_nprobes; k++) {
+        int strong = 0;
+        for (size_t j = 0; j < sizeof(never) / sizeof(never[0]); j++)
+            strong |= strcmp(never[j], umx_probes[k]->name) == 0;
+        if (hits[k])
+            fprintf(stderr, "# random: %-20s %u / 200000\n", umx_probes[k]->name, hits[k]);
+        if (strong && hits[k])
+            fail_msg("%s matched %u random datagrams", umx_probes[k]->name, hits[k]);
+    }
+}
+
+/* ---- QUIC ----------------------------------------------------------------- */
+
+static void test_quic_sni_vectors(void **unused)
+{
+    const struct umx_probe *q = umx_probe_find("quic");
+    const struct sample *v1 = find_sample("quic", "rfc9001-a2-client-initial.hex");
+    const struct sample *v2 = find_sample("quic", "rfc9369-a2-client-initial-v2.hex");
+    const struct sample *srv = find_sample("quic", "rfc9001-a3-server-initial.hex");
+    const struct sample *www = find_sample("quic", "ngtcp2-client-initial-www.hex");
+    const struct sample *api = find_sample("quic", "ngtcp2-client-initial-api.hex");
+    struct {
+        const char *spec;
+        int v1, www, api;
+    } cases[] = {
+        {"sni=example.com", 1, 0, 0},
+        {"sni=EXAMPLE.com", 1, 0, 0},
+        {"sni=*.com", 1, 0, 0},
+        {"sni=*.example.com", 0, 0, 0}, /* never the bare suffix */
+        {"sni=example.org", 0, 0, 0},
+        {"sni=www.example.org", 0, 1, 0},
+        {"sni=*.example.org", 0, 1, 0},
+        {"sni=*.org", 0, 1, 0},
+        {"sni=*.example.net", 0, 0, 1},
+        {"alpn=alpn", 1, 0, 0}, /* the RFC sample offers the literal "alpn" */
+        {"alpn=h3", 0, 1, 1},
+        {"alpn=h3-29,h3", 0, 1, 1},
+        {"alpn=hq-interop", 0, 0, 0},
+        {"sni=*.example.org alpn=h3", 0, 1, 0},
+        {"sni=example.com alpn=h3", 0, 0, 0},
+    };
+    static uint8_t buf[1500];
+
+    (void)unused;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        void *pp = params_of("quic", cases[i].spec);
+        assert_int_equal(run(q, pp, v1->data, v1->len, NULL, 0), cases[i].v1);
+        assert_int_equal(run(q, pp, v2->data, v2->len, NULL, 0), cases[i].v1);
+        assert_int_equal(run(q, pp, www->data, www->len, NULL, 0), cases[i].www);
+        assert_int_equal(run(q, pp, api->data, api->len, NULL, 0), cases[i].api);
+        /* A server Initial never matches keyed rules. */
+        assert_int_equal(run(q, pp, srv->data, srv->len, NULL, 0), UMX_NOMATCH);
+        q->params_free(pp);
+    }
+    {
+        void *pp = params_of("quic", "sni=example.com");
+        /* Any flipped bit after the header breaks the AEAD tag or the
+         * header protection: no match, never a wrong answer. */
+        for (size_t off = 18; off < v1->len; off += 37) {
+            memcpy(buf, v1->data, v1->len);
+            buf[off] ^= 0x01;
+            assert_int_equal(run(q, pp, buf, v1->len, NULL, 0), UMX_NOMATCH);
+        }
+        /* Below 1200 bytes a client Initial is invalid (RFC 9000 14.1). */
+        assert_int_equal(run(q, pp, v1->data, 1199, NULL, 0), UMX_NOMATCH);
+        q->params_free(pp);
+    }
+    assert_int_equal(params_err("quic", "sni", "*"), -EINVAL);
+    assert_int_equal(params_err("quic", "sni", "a*.example.org"), -EINVAL);
+    assert_int_equal(params_err("quic", "alpn", ""), -EINVAL);
+    assert_int_equal(params_err("quic", "alpn", "h3,"), -EINVAL);
+    assert_int_equal(params_err("quic", "version", "1"), -EINVAL);
+}
+
+/* A QUIC v1 client Initial sealer for the split-ClientHello tests. */
+struct initial_keys {
+    uint8_t key[16], iv[12], hp[16];
+};
+
+static void derive(const uint8_t *dcid, size_t dl, struct initial_keys *k)
+{
+    static const uint8_t salt[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
+                                     0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a};
+    uint8_t is[32], cs[32];
+    assert_int_equal(umx_hkdf_extract(salt, 20, dcid, dl, is), 0);
+    assert_int_equal(umx_hkdf_expand_label(is, "client in", cs, 32), 0);
+    assert_int_equal(umx_hkdf_expand_label(cs, "quic key", k->key, 16), 0);
+    assert_int_equal(umx_hkdf_expand_label(cs, "quic iv", k->iv, 12), 0);
+    assert_int_equal(umx_hkdf_expand_label(cs, "quic hp", k->hp, 16), 0);
+}
+
+/* frames (flen bytes) -> a 1200-byte protected Initial in out. */
+static size_t seal_initial(const uint8_t dcid[8], uint32_t pn, const uint8_t *frames, size_t flen,
+                           uint8_t out[1200])
+{
+    struct initial_keys k;
+    uint8_t plain[1162], nonce[12], mask[16];
+    size_t hl = 0, pn_off;
+    int l = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+    assert_true(flen <= sizeof(plain));
+    memset(plain, 0, sizeof(plain)); /* PADDING frames */
+    memcpy(plain, frames, flen);
+    derive(dcid, 8, &k);
+    out[hl++] = 0xc3; /* Initial, 4-byte packet number */
+    out[hl++] = 0, out[hl++] = 0, out[hl++] = 0, out[hl++] = 1;
+    out[hl++] = 8;
+    memcpy(out + hl, dcid, 8);
+    hl += 8;
+    out[hl++] = 0;    /* SCID length */
+    out[hl++] = 0;    /* token length */
+    out[hl++] = 0x44; /* Length 1182 = 4 + 1162 + 16 */
+    out[hl++] = 0x9e;
+    pn_off = hl;
+    out[hl++] = (uint8_t)(pn >> 24), out[hl++] = (uint8_t)(pn >> 16);
+    out[hl++] = (uint8_t)(pn >> 8), out[hl++] = (uint8_t)pn;
+    memcpy(nonce, k.iv, 12);
+    for (int i = 0; i < 4; i++)
+        nonce[8 + i] ^= out[pn_off + (size_t)i];
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, k.key, nonce), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, NULL, &l, out, (int)hl), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, out + hl, &l, plain, (int)sizeof(plain)), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, out + hl + sizeof(plain), &l), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, out + hl + sizeof(plain)),
+                     1);
+    EVP_CIPHER_CTX_free(c);
+    assert_int_equal(umx_aes128_ecb(k.hp, out + pn_off + 4, mask), 0);
+    out[0] ^= mask[0] & 0x0f;
+    for (int i = 0; i < 4; i++)
+        out[pn_off + (size_t)i] ^= mask[1 + i];
+    return hl + sizeof(plain) + 16;
+}
+
+/* A ClientHello with a padding extension of pad bytes BEFORE server_name,
+ * so the name only arrives with the end of the message. */
+static size_t make_hello(uint8_t *out, const char *sni, size_t pad)
+{
+    uint8_t ext[4096];
+    size_t e = 0, n = 0, sl = strlen(sni), body;
+
+    ext[e++] = 0, ext[e++] = 21, ext[e++] = (uint8_t)(pad >> 8), ext[e++] = (uint8_t)pad;
+    memset(ext + e, 0, pad);
+    e += pad;
+    ext[e++] = 0, ext[e++] = 0, ext[e++] = 0, ext[e++] = (uint8_t)(sl + 5);
+    ext[e++] = 0, ext[e++] = (uint8_t)(sl + 3), ext[e++] = 0, ext[e++] = 0;
+    ext[e++] = (uint8_t)sl;
+    memcpy(ext + e, sni, sl);
+    e += sl;
+    ext[e++] = 0, ext[e++] = 16, ext[e++] = 0, ext[e++] = 5, ext[e++] = 0, ext[e++] = 3;
+    ext[e++] = 2, ext[e++] = 'h', ext[e++] = '3';
+    body = 2 + 32 + 1 + 2 + 2 + 2 + 2 + e;
+    out[n++] = 1;
+    out[n++] = (uint8_t)(body >> 16), out[n++] = (uint8_t)(body >> 8), out[n++] = (uint8_t)body;
+    out[n++] = 3, out[n++] = 3;
+    memset(out + n, 0x42, 32);
+    n += 32;
+    out[n++] = 0;                                                 /* session id */
+    out[n++] = 0, out[n++] = 2, out[n++] = 0x13, out[n++] = 0x01; /* TLS_AES_128_GCM_SHA256 */
+    out[n++] = 1, out[n++] = 0;                                   /* null compression */
+    out[n++] = (uint8_t)(e >> 8), out[n++] = (uint8_t)e;
+    memcpy(out + n, ext, e);
+    return n + e;
+}
+
+static size_t crypto_frame(uint8_t *out, size_t off, const uint8_t *d, size_t len)
+{
+    size_t n = 0;
+    out[n++] = 0x06;
+    out[n++] = (uint8_t)(0x80 | off >> 24), out[n++] = (uint8_t)(off >> 16);
+    out[n++] = (uint8_t)(off >> 8), out[n++] = (uint8_t)off;
+    out[n++] = (uint8_t)(0x40 | len >> 8), out[n++] = (uint8_t)len;
+    memcpy(out + n, d, len);
+    return n + len;
+}
+
+static void test_quic_split_hello(void **unused)
+{
+    const struct umx_probe *q = umx_probe_find("quic");
+    void *want = params_of("quic", "sni=split.example.org alpn=h3");
+    void *other = params_of("quic", "sni=*.other.org");
+    struct umx_probe_state *st;
+    uint8_t hello[4096], frames[1200], d1[1200], d2[1200], d3[1200];
+    uint8_t dcid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    size_t hl = make_hello(hello, "split.example.org", 1700), fl;
+    const uint64_t s = 1000000000ull;
+
+    (void)unused;
+    assert_true(hl > 1700 && hl < 2100);
+    /* Datagram 1 carries the second part, datagram 2 the first. */
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+    /* Both parse as QUIC without parameters. */
+    assert_int_equal(run(q, NULL, d1, 1200, NULL, 0), UMX_MATCH);
+
+    assert_int_equal(umx_probe_state_new(&st, 0), -EINVAL);
+    assert_int_equal(umx_probe_state_new(&st, 4), 0);
+    /* With state: more, then a decision; the other rule shares the entry. */
+    assert_int_equal(run(q, want, d1, 1200, st, 1 * s), UMX_MORE);
+    assert_int_equal(run(q, other, d1, 1200, st, 1 * s), UMX_MORE);
+    assert_int_equal(run(q, want, d2, 1200, st, 1 * s + 1000), UMX_MATCH);
+    assert_int_equal(run(q, other, d2, 1200, st, 1 * s + 2000), UMX_NOMATCH);
+    /* Replaying the held datagram after the decision still decides. */
+    assert_int_equal(run(q, want, d1, 1200, st, 1 * s + 3000), UMX_MATCH);
+    /* Without state neither datagram alone shows the SNI. */
+    assert_int_equal(run(q, want, d1, 1200, NULL, 0), UMX_NOMATCH);
+    assert_int_equal(run(q, want, d2, 1200, NULL, 0), UMX_NOMATCH);
+
+    /* Expiry: a second half 10 s later starts over. */
+    dcid[0] = 9;
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+    assert_int_equal(run(q, want, d1, 1200, st, 20 * s), UMX_MORE);
+    assert_int_equal(run(q, want, d2, 1200, st, 30 * s), UMX_MORE);
+
+    /* Bounded: 4 slots; five new flows evict the oldest. */
+    umx_probe_state_free(st);
+    assert_int_equal(umx_probe_state_new(&st, 4), 0);
+    for (uint8_t f = 0; f < 5; f++) {
+        dcid[0] = (uint8_t)(100 + f);
+        fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+        seal_initial(dcid, 0, frames, fl, d1);
+        assert_int_equal(run(q, want, d1, 1200, st, 40 * s + f), UMX_MORE);
+    }
+    dcid[0] = 100; /* evicted */
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+    assert_int_equal(run(q, want, d2, 1200, st, 41 * s), UMX_MORE);
+    dcid[0] = 104; /* still there */
+    seal_initial(dcid, 1, frames, fl, d2);
+    assert_int_equal(run(q, want, d2, 1200, st, 41 * s), UMX_MATCH);
+    umx_probe_state_free(st);
+    umx_probe_state_free(NULL);
+
+    /* Out of order inside one datagram, no state needed. */
+    hl = make_hello(hello, "split.example.org", 200);
+    fl = crypto_frame(frames, 150, hello + 150, hl - 150);
+    fl += crypto_frame(frames + fl, 0, hello, 150);
+    seal_initial(dcid, 0, frames, fl, d3);
+    assert_int_equal(run(q, want, d3, 1200, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(q, other, d3, 1200, NULL, 0), UMX_NOMATCH);
+    /* Overlapping copies that disagree: refused. */
+    fl = crypto_frame(frames, 0, hello, hl);
+    hello[60] ^= 0xff;
+    fl += crypto_frame(frames + fl, 50, hello + 50, 20);
+    seal_initial(dcid, 0, frames, fl, d3);
+    assert_int_equal(run(q, want, d3, 1200, NULL, 0), UMX_NOMATCH);
+    hello[60] ^= 0xff;
+    /* Agreeing duplicates are fine. */
+    fl = crypto_frame(frames, 0, hello, hl);
+    fl += crypto_frame(frames + fl, 50, hello + 50, 20);
+    seal_initial(dcid, 0, frames, fl, d3);
+    assert_int_equal(run(q, want, d3, 1200, NULL, 0), UMX_MATCH);
+    /* A first message that is not a ClientHello. */
+    hello[0] = 2;
+    fl = crypto_frame(frames, 0, hello, hl);
+    seal_initial(dcid, 0, frames, fl, d3);
+    assert_int_equal(run(q, want, d3, 1200, NULL, 0), UMX_NOMATCH);
+
+    q->params_free(want);
+    q->params_free(other);
+}
+
+/* ---- WireGuard ---------------------------------------------------------- */
+
+static void read_line(const char *rel, char *out, size_t cap)
+{
+    char path[2048];
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/samples/%s", g_dir, rel);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(out, (int)cap, f));
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+}
+
+static void test_wireguard_pubkey(void **unused)
+{
+    const struct umx_probe *w = umx_probe_find("wireguard");
+    char k1[64], k2[64], spec[128];
+    void *p1, *p2, *p1t;
+    const char *names[] = {"response.hex", "transport-80.hex", "transport-368.hex"};
+
+    (void)unused;
+    read_line("wireguard/s1.pub", k1, sizeof(k1));
+    read_line("wireguard/s2.pub", k2, sizeof(k2));
+    snprintf(spec, sizeof(spec), "pubkey=%s", k1);
+    p1 = params_of("wireguard", spec);
+    snprintf(spec, sizeof(spec), "pubkey=%s types=1", k1);
+    p1t = params_of("wireguard", spec);
+    snprintf(spec, sizeof(spec), "pubkey=%s", k2);
+    p2 = params_of("wireguard", spec);
+    {
+        const struct sample *i1 = find_sample("wireguard", "s1-initiation.hex");
+        const struct sample *i2 = find_sample("wireguard", "s2-initiation.hex");
+        static uint8_t buf[148];
+        assert_int_equal(run(w, p1, i1->data, i1->len, NULL, 0), UMX_MATCH);
+        assert_int_equal(run(w, p2, i1->data, i1->len, NULL, 0), UMX_NOMATCH);
+        assert_int_equal(run(w, p2, i2->data, i2->len, NULL, 0), UMX_MATCH);
+        assert_int_equal(run(w, p1, i2->data, i2->len, NULL, 0), UMX_NOMATCH);
+        /* Any change in the MAC'd bytes or the MAC itself: no match. */
+        for (size_t off = 4; off < 132; off += 7) {
+            memcpy(buf, i1->data, 148);
+            buf[off] ^= 0x80;
+            assert_int_equal(run(w, p1, buf, 148, NULL, 0), UMX_NOMATCH);
+        }
+        /* mac2 (132..147) is not covered by mac1. */
+        memcpy(buf, i1->data, 148);
+        buf[140] ^= 1;
+        assert_int_equal(run(w, p1, buf, 148, NULL, 0), UMX_MATCH);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        char nm[64];
+        const struct sample *s;
+        snprintf(nm, sizeof(nm), "s1-%s", names[i]);
+        s = find_sample("wireguard", nm);
+        /* Responses and transport data carry nothing keyed to the server. */
+        assert_int_equal(run(w, p1, s->data, s->len, NULL, 0), UMX_MATCH);
+        assert_int_equal(run(w, p2, s->data, s->len, NULL, 0), UMX_MATCH);
+        assert_int_equal(run(w, p1t, s->data, s->len, NULL, 0), UMX_NOMATCH);
+    }
+    w->params_free(p1);
+    w->params_free(p1t);
+    w->params_free(p2);
+    assert_int_equal(params_err("wireguard", "pubkey", "abc"), -EINVAL);
+    assert_int_equal(
+        params_err("wireguard", "pubkey", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="), -EINVAL);
+    assert_int_equal(params_err("wireguard", "types", "5"), -EINVAL);
+    assert_int_equal(params_err("wireguard", "mac2", "1"), -EINVAL);
+}
+
+/* ---- OpenVPN ---------------------------------------------------------------- */
+
+/* spec_fmt has one %s for the key file's path. */
+static void ovpn_key(const char *spec_fmt, const char *file, char *out, size_t cap)
+{
+    char path[2048];
+    const char *pct = strstr(spec_fmt, "%s");
+    snprintf(path, sizeof(path), "%s/samples/openvpn/%s", g_dir, file);
+    assert_non_null(pct);
+    snprintf(out, cap, "%.*s%s%s", (int)(pct - spec_fmt), spec_fmt, path, pct + 2);
+}
+
+static void test_openvpn_keys(void **unused)
+{
+    const struct umx_probe *o = umx_probe_find("openvpn");
+    struct {
+        const char *fmt, *file, *match[4];
+    } cases[] = {
+        {"tls-auth=%s max-skew=0",
+         "ta1.key",
+         {"tlsauth-bidir-0.hex", "ctx-tlsauth-bidir-2.hex", NULL}},
+        {"tls-auth=%s key-direction=0 max-skew=0",
+         "ta1.key",
+         {"tlsauth-sha1-0.hex", "ctx-tlsauth-sha1-2.hex", NULL}},
+        {"tls-auth=%s key-direction=0 auth=SHA256 max-skew=0",
+         "ta1.key",
+         {"tlsauth-sha256-0.hex", "ctx-tlsauth-sha256-2.hex", NULL}},
+        {"tls-crypt=%s max-skew=0", "ta1.key", {"tlscrypt-0.hex", "ctx-tlscrypt-2.hex", NULL}},
+        {"tls-crypt=%s max-skew=0", "ta2.key", {"tlscrypt2-0.hex", "ctx-tlscrypt2-2.hex", NULL}},
+        {"tls-crypt-v2=%s max-skew=0", "v2srv.key", {"tlscryptv2-0.hex", NULL}},
+    };
+
+    (void)unused;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char spec[2300];
+        void *pp;
+        unsigned matched = 0;
+        ovpn_key(cases[c].fmt, cases[c].file, spec, sizeof(spec));
+        pp = params_of("openvpn", spec);
+        for (size_t i = 0; i < g_nsamples; i++) {
+            const struct sample *s = &g_samples[i];
+            int want = 0, got;
+            if (strcmp(s->probe, "openvpn") != 0)
+                continue;
+            for (size_t m = 0; cases[c].match[m]; m++)
+                want |= strcmp(cases[c].match[m], s->name) == 0;
+            /* The bidirectional key also verifies the server's own
+             * packets (both directions use key 0). */
+            if (c == 0 && (strcmp(s->name, "ctx-tlsauth-bidir-3.hex") == 0 ||
+                           strcmp(s->name, "ctx-tlsauth-sha1-3.hex") == 0))
+                want = 1;
+            got = run(o, pp, s->data, s->len, NULL, 0);
+            if (got != want)
+                fail_msg("%s: %s gave %d, want %d", spec, s->name, got, want);
+            matched += (unsigned)got;
+        }
+        assert_true(matched >= 1);
+        /* The captured packets are hours old: the default window (60 s)
+         * refuses them, which is the replay protection. */
+        {
+            char fmt[128], spec2[2300];
+            const struct sample *s = find_sample("openvpn", cases[c].match[0]);
+            void *dp;
+            snprintf(fmt, sizeof(fmt), "%s", cases[c].fmt);
+            *strstr(fmt, " max-skew=0") = 0;
+            ovpn_key(fmt, cases[c].file, spec2, sizeof(spec2));
+            dp = params_of("openvpn", spec2);
+            assert_int_equal(run(o, dp, s->data, s->len, NULL, 0), UMX_NOMATCH);
+            o->params_free(dp);
+        }
+        o->params_free(pp);
+    }
+    /* Keys that are not the file's: error paths. */
+    {
+        char spec[2300];
+        ovpn_key("%s", "missing.key", spec, sizeof(spec));
+        assert_int_equal(params_err("openvpn", "tls-auth", spec), -ENOENT);
+        ovpn_key("%s", "ta1.key", spec, sizeof(spec));
+        assert_int_equal(params_err("openvpn", "tls-crypt-v2", spec), -EINVAL);
+        ovpn_key("%s", "v2srv.key", spec, sizeof(spec));
+        assert_int_equal(params_err("openvpn", "tls-crypt", spec), -EINVAL);
+        assert_int_equal(params_err("openvpn", "auth", "MD5"), -EINVAL);
+        assert_int_equal(params_err("openvpn", "key-direction", "2"), -EINVAL);
+        assert_int_equal(params_err("openvpn", "max-skew", "-1"), -EINVAL);
+        assert_int_equal(params_err("openvpn", "tls-auth2", "x"), -EINVAL);
+    }
+}
+
+/* Loads the HMAC key tls-auth uses for a bidirectional static key. */
+static void static_key(const char *file, uint8_t key[256])
+{
+    char path[2048], line[256];
+    size_t k = 0;
+    int in = 0;
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/samples/openvpn/%s", g_dir, file);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, "BEGIN OpenVPN Static key")) {
+            in = 1;
+            continue;
+        }
+        if (strstr(line, "END OpenVPN Static key"))
+            break;
+        for (char *p = line; in && p[0] && p[1] && hexval(p[0]) >= 0; p += 2)
+            key[k++] = (uint8_t)(hexval(p[0]) << 4 | hexval(p[1]));
+    }
+    fclose(f);
+    assert_int_equal(k, 256);
+}
+
+/* A fresh tls-auth client reset with the given wall-clock time. */
+static size_t make_tlsauth_reset(uint8_t out[42], const uint8_t key[256], uint32_t t)
+{
+    uint8_t tail[14 + 8];
+    size_t n = 0;
+    /* HMAC input: replay id | time | op | session | ack count | msg id */
+    tail[n++] = 0, tail[n++] = 0, tail[n++] = 0, tail[n++] = 1;
+    tail[n++] = (uint8_t)(t >> 24), tail[n++] = (uint8_t)(t >> 16);
+    tail[n++] = (uint8_t)(t >> 8), tail[n++] = (uint8_t)t;
+    tail[n++] = 0x38;
+    for (int i = 0; i < 8; i++)
+        tail[n++] = (uint8_t)(0xa0 + i);
+    tail[n++] = 0;
+    tail[n++] = 0, tail[n++] = 0, tail[n++] = 0, tail[n++] = 0;
+    out[0] = 0x38;
+    memcpy(out + 1, tail + 9, 8);
+    assert_int_equal(
+        umx_hmac(UMX_MD_SHA1, key + 64, 20, tail, n, NULL, 0, NULL, 0, NULL, 0, out + 9), 0);
+    memcpy(out + 29, tail, 8);
+    memcpy(out + 37, tail + 17, 5);
+    return 42;
+}
+
+static void test_openvpn_replay_window(void **unused)
+{
+    const struct umx_probe *o = umx_probe_find("openvpn");
+    uint8_t key[256], pkt[42];
+    char spec[2300];
+    void *def, *wide;
+    uint32_t now = (uint32_t)time(NULL);
+
+    (void)unused;
+    static_key("ta1.key", key);
+    ovpn_key("tls-auth=%s", "ta1.key", spec, sizeof(spec));
+    def = params_of("openvpn", spec);
+    ovpn_key("tls-auth=%s max-skew=7200", "ta1.key", spec, sizeof(spec));
+    wide = params_of("openvpn", spec);
+    make_tlsauth_reset(pkt, key, now);
+    assert_int_equal(run(o, def, pkt, 42, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(o, NULL, pkt, 42, NULL, 0), UMX_MATCH); /* structure alone */
+    make_tlsauth_reset(pkt, key, now - 3600);
+    assert_int_equal(run(o, def, pkt, 42, NULL, 0), UMX_NOMATCH);
+    assert_int_equal(run(o, wide, pkt, 42, NULL, 0), UMX_MATCH);
+    make_tlsauth_reset(pkt, key, now + 3600);
+    assert_int_equal(run(o, def, pkt, 42, NULL, 0), UMX_NOMATCH);
+    make_tlsauth_reset(pkt, key, now);
+    pkt[41] ^= 1;
+    assert_int_equal(run(o, def, pkt, 42, NULL, 0), UMX_NOMATCH);
+    o->params_free(def);
+    o->params_free(wide);
+}
+
+/* ---- STUN, DTLS, TURN parameters ------------------------------------------ */
+
+static void test_stun_params(void **unused)
+{
+    const struct umx_probe *p = umx_probe_find("stun");
+    const struct sample *req = find_sample("stun", "rfc5769-request.hex");
+    const struct sample *resp = find_sample("stun", "rfc5769-response-v4.hex");
+    const struct sample *plain = find_sample("stun", "ndpi-binding-request.hex");
+    struct {
+        const char *spec;
+        int req, resp, plain;
+    } cases[] = {
+        {"username=evtj:*", 1, 0, 0},  {"username=evtj:h6vY", 1, 0, 0},
+        {"username=evtj", 0, 0, 0},    {"username=h6vY:*", 0, 0, 0},
+        {"username=*", 1, 0, 0},       {"fingerprint=yes", 1, 1, 0},
+        {"class=request", 1, 0, 1},    {"class=success,error", 0, 1, 0},
+        {"class=indication", 0, 0, 0},
+    };
+    static uint8_t buf[256];
+
+    (void)unused;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        void *pp = params_of("stun", cases[i].spec);
+        assert_int_equal(run(p, pp, req->data, req->len, NULL, 0), cases[i].req);
+        assert_int_equal(run(p, pp, resp->data, resp->len, NULL, 0), cases[i].resp);
+        assert_int_equal(run(p, pp, plain->data, plain->len, NULL, 0), cases[i].plain);
+        p->params_free(pp);
+    }
+    /* A wrong FINGERPRINT is refused even without parameters. */
+    memcpy(buf, req->data, req->len);
+    buf[req->len - 1] ^= 1;
+    assert_int_equal(run(p, NULL, buf, req->len, NULL, 0), UMX_NOMATCH);
+    assert_int_equal(params_err("stun", "username", "a*b"), -EINVAL);
+    assert_int_equal(params_err("stun", "class", "reply"), -EINVAL);
+    assert_int_equal(params_err("stun", "fingerprint", "maybe"), -EINVAL);
+}
+
+static void test_dtls_params(void **unused)
+{
+    const struct umx_probe *p = umx_probe_find("dtls");
+    const struct sample *ch = find_sample("dtls", "openssl-0.hex");
+    const struct sample *hvr = find_sample("dtls", "openssl-1.hex");
+    void *sni = params_of("dtls", "sni=dtls.example.org");
+    void *wild = params_of("dtls", "sni=*.example.org");
+    void *other = params_of("dtls", "sni=other.example.org");
+    void *hello = params_of("dtls", "hello=yes");
+
+    (void)unused;
+    assert_int_equal(run(p, sni, ch->data, ch->len, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(p, wild, ch->data, ch->len, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(p, other, ch->data, ch->len, NULL, 0), UMX_NOMATCH);
+    assert_int_equal(run(p, hello, ch->data, ch->len, NULL, 0), UMX_MATCH);
+    /* A HelloVerifyRequest is DTLS but not a ClientHello. */
+    assert_int_equal(run(p, NULL, hvr->data, hvr->len, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(p, hello, hvr->data, hvr->len, NULL, 0), UMX_NOMATCH);
+    assert_int_equal(run(p, sni, hvr->data, hvr->len, NULL, 0), UMX_NOMATCH);
+    p->params_free(sni);
+    p->params_free(wild);
+    p->params_free(other);
+    p->params_free(hello);
+    assert_int_equal(params_err("dtls", "cookie", "1"), -EINVAL);
+}
+
+static void test_turn_params(void **unused)
+{
+    const struct umx_probe *p = umx_probe_find("turn-channel");
+    void *strict = params_of("turn-channel", "rfc8656=yes");
+    uint8_t d[8] = {0x40, 0x01, 0x00, 0x04, 1, 2, 3, 4};
+
+    (void)unused;
+    assert_int_equal(run(p, strict, d, 8, NULL, 0), UMX_MATCH);
+    d[0] = 0x72; /* legacy RFC 5766 channel, as coturn's client uses */
+    assert_int_equal(run(p, NULL, d, 8, NULL, 0), UMX_MATCH);
+    assert_int_equal(run(p, strict, d, 8, NULL, 0), UMX_NOMATCH);
+    d[3] = 5; /* length says 5: 9 to 12 bytes would be right */
+    assert_int_equal(run(p, NULL, d, 8, NULL, 0), UMX_NOMATCH);
+    p->params_free(strict);
+    assert_int_equal(params_err("turn-channel", "rfc8656", "1"), -EINVAL);
+    /* Probes without parameters refuse them in the engine (no hook). */
+    assert_null(umx_probe_find("dns")->params_new);
+}
+
+/* ---- roaming keys ------------------------------------------------------------ */
+
+static void test_roam(void **unused)
+{
+    uint8_t k1[20], k2[20];
+    size_t l1, l2;
+    int kind1, kind2;
+    const struct sample *resp = find_sample("wireguard", "s1-response.hex");
+    const struct sample *data = find_sample("wireguard", "s1-transport-80.hex");
+    const struct sample *init = find_sample("wireguard", "s1-initiation.hex");
+    const struct sample *qsrv = find_sample("quic", "ngtcp2-server-initial-greased.hex");
+    const struct sample *qhs = find_sample("quic", "ngtcp2-client-handshake.hex");
+    uint8_t sh[40];
+
+    (void)unused;
+    /* WireGuard: the responder's index comes back in transport data. */
+    assert_int_equal(umx_roam_key_server(resp->data, resp->len, k1, &l1, &kind1), 1);
+    assert_int_equal(umx_roam_key_client(data->data, data->len, 0, k2, &l2, &kind2), 1);
+    assert_int_equal(kind1, UMX_ROAM_WG);
+    assert_int_equal(kind2, UMX_ROAM_WG);
+    assert_int_equal(l1, 4);
+    assert_memory_equal(k1, k2, 4);
+    /* A new handshake carries no session key. */
+    assert_int_equal(umx_roam_key_client(init->data, init->len, 0, k2, &l2, &kind2), 0);
+    assert_int_equal(kind2, UMX_ROAM_NONE);
+    /* QUIC: the server's SCID is the client's next DCID. */
+    assert_int_equal(umx_roam_key_server(qsrv->data, qsrv->len, k1, &l1, &kind1), 1);
+    assert_int_equal(umx_roam_key_client(qhs->data, qhs->len, 0, k2, &l2, &kind2), 1);
+    assert_int_equal(kind1, UMX_ROAM_QUIC);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(k1, k2, l1);
+    /* Short header with the configured CID length. */
+    memset(sh, 0x33, sizeof(sh));
+    sh[0] = 0x41;
+    memcpy(sh + 1, k1, l1);
+    assert_int_equal(umx_roam_key_client(sh, sizeof(sh), l1, k2, &l2, &kind2), 1);
+    assert_memory_equal(k1, k2, l1);
+    assert_int_equal(umx_roam_key_client(sh, sizeof(sh), 0, k2, &l2, &kind2), 0);
+    assert_int_equal(umx_roam_key_client(sh, sizeof(sh), 21, k2, &l2, &kind2), -EINVAL);
+    assert_int_equal(umx_roam_key_client(sh, sizeof(sh), 8, NULL, &l2, &kind2), -EINVAL);
+    assert_int_equal(umx_roam_key_server(NULL, 0, k2, &l2, &kind2), 0);
+    /* Every sample and every truncation: never more than 20 bytes. */
+    for (size_t i = 0; i < g_nsamples; i++)
+        for (size_t n = 0; n <= g_samples[i].len; n += 1 + n / 8) {
+            int r = umx_roam_key_client(g_samples[i].data, n, 8, k2, &l2, &kind2);
+            assert_true(r == 0 || (r == 1 && l2 <= 20));
+            r = umx_roam_key_server(g_samples[i].data, n, k2, &l2, &kind2);
+            assert_true(r == 0 || (r == 1 && l2 <= 20));
+        }
+}
+
+int main(int argc, char **argv)
+{
+    const char *d = argc > 1 ? argv[1] : getenv("UMX_TESTDATA");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),         cmocka_unit_test(test_first_bitmaps),
+        cmocka_unit_test(test_positive_samples), cmocka_unit_test(test_negative_samples),
+        cmocka_unit_test(test_cross_matches),    cmocka_unit_test(test_truncations),
+        cmocka_unit_test(test_random),           cmocka_unit_test(test_quic_sni_vectors),
+        cmocka_unit_test(test_quic_split_hello), cmocka_unit_test(test_wireguard_pubkey),
+        cmocka_unit_test(test_openvpn_keys),     cmocka_unit_test(test_openvpn_replay_window),
+        cmocka_unit_test(test_stun_params),      cmocka_unit_test(test_dtls_params),
+        cmocka_unit_test(test_turn_params),      cmocka_unit_test(test_roam),
+    };
+    int r;
+
+    if (!d) {
+        fprintf(stderr, "usage: test-probes TESTDATA_DIR (or set UMX_TESTDATA)\n");
+        return 2;
+    }
+    snprintf(g_dir, sizeof(g_dir), "%s", d);
+    load_samples();
+    r = cmocka_run_group_tests(tests, NULL, NULL);
+    for (size_t i = 0; i < g_nsamples; i++)
+        free(g_samples[i].data);
+    return r;
+}
