@@ -209,7 +209,7 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
         UMXD_ROUTE_STATS(PUT)
 #undef PUT
         umx_ctl_u64(o, "flows.active", rst.active_flows);
-        umx_ctl_u64(o, "backends", rt->nbackends);
+        umx_ctl_u64(o, "nbackends", rt->nbackends);
         umx_ctl_rec_end(o);
         for (unsigned b = 0; b < rt->nbackends; b++) {
             struct umxd_health *h = &d->health[slot][b];
@@ -297,7 +297,7 @@ static void cmd_flows(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
         umx_ctl_u64(o, "tx.bytes", f->tx_bytes);
         umx_ctl_rec_end(o);
     }
-    umx_ctl_rec(o, "flows");
+    umx_ctl_rec(o, "summary");
     umx_ctl_u64(o, "matched", matched);
     umx_ctl_u64(o, "shown", shown);
     umx_ctl_u64(o, "scanned", n);
