@@ -60,7 +60,10 @@ static int ntp_match(const void *params, const struct umx_probe_in *in)
         return UMX_NOMATCH;
     poll = (int8_t)p[2];
     prec = (int8_t)p[3];
-    if (p[1] > 16 || poll < -7 || poll > 17 || prec < -32 || prec > 0)
+    /* Client requests that follow NTP data minimization (chrony 4) carry
+     * precision 0x20 (+32) instead of a real value; accept it in mode 3. */
+    if (p[1] > 16 || poll < -7 || poll > 17 || prec < -32 ||
+        (prec > 0 && !(prec == 32 && MODE(p[0]) == 3)))
         return UMX_NOMATCH;
     if (in->len > 48 && !tail_ok(in->len - 48, p + 48))
         return UMX_NOMATCH;
