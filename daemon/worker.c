@@ -1011,6 +1011,10 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
                 UMX_CTR_ADD(w->st.up_rx_foreign, 1);
                 continue;
             }
+            /* follow the port the backend answered from: the peer's next
+             * datagrams (TFTP ACKs) belong to that transfer socket, not to
+             * the listening port the first request went to */
+            fl->upaddr = src;
         }
         UMX_CTR_ADD(w->st.up_rx_datagrams, 1);
         UMX_CTR_ADD(w->st.up_rx_bytes, s->len);
