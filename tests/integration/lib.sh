@@ -293,15 +293,16 @@ it_child_ns()
     ip -n "$ns" route add default via "$here"
 }
 
-# it_addrconfig_fix: in.tftpd resolves -a with AI_ADDRCONFIG, which fails in a
-# namespace with only loopback: add a dummy interface with a documentation
-# address (no traffic uses it).
+# it_addrconfig_fix: in.tftpd resolves -a with AI_ADDRCONFIG, which fails in
+# a namespace with only loopback: add a veth pair (dummy links are not
+# available everywhere) with documentation addresses no traffic uses.
 it_addrconfig_fix()
 {
-    ip link add umxdummy type dummy 2>/dev/null || return 0
-    ip addr add 192.0.2.254/32 dev umxdummy
-    ip addr add 2001:db8::254/128 dev umxdummy nodad
-    ip link set umxdummy up
+    ip link add umxa0 type veth peer name umxa1
+    ip addr add 192.0.2.254/24 dev umxa0
+    ip addr add 2001:db8::254/64 dev umxa0 nodad
+    ip link set umxa0 up
+    ip link set umxa1 up
 }
 
 # it_private_dir DIR: an empty tmpfs on DIR, visible only to this test (the
