@@ -408,7 +408,8 @@ static int add_rules(scmp_filter_ctx ctx)
     }
     /* open: read-only, never create or truncate */
     if (r == 0) {
-        struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, 0);
+        /* openat(dirfd, path, flags): the flags are argument 2, not 1 */
+        struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, 0);
         r = add(ctx, "openat", 1, &a);
         if (r == 0) {
             a = SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, 0);
