@@ -1,0 +1,649 @@
+/*
+ * metrics.c - Prometheus /metrics, a JSON status (/status.json) and a live
+ * status page (/) on one HTTP listener (`metrics = ADDR:PORT` in
+ * [udpmux]), served by libmicrohttpd rather than a hand-written HTTP
+ * parser. Every metric is documented in docs/metrics.md.
+ *
+ * Threads: libmicrohttpd runs its own thread (MHD_USE_INTERNAL_POLLING_
+ * THREAD). It never touches the daemon's state: the main thread renders the
+ * three documents every tick (250 ms) from relaxed counter loads and its
+ * own config, then swaps them in under a mutex that guards nothing but the
+ * three pointers. A request copies the current document under that mutex
+ * and is answered from the copy. Rejected alternative: reading counters
+ * from the HTTP thread directly would be safe for the counters but not for
+ * d->cfg, which a reload frees on the main thread.
+ *
+ * Labels are listener, route, backend, reason and probe: never a client
+ * address (unbounded cardinality and personal data).
+ */
+#include <errno.h>
+#include <linux/sock_diag.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "udpmuxd.h"
+
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+#define M_MAX_DOC (4u * 1024u * 1024u) /* a document larger than this is cut */
+
+/* A growable text buffer for one render (main thread). */
+struct sb {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+struct metrics {
+    struct MHD_Daemon *mhd;
+    pthread_mutex_t mu; /* guards the three documents below, nothing else */
+    struct sb prom, json, html;
+    struct umxd_ratelimit rl;
+};
+
+static struct metrics *g_m;
+
+static void sb_putn(struct sb *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 16384;
+        char *np;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        if (nc > M_MAX_DOC) {
+            b->oom = 1;
+            return;
+        }
+        np = realloc(b->p, nc);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    sb_putn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void sb_free(struct sb *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Prometheus label value: backslash, double quote and newline escaped. */
+static void prom_label(struct sb *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            sb_puts(b, "\\\\");
+        else if (*s == '"')
+            sb_puts(b, "\\\"");
+        else if (*s == '\n')
+            sb_puts(b, "\\n");
+        else
+            sb_putn(b, s, 1);
+    }
+}
+
+/* JSON string; '<' is escaped too so the text can sit inside <script>. */
+static void json_str(struct sb *b, const char *s)
+{
+    sb_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[3] = {'\\', (char)c, 0};
+            sb_puts(b, e);
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
+            sb_printf(b, "\\u%04x", c);
+        } else {
+            sb_putn(b, s, 1);
+        }
+    }
+    sb_puts(b, "\"");
+}
+
+static void family(struct sb *b, const char *name, const char *type, const char *help)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* "rx.datagrams" -> "rx_datagrams" */
+static void metric_suffix(char *out, size_t cap, const char *dotted)
+{
+    size_t i = 0;
+    for (; dotted[i] && i + 1 < cap; i++)
+        out[i] = dotted[i] == '.' ? '_' : dotted[i];
+    out[i] = '\0';
+}
+
+/* The probe a route's rule starts with ("dns", "quic"...), "any", or
+ * "custom" for generic rules: the `probe` label of classification counts. */
+static void route_probe(const struct umxd_route *rt, char *out, size_t cap)
+{
+    char word[UMXD_NAME_MAX];
+    size_t n = 0;
+    const char *s = rt->match;
+    while (*s == ' ' || *s == '\t' || *s == '(')
+        s++;
+    while (s[n] && s[n] != ' ' && s[n] != '\t' && s[n] != '(' && s[n] != ')' &&
+           n + 1 < sizeof(word)) {
+        word[n] = s[n];
+        n++;
+    }
+    word[n] = '\0';
+    snprintf(out, cap, "%s", strcmp(word, "any") == 0 ? "any" : "custom");
+    for (size_t i = 0; i < udpmux_probe_count(); i++)
+        if (strcmp(word, udpmux_probe_name(i)) == 0)
+            snprintf(out, cap, "%s", word);
+}
+
+static const char *action_name(enum umxd_action a)
+{
+    static const char *const names[] = {"forward", "drop", "stun", "echo", "attach"};
+    return (unsigned)a < UMX_ARRAY_LEN(names) ? names[a] : "unknown";
+}
+
+static const char *health_word(struct umxd *d, unsigned slot, unsigned b, uint64_t now)
+{
+    struct umxd_health *h = &d->health[slot][b];
+    if (__atomic_load_n(&h->draining, __ATOMIC_RELAXED))
+        return "draining";
+    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) > now)
+        return "down";
+    return "up";
+}
+
+/* Kernel view of one listener over its workers' sockets: drops for a full
+ * receive buffer and bytes queued now (SO_MEMINFO, Linux 4.6+). */
+static void listener_meminfo(struct umxd *d, unsigned li, uint64_t *drops, uint64_t *queued)
+{
+    *drops = *queued = 0;
+    for (unsigned w = 0; w < d->nworkers; w++) {
+        uint32_t mi[SK_MEMINFO_VARS];
+        socklen_t l = sizeof(mi);
+        int fd = d->lfd[li][w];
+        if (fd <= 0)
+            continue;
+        memset(mi, 0, sizeof(mi));
+        if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &l) < 0)
+            continue;
+        *drops += mi[SK_MEMINFO_DROPS];
+        *queued += mi[SK_MEMINFO_RMEM_ALLOC];
+    }
+}
+
+/* One sample of everything the documents show, taken on the main thread. */
+struct sample {
+    struct umxd_stats st;
+    struct umxd_route_stats rst[UMXD_MAX_ROUTES];
+    uint64_t entries; /* flows in the tables, retired routes included */
+    uint64_t now_ns;
+};
+
+static void take_sample(struct umxd *d, struct sample *s)
+{
+    s->now_ns = umx_now_ns();
+    umxd_stats_sum(d, &s->st);
+    for (unsigned r = 0; r < d->cfg->nroutes; r++)
+        umxd_route_stats_sum(d, d->rs->slot[r], &s->rst[r]);
+    s->entries = 0;
+    for (unsigned sl = 0; sl < d->nslots; sl++) {
+        struct umxd_route_stats x;
+        umxd_route_stats_sum(d, sl, &x);
+        s->entries += x.active_flows;
+    }
+}
+
+static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
+{
+    const struct umxd_config *c = d->cfg;
+    char name[128], suf[64], probe[UMXD_NAME_MAX];
+    double start = (double)time(NULL) - (double)(s->now_ns - d->start_ns) / 1e9;
+
+    family(b, "udpmux_build_info", "gauge", "Build information; the value is always 1.");
+    sb_puts(b, "udpmux_build_info{version=\"");
+    prom_label(b, udpmux_version());
+    sb_puts(b, "\"} 1\n");
+    family(b, "udpmux_start_time_seconds", "gauge", "When udpmuxd started (Unix time).");
+    sb_printf(b, "udpmux_start_time_seconds %.3f\n", start);
+    family(b, "udpmux_config_loaded_timestamp_seconds", "gauge",
+           "When the running configuration was loaded (Unix time).");
+    sb_printf(b, "udpmux_config_loaded_timestamp_seconds %lld\n", (long long)d->loaded_at);
+    family(b, "udpmux_config_reloads_total", "counter", "Reload attempts by result.");
+    sb_printf(b, "udpmux_config_reloads_total{result=\"ok\"} %llu\n",
+              (unsigned long long)d->reloads_ok);
+    sb_printf(b, "udpmux_config_reloads_total{result=\"failed\"} %llu\n",
+              (unsigned long long)d->reloads_failed);
+    family(b, "udpmux_workers", "gauge", "Worker threads.");
+    sb_printf(b, "udpmux_workers %u\n", d->nworkers);
+
+    family(b, "udpmux_listener_info", "gauge", "One series per listening address; always 1.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_info{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_puts(b, "\"} 1\n");
+    }
+    family(b, "udpmux_listener_kernel_drops_total", "counter",
+           "Datagrams the kernel dropped on this listener's sockets (full receive buffer).");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        uint64_t drops, q;
+        listener_meminfo(d, li, &drops, &q);
+        sb_puts(b, "udpmux_listener_kernel_drops_total{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %llu\n", (unsigned long long)drops);
+    }
+    family(b, "udpmux_listener_receive_queue_bytes", "gauge",
+           "Bytes waiting in this listener's receive buffers.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        uint64_t drops, q;
+        listener_meminfo(d, li, &drops, &q);
+        sb_puts(b, "udpmux_listener_receive_queue_bytes{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %llu\n", (unsigned long long)q);
+    }
+
+    /* the daemon's counters (stats.h); drop.* become one family by reason */
+    family(b, "udpmux_drops_total", "counter",
+           "Datagrams or new flows dropped, by reason (see docs/metrics.md).");
+#define DROP(f, n, h)                                                                              \
+    if (strncmp(n, "drop.", 5) == 0)                                                               \
+        sb_printf(b, "udpmux_drops_total{reason=\"%s\"} %llu\n", (n) + 5,                          \
+                  (unsigned long long)s->st.f);
+    UMXD_STATS(DROP)
+#undef DROP
+#define CTR(f, n, h)                                                                               \
+    if (strncmp(n, "drop.", 5) != 0) {                                                             \
+        metric_suffix(suf, sizeof(suf), n);                                                        \
+        snprintf(name, sizeof(name), "udpmux_%s_total", suf);                                      \
+        family(b, name, "counter", h ".");                                                         \
+        sb_printf(b, "%s %llu\n", name, (unsigned long long)s->st.f);                              \
+    }
+    UMXD_STATS(CTR)
+#undef CTR
+
+    family(b, "udpmux_flow_table_capacity", "gauge", "Flow table slots over all workers.");
+    sb_printf(b, "udpmux_flow_table_capacity %llu\n",
+              (unsigned long long)c->max_flows * d->nworkers);
+    family(b, "udpmux_flow_table_entries", "gauge", "Flows in the tables now.");
+    sb_printf(b, "udpmux_flow_table_entries %llu\n", (unsigned long long)s->entries);
+
+    /* per route */
+    family(b, "udpmux_route_info", "gauge",
+           "One series per configured route with its action and probe; always 1.");
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        route_probe(&c->routes[r], probe, sizeof(probe));
+        sb_puts(b, "udpmux_route_info{route=\"");
+        prom_label(b, c->routes[r].name);
+        sb_printf(b, "\",action=\"%s\",probe=\"", action_name(c->routes[r].action));
+        prom_label(b, probe);
+        sb_puts(b, "\"} 1\n");
+    }
+#define RCTR(f, n, h)                                                                              \
+    metric_suffix(suf, sizeof(suf), n);                                                            \
+    snprintf(name, sizeof(name), "udpmux_route_%s_total", suf);                                    \
+    family(b, name, "counter", h ".");                                                             \
+    for (unsigned r = 0; r < c->nroutes; r++) {                                                    \
+        sb_printf(b, "%s{route=\"", name);                                                         \
+        prom_label(b, c->routes[r].name);                                                          \
+        if (strcmp(n, "classify.matched") == 0) {                                                  \
+            route_probe(&c->routes[r], probe, sizeof(probe));                                      \
+            sb_puts(b, "\",probe=\"");                                                             \
+            prom_label(b, probe);                                                                  \
+        }                                                                                          \
+        sb_printf(b, "\"} %llu\n", (unsigned long long)s->rst[r].f);                               \
+    }
+    UMXD_ROUTE_STATS(RCTR)
+#undef RCTR
+    family(b, "udpmux_route_flows_active", "gauge", "Active flows of this route.");
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        sb_puts(b, "udpmux_route_flows_active{route=\"");
+        prom_label(b, c->routes[r].name);
+        sb_printf(b, "\"} %llu\n", (unsigned long long)s->rst[r].active_flows);
+    }
+    family(b, "udpmux_route_draining", "gauge",
+           "1 while the route is drained (udpmuxctl drain): no new flows.");
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        sb_puts(b, "udpmux_route_draining{route=\"");
+        prom_label(b, c->routes[r].name);
+        sb_printf(b, "\"} %d\n", __atomic_load_n(&d->drain[d->rs->slot[r]], __ATOMIC_RELAXED));
+    }
+    family(b, "udpmux_backend_up", "gauge",
+           "1 when the backend takes new flows (healthy and not draining), else 0.");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            sb_puts(b, "udpmux_backend_up{route=\"");
+            prom_label(b, c->routes[r].name);
+            sb_puts(b, "\",backend=\"");
+            prom_label(b, c->routes[r].backends[k].text);
+            sb_printf(b, "\"} %d\n",
+                      strcmp(health_word(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
+        }
+    family(b, "udpmux_backend_draining", "gauge", "1 while the backend is drained, else 0.");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            sb_puts(b, "udpmux_backend_draining{route=\"");
+            prom_label(b, c->routes[r].name);
+            sb_puts(b, "\",backend=\"");
+            prom_label(b, c->routes[r].backends[k].text);
+            sb_printf(b, "\"} %d\n",
+                      __atomic_load_n(&d->health[d->rs->slot[r]][k].draining, __ATOMIC_RELAXED));
+        }
+}
+
+static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
+{
+    const struct umxd_config *c = d->cfg;
+    sb_puts(b, "{\"version\":");
+    json_str(b, udpmux_version());
+    sb_printf(b, ",\"uptime_ms\":%llu,\"workers\":%u,\"loaded_at\":%lld,\"config\":",
+              (unsigned long long)((s->now_ns - d->start_ns) / 1000000u), d->nworkers,
+              (long long)d->loaded_at);
+    json_str(b, d->config_path ? d->config_path : "");
+    sb_puts(b, ",\"listeners\":[");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        uint64_t drops, q;
+        listener_meminfo(d, li, &drops, &q);
+        sb_puts(b, li ? ",{\"addr\":" : "{\"addr\":");
+        json_str(b, c->listen_text[li]);
+        sb_printf(b, ",\"kernel_drops\":%llu}", (unsigned long long)drops);
+    }
+    sb_puts(b, "],\"stats\":{");
+#define JS(f, n, h) sb_printf(b, "\"%s\":%llu,", n, (unsigned long long)s->st.f);
+    UMXD_STATS(JS)
+#undef JS
+    sb_printf(b, "\"flows.active\":%llu,\"flows.capacity\":%llu},\"routes\":[",
+              (unsigned long long)s->entries, (unsigned long long)c->max_flows * d->nworkers);
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        const struct umxd_route *rt = &c->routes[r];
+        unsigned slot = d->rs->slot[r];
+        sb_puts(b, r ? ",{\"name\":" : "{\"name\":");
+        json_str(b, rt->name);
+        sb_printf(b, ",\"action\":\"%s\",\"rule\":", action_name(rt->action));
+        json_str(b, rt->match);
+        sb_printf(b, ",\"draining\":%d", __atomic_load_n(&d->drain[slot], __ATOMIC_RELAXED));
+#define JR(f, n, h) sb_printf(b, ",\"%s\":%llu", n, (unsigned long long)s->rst[r].f);
+        UMXD_ROUTE_STATS(JR)
+#undef JR
+        sb_printf(b, ",\"flows.active\":%llu,\"backends\":[",
+                  (unsigned long long)s->rst[r].active_flows);
+        for (unsigned k = 0; k < rt->nbackends; k++) {
+            sb_puts(b, k ? ",{\"addr\":" : "{\"addr\":");
+            json_str(b, rt->backends[k].text);
+            sb_printf(b, ",\"health\":\"%s\"}", health_word(d, slot, k, s->now_ns));
+        }
+        sb_puts(b, "]}");
+    }
+    sb_puts(b, "]}");
+}
+
+/* The status page: no external assets, readable on a phone, first drawn
+ * from the embedded JSON (so it shows data without script timers), then
+ * refreshed in place from /status.json every second. */
+static const char page_head[] =
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+    "<title>udpmuxd status</title><style>"
+    "body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1c1e21}"
+    "header{background:#24292f;color:#fff;padding:10px 14px}"
+    "header h1{font-size:18px;margin:0}header p{margin:2px 0 0;font-size:13px;opacity:.8}"
+    "main{padding:10px 12px;max-width:1000px;margin:auto}"
+    ".cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:8px}"
+    ".card{background:#fff;border-radius:8px;padding:8px 10px;box-shadow:0 1px 2px #0002}"
+    ".card b{display:block;font-size:20px}.card span{font-size:12px;color:#57606a}"
+    "h2{font-size:16px;margin:16px 0 6px}"
+    ".route{background:#fff;border-radius:8px;padding:8px 10px;margin-bottom:8px;"
+    "box-shadow:0 1px 2px #0002}"
+    ".route h3{margin:0 0 4px;font-size:15px}.rule{font:12px monospace;color:#57606a;"
+    "word-break:break-all}"
+    ".kv{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:2px 10px;"
+    "font-size:13px;margin:4px 0}"
+    ".b{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;"
+    "margin:2px 4px 2px 0}"
+    ".up{background:#1a7f37}.down{background:#cf222e}.draining{background:#9a6700}"
+    "ul{margin:0;padding-left:18px}"
+    "</style></head><body><header><h1>udpmuxd</h1><p id=\"hdr\"></p></header><main>"
+    "<div class=\"cards\" id=\"cards\"></div><h2>Listeners</h2><ul id=\"listeners\"></ul>"
+    "<h2>Routes</h2><div id=\"routes\"></div></main><script>\nvar initial=";
+
+static const char page_tail[] =
+    ";\nvar prev=null,prevT=0;"
+    "function esc(s){return String(s).replace(/[&<>\"]/g,function(c){return{'&':'&amp;',"
+    "'<':'&lt;','>':'&gt;','\"':'&quot;'}[c]})}"
+    "function si(v){if(v>=1e9)return(v/1e9).toFixed(1)+'G';if(v>=1e6)return(v/1e6).toFixed(1)+"
+    "'M';if(v>=1e4)return(v/1e3).toFixed(1)+'k';return(Math.round(v*10)/10).toString()}"
+    "function dur(ms){var s=Math.floor(ms/1000),d=Math.floor(s/86400),h=Math.floor(s%86400/"
+    "3600),m=Math.floor(s%3600/60);return(d?d+'d ':'')+(h?h+'h ':'')+m+'m '+(s%60)+'s'}"
+    "function rate(cur,old,k,dt){if(!old||dt<=0)return 0;var v=(cur[k]-old[k])/dt;"
+    "return v>0?v:0}"
+    "function drops(st){var n=0;for(var k in st)if(k.indexOf('drop.')==0)n+=st[k];"
+    "return n+st['classify.unmatched']}"
+    "function draw(s){var dt=prev?(s.uptime_ms-prev.uptime_ms)/1000:0;"
+    "document.getElementById('hdr').textContent='version '+s.version+' \\u00b7 up '+"
+    "dur(s.uptime_ms)+' \\u00b7 '+s.workers+' workers'+(s.config?' \\u00b7 '+s.config:'');"
+    "var st=s.stats,ps=prev?prev.stats:null;"
+    "var cards=[['in datagrams/s',si(rate(st,ps,'rx.datagrams',dt))],"
+    "['in bytes/s',si(rate(st,ps,'rx.bytes',dt))],"
+    "['out datagrams/s',si(rate(st,ps,'tx.datagrams',dt))],"
+    "['drops/s',si(ps?Math.max(0,(drops(st)-drops(ps))/(dt||1)):0)],"
+    "['active flows',si(st['flows.active'])+' / '+si(st['flows.capacity'])],"
+    "['kernel drops',si(st['rx.kernel_drops'])]];"
+    "document.getElementById('cards').innerHTML=cards.map(function(c){return'<div class=\"card\""
+    "><b>'+esc(c[1])+'</b><span>'+esc(c[0])+'</span></div>'}).join('');"
+    "document.getElementById('listeners').innerHTML=s.listeners.map(function(l){return'<li>'+"
+    "esc(l.addr)+' <small>(kernel drops '+l.kernel_drops+')</small></li>'}).join('');"
+    "var pr={};if(prev)prev.routes.forEach(function(r){pr[r.name]=r});"
+    "document.getElementById('routes').innerHTML=s.routes.map(function(r){var o=pr[r.name];"
+    "return'<div class=\"route\" data-route=\"'+esc(r.name)+'\"><h3>'+esc(r.name)+' <small>'+"
+    "esc(r.action)+(r.draining?' \\u00b7 draining':'')+'</small></h3><div class=\"rule\">'+"
+    "esc(r.rule)+'</div><div class=\"kv\"><span>in '+si(rate(r,o,'rx.datagrams',dt))+"
+    "' dg/s</span><span>out '+si(rate(r,o,'tx.datagrams',dt))+' dg/s</span><span>drops '+"
+    "si(rate(r,o,'drops',dt))+'/s</span><span>flows '+r['flows.active']+'</span><span>total in '"
+    "+si(r['rx.datagrams'])+'</span><span>total drops '+si(r.drops)+'</span></div>'+"
+    "r.backends.map(function(b){return'<span class=\"b '+b.health+'\">'+esc(b.addr)+' '+"
+    "b.health+'</span>'}).join('')+'</div>'}).join('');prev=s}"
+    "draw(initial);"
+    "function tick(){fetch('/status.json',{cache:'no-store'}).then(function(r){return r.json()})"
+    ".then(draw).catch(function(){document.getElementById('hdr').textContent='udpmuxd not "
+    "answering'})}"
+    "setInterval(tick,1000);\n</script></body></html>\n";
+
+static void render(struct umxd *d, struct metrics *m)
+{
+    static struct sample s; /* large; main thread only */
+    struct sb prom = {0}, json = {0}, html = {0};
+    take_sample(d, &s);
+    render_prom(d, &s, &prom);
+    render_json(d, &s, &json);
+    sb_puts(&html, page_head);
+    if (json.p)
+        sb_putn(&html, json.p, json.len);
+    sb_puts(&html, page_tail);
+    if (prom.oom || json.oom || html.oom) {
+        umxd_log_rl(&m->rl, LOG_WARNING, "metrics: document too large or out of memory");
+        sb_free(&prom);
+        sb_free(&json);
+        sb_free(&html);
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    {
+        struct sb t;
+        t = m->prom, m->prom = prom, prom = t;
+        t = m->json, m->json = json, json = t;
+        t = m->html, m->html = html, html = t;
+    }
+    pthread_mutex_unlock(&m->mu);
+    sb_free(&prom);
+    sb_free(&json);
+    sb_free(&html);
+}
+
+static void on_tick(struct umxd *d, uint64_t now, void *arg)
+{
+    (void)now;
+    render(d, arg);
+}
+
+/* HTTP thread ---------------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const char *ctype,
+                              const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result r;
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    r = MHD_queue_response(conn, code, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct metrics *m = cls;
+    const struct sb *doc = NULL;
+    const char *ctype = NULL;
+    enum MHD_Result r;
+    (void)version;
+    (void)upload_data;
+    if (!*req_cls) {
+        /* first call: headers only; answer on the second */
+        *req_cls = (void *)1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0; /* a body is ignored */
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n", 9);
+    if (strcmp(url, "/metrics") == 0) {
+        doc = &m->prom;
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (strcmp(url, "/status.json") == 0) {
+        doc = &m->json;
+        ctype = "application/json";
+    } else if (strcmp(url, "/") == 0) {
+        doc = &m->html;
+        ctype = "text/html; charset=utf-8";
+    } else {
+        return answer(conn, MHD_HTTP_NOT_FOUND, "text/plain",
+                      "not found: try /, /metrics or /status.json\n", 43);
+    }
+    pthread_mutex_lock(&m->mu);
+    if (!doc->p)
+        r = answer(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", "starting\n", 9);
+    else
+        r = answer(conn, MHD_HTTP_OK, ctype, doc->p, doc->len);
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+/* Set-up ----------------------------------------------------------------------------- */
+
+static void metrics_atexit(void)
+{
+    struct metrics *m = g_m;
+    if (!m)
+        return;
+    g_m = NULL;
+    if (m->mhd)
+        MHD_stop_daemon(m->mhd);
+    sb_free(&m->prom);
+    sb_free(&m->json);
+    sb_free(&m->html);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+int umxd_metrics_init(struct umxd *d)
+{
+    struct metrics *m;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    uint16_t port;
+    int r;
+    if (!d->cfg->metrics[0])
+        return 0;
+    r = udpmux_parse_addr(d->cfg->metrics, &ss, &sl);
+    if (r < 0)
+        return r;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    pthread_mutex_init(&m->mu, NULL);
+    m->rl = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(60, 1);
+    if (ss.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+        port = ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    } else {
+        port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+    }
+    render(d, m); /* the first request finds documents */
+    m->mhd =
+        MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
+                         10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    if (!m->mhd) {
+        umxd_log(LOG_ERR, "metrics: cannot listen on %s", d->cfg->metrics);
+        sb_free(&m->prom);
+        sb_free(&m->json);
+        sb_free(&m->html);
+        free(m);
+        return -EADDRNOTAVAIL;
+    }
+    d->metrics = m;
+    g_m = m;
+    r = umxd_tick_add(d, on_tick, m);
+    if (r < 0)
+        return r;
+    atexit(metrics_atexit);
+    umxd_log(LOG_INFO, "metrics on http://%s/metrics, status page on http://%s/", d->cfg->metrics,
+             d->cfg->metrics);
+    return 0;
+}
