@@ -259,7 +259,7 @@ void *umx_thread_scratch(void)
     if (!t)
         return NULL;
     if (!t->scratch)
-        t->scratch = malloc(UMX_SCRATCH_SIZE);
+        t->scratch = calloc(1, UMX_SCRATCH_SIZE); /* zeroed: users keep flags in it */
     return t->scratch;
 }
 
