@@ -63,7 +63,16 @@ format:
 	$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) -i
 
 format-check:
-	$(FORMAT_FILES) | xargs -r $(CLANG_FORMAT) --dry-run -Werror
+	@bad=$$($(FORMAT_FILES) | while read -r f; do \
+		[ -f "$$f" ] || continue; \
+		$(CLANG_FORMAT) --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; \
+	done); \
+	if [ -n "$$bad" ]; then \
+		echo "format-check: these files are not clang-formatted (fix: make format):"; \
+		echo "$$bad" | sed 's/^/  /'; \
+		exit 1; \
+	fi; \
+	echo "format-check: OK"
 
 clean:
 	rm -rf $(BUILDDIR) $(ASANDIR) build-fuzz build-valgrind

@@ -377,10 +377,7 @@ struct umx_flow *umx_ft_roam_lookup(struct umx_ft *ft, const uint8_t *key, size_
 
 int umx_ft_rekey(struct umx_ft *ft, struct umx_flow *f, const struct umx_flow_key *k)
 {
-    struct umx_flow *o = umx_ft_lookup(ft, k);
-    if (o == f)
-        return 0; /* already there: not a conflict with itself */
-    if (o)
+    if (umx_ft_lookup(ft, k))
         return -EEXIST;
     hash_unlink(ft, f);
     f->key = *k;

@@ -445,8 +445,8 @@ static void test_rekey(void **state)
     assert_ptr_equal(umx_ft_lookup(ft, &k3), f1);
     assert_int_equal(((struct payload *)umx_flow_data(f1))->n, 11);
     assert_ptr_equal(umx_ft_roam_lookup(ft, idx, 4), f1);
-    /* rekey onto its own key is a no-op */
-    assert_int_equal(umx_ft_rekey(ft, f1, &k3), 0);
+    /* rekey onto its own key: the key is taken (by itself), nothing moves */
+    assert_int_equal(umx_ft_rekey(ft, f1, &k3), -EEXIST);
     assert_ptr_equal(umx_ft_lookup(ft, &k3), f1);
     /* rekey onto a key another flow has is refused, nothing changes */
     assert_int_equal(umx_ft_rekey(ft, f1, &k2), -EEXIST);
