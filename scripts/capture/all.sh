@@ -8,7 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rc=0
 for s in dns stun turn-channel openvpn wireguard quic ntp snmp tftp syslog sip coap dtls rtp \
-    bittorrent radius ssdp zrtp raknet teamspeak ike ike-real edge; do
+    bittorrent radius ssdp zrtp raknet teamspeak ike ike-real webrtc edge; do
     echo "== $s"
     timeout -k 5 200 bash "$here/$s.sh" || { echo "$s.sh failed" >&2; rc=1; }
 done
