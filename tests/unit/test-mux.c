@@ -186,6 +186,21 @@ static void nop_timer(struct udpmux *m, void *arg)
     (void)arg;
 }
 
+static int have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 s6;
+    int ok;
+    if (fd < 0)
+        return 0;
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    s6.sin6_addr = in6addr_loopback;
+    ok = bind(fd, (struct sockaddr *)&s6, sizeof(s6)) == 0;
+    close(fd);
+    return ok;
+}
+
 /* What a handler saw. */
 struct rec {
     unsigned count;
@@ -336,6 +351,95 @@ static void test_send_batch(void **state)
     assert_int_equal(udpmux_send_batch(m, &msgs[2], 3), -EINVAL);
     close(c);
     udpmux_free(m);
+}
+
+/* A batch whose messages go out of different endpoints (IPv4 and IPv6) is
+ * split into one sendmmsg per run of the same endpoint, in order. */
+static void test_send_batch_mixed_endpoints(void **state)
+{
+    struct udpmux *m;
+    struct udpmux_msg msgs[6];
+    struct sockaddr_storage c4a, c6a, from;
+    socklen_t l4 = sizeof(c4a), l6 = sizeof(c6a);
+    char buf[16];
+    int c4, c6;
+    (void)state;
+    if (!have_ipv6_loopback())
+        skip();
+    m = new_mux(NULL);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    assert_int_equal(udpmux_bind(m, "[::1]:0", 0), 1);
+    c4 = cli_open("127.0.0.1:0");
+    c6 = cli_open("[::1]:0");
+    getsockname(c4, (struct sockaddr *)&c4a, &l4);
+    getsockname(c6, (struct sockaddr *)&c6a, &l6);
+    memset(msgs, 0, sizeof(msgs));
+    for (int i = 0; i < 6; i++) {
+        static const char *txt[] = {"a0", "a1", "b2", "a3", "b4", "b5"};
+        int six = txt[i][0] == 'b';
+        msgs[i].data = txt[i];
+        msgs[i].len = 2;
+        msgs[i].peer = (struct sockaddr *)(six ? &c6a : &c4a);
+        msgs[i].peer_len = six ? l6 : l4;
+        msgs[i].endpoint = -1;
+    }
+    assert_int_equal(udpmux_send_batch(m, msgs, 6), 6);
+    for (int i = 0; i < 3; i++) {
+        static const char *want4[] = {"a0", "a1", "a3"}, *want6[] = {"b2", "b4", "b5"};
+        assert_int_equal(cli_recv(c4, buf, sizeof(buf), &from, 2000), 2);
+        assert_memory_equal(buf, want4[i], 2);
+        assert_int_equal(port_of(&from), ep_port(m, 0));
+        assert_int_equal(cli_recv(c6, buf, sizeof(buf), &from, 2000), 2);
+        assert_memory_equal(buf, want6[i], 2);
+        assert_int_equal(port_of(&from), ep_port(m, 1));
+    }
+    /* a source address of the wrong family for the endpoint */
+    {
+        struct sockaddr_storage src6 = addr_of("[::1]:0");
+        msgs[0].local = (struct sockaddr *)&src6;
+        msgs[0].local_len = sizeof(struct sockaddr_in6);
+        msgs[0].endpoint = 0;
+        assert_int_equal(udpmux_send(m, &msgs[0]), -EAFNOSUPPORT);
+    }
+    close(c4);
+    close(c6);
+    udpmux_free(m);
+}
+
+/* Datagrams the kernel dropped for a full receive buffer show up in
+ * rx_kernel_drops (SO_RXQ_OVFL) once the loop reads again. */
+static void test_kernel_drops_counted(void **state)
+{
+    struct udpmux_config cfg;
+    struct udpmux *m;
+    struct rec r;
+    struct udpmux_stats st;
+    uint8_t d[1000];
+    int c;
+    uint16_t port;
+    (void)state;
+    udpmux_config_init(&cfg);
+    cfg.rcvbuf = 4096; /* a few datagrams at most */
+    m = new_mux(&cfg);
+    rec_init(&r, 0);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    port = ep_port(m, 0);
+    udpmux_add_handler(m, "all", "any", on_dgram, &r, NULL, 0);
+    c = cli_open("127.0.0.1:0");
+    memset(d, 7, sizeof(d));
+    for (int i = 0; i < 200; i++)
+        cli_send(c, d, sizeof(d), "127.0.0.1", port);
+    pump_for(m, 100);
+    /* a datagram after the drops carries the new drop count */
+    cli_send(c, d, 1, "127.0.0.1", port);
+    pump_for(m, 100);
+    udpmux_get_stats(m, &st);
+    assert_true(r.count > 0 && r.count < 200);
+    assert_true(st.rx_kernel_drops > 0);
+    assert_int_equal(st.rx_kernel_drops + st.rx_datagrams, 201);
+    close(c);
+    udpmux_free(m);
+    rec_free(&r);
 }
 
 /* Dispatch ------------------------------------------------------------------ */
@@ -528,21 +632,6 @@ static void test_callback_reentry(void **state)
 }
 
 /* IPv6 ---------------------------------------------------------------------- */
-
-static int have_ipv6_loopback(void)
-{
-    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
-    struct sockaddr_in6 s6;
-    int ok;
-    if (fd < 0)
-        return 0;
-    memset(&s6, 0, sizeof(s6));
-    s6.sin6_family = AF_INET6;
-    s6.sin6_addr = in6addr_loopback;
-    ok = bind(fd, (struct sockaddr *)&s6, sizeof(s6)) == 0;
-    close(fd);
-    return ok;
-}
 
 static void test_ipv6(void **state)
 {
@@ -1818,6 +1907,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_receive),
         cmocka_unit_test(test_send_batch),
+        cmocka_unit_test(test_send_batch_mixed_endpoints),
+        cmocka_unit_test(test_kernel_drops_counted),
         cmocka_unit_test(test_dispatch_first_match_wins),
         cmocka_unit_test(test_default_and_unmatched),
         cmocka_unit_test(test_callback_reentry),
