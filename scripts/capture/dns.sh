@@ -1,6 +1,7 @@
 #!/bin/bash
 # Regenerates tests/data/pcap/dns.pcap: dig and kdig querying dnsmasq on
-# 127.0.0.1:5300 (A, AAAA, TXT, MX, with and without EDNS, one NXDOMAIN).
+# 127.0.0.1:5300 (A, AAAA, TXT, MX, with and without EDNS, one REFUSED), and
+# nsupdate sending a DNS UPDATE (opcode 5) that dnsmasq refuses.
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 
@@ -18,4 +19,6 @@ timeout 5 dig @127.0.0.1 -p 5300 +tries=1 +time=2 txt.example.test TXT >/dev/nul
 timeout 5 kdig @127.0.0.1 -p 5300 +retry=0 +time=2 example.test MX >/dev/null
 timeout 5 kdig @127.0.0.1 -p 5300 +retry=0 +time=2 +nsid nosuch.example.test A >/dev/null
 timeout 5 kdig @127.0.0.1 -p 5300 +retry=0 +time=2 +noedns www.example.test A >/dev/null
+printf 'server 127.0.0.1 5300\nzone example.test\nupdate add new.example.test 60 A 192.0.2.99\nsend\n' |
+    timeout 5 nsupdate -t 2 -u 2 -r 0 >/dev/null 2>&1 || true
 umx_capture_stop
