@@ -436,9 +436,10 @@ int umx_ctl_rec_u64(const struct umx_ctl_rec *r, const char *key, uint64_t *v)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -EINVAL;
-        if (x > (UINT64_MAX - 9) / 10)
+        uint64_t dg = (uint64_t)(*s - '0');
+        if (x > (UINT64_MAX - dg) / 10)
             return -EINVAL;
-        x = x * 10 + (uint64_t)(*s - '0');
+        x = x * 10 + dg;
     }
     *v = x;
     return 0;
