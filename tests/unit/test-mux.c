@@ -1893,6 +1893,32 @@ static void test_errors_send_and_loop(void **state)
     udpmux_free(m);
 }
 
+/* The attach client's error paths that need no daemon (the daemon's tests
+ * cover the protocol). */
+static void test_errors_attach(void **state)
+{
+    struct udpmux_attach *a = (struct udpmux_attach *)(uintptr_t)1;
+    struct udpmux_attach_dgram d;
+    char longpath[200];
+    (void)state;
+    memset(&d, 0, sizeof(d));
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(udpmux_attach(NULL, "/nonexistent", "r"), -EINVAL);
+    assert_int_equal(udpmux_attach(&a, NULL, "r"), -EINVAL);
+    assert_int_equal(udpmux_attach(&a, "/nonexistent", NULL), -EINVAL);
+    assert_int_equal(udpmux_attach(&a, "", "r"), -EINVAL);
+    assert_int_equal(udpmux_attach(&a, longpath, "r"), -EINVAL);
+    assert_int_equal(udpmux_attach(&a, "/nonexistent/udpmux.sock", ""), -EINVAL);
+    /* no daemon there */
+    assert_int_equal(udpmux_attach(&a, "/nonexistent/udpmux.sock", "r"), -ENOENT);
+    assert_null(a);
+    udpmux_attach_close(NULL);
+    assert_int_equal(udpmux_attach_fd(NULL), -EINVAL);
+    assert_int_equal(udpmux_attach_recv(NULL, &d, 1), -EINVAL);
+    assert_int_equal(udpmux_attach_send(NULL, &d, 1), -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
@@ -1933,6 +1959,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_errors_bind_and_endpoints),
         cmocka_unit_test(test_errors_handlers),
         cmocka_unit_test(test_errors_send_and_loop),
+        cmocka_unit_test(test_errors_attach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
