@@ -16,7 +16,12 @@
 struct tctx {
     EVP_MAC_CTX *hmac[UMX_MD_COUNT];
     EVP_MAC_CTX *b2smac;
-    EVP_CIPHER_CTX *cipher;
+    /* One cipher context per algorithm: switching a context between
+     * algorithms frees and re-creates the provider state (a malloc per
+     * call, and most of the cost of a QUIC Initial); re-keying one that
+     * already holds its algorithm does not. */
+    EVP_CIPHER_CTX *ecb, *gcm, *ctr;
+    int ecb_init, gcm_init, ctr_init;
     EVP_MD_CTX *md;
     void *scratch;
 };
@@ -43,7 +48,9 @@ static void tctx_free(void *arg)
     for (int i = 0; i < UMX_MD_COUNT; i++)
         EVP_MAC_CTX_free(t->hmac[i]);
     EVP_MAC_CTX_free(t->b2smac);
-    EVP_CIPHER_CTX_free(t->cipher);
+    EVP_CIPHER_CTX_free(t->ecb);
+    EVP_CIPHER_CTX_free(t->gcm);
+    EVP_CIPHER_CTX_free(t->ctr);
     EVP_MD_CTX_free(t->md);
     free(t->scratch);
     free(t);
@@ -86,9 +93,11 @@ static struct tctx *tctx_get(void)
             goto fail;
     }
     t->b2smac = EVP_MAC_CTX_new(g.b2smac);
-    t->cipher = EVP_CIPHER_CTX_new();
+    t->ecb = EVP_CIPHER_CTX_new();
+    t->gcm = EVP_CIPHER_CTX_new();
+    t->ctr = EVP_CIPHER_CTX_new();
     t->md = EVP_MD_CTX_new();
-    if (!t->b2smac || !t->cipher || !t->md)
+    if (!t->b2smac || !t->ecb || !t->gcm || !t->ctr || !t->md)
         goto fail;
     {
         size_t sz = 16;
@@ -179,10 +188,11 @@ int umx_aes128_ecb(const uint8_t key[16], const uint8_t in[16], uint8_t out[16])
     struct tctx *t = tctx_get();
     int l1 = 0;
 
-    if (!t || !EVP_EncryptInit_ex2(t->cipher, g.aes128_ecb, key, NULL, NULL))
+    if (!t || !EVP_EncryptInit_ex2(t->ecb, t->ecb_init ? NULL : g.aes128_ecb, key, NULL, NULL))
         return -1;
-    EVP_CIPHER_CTX_set_padding(t->cipher, 0);
-    if (!EVP_EncryptUpdate(t->cipher, out, &l1, in, 16) || l1 != 16)
+    t->ecb_init = 1;
+    EVP_CIPHER_CTX_set_padding(t->ecb, 0);
+    if (!EVP_EncryptUpdate(t->ecb, out, &l1, in, 16) || l1 != 16)
         return -1;
     return 0;
 }
@@ -196,17 +206,18 @@ int umx_aes128_gcm_open(const uint8_t key[16], const uint8_t iv[12], const uint8
 
     if (!t || ctlen > (size_t)INT32_MAX || n1 + n2 + n3 > (size_t)INT32_MAX)
         return -1;
-    if (!EVP_DecryptInit_ex2(t->cipher, g.aes128_gcm, key, iv, NULL))
+    if (!EVP_DecryptInit_ex2(t->gcm, t->gcm_init ? NULL : g.aes128_gcm, key, iv, NULL))
         return -1;
-    if ((n1 && !EVP_DecryptUpdate(t->cipher, NULL, &l, a1, (int)n1)) ||
-        (n2 && !EVP_DecryptUpdate(t->cipher, NULL, &l, a2, (int)n2)) ||
-        (n3 && !EVP_DecryptUpdate(t->cipher, NULL, &l, a3, (int)n3)))
+    t->gcm_init = 1;
+    if ((n1 && !EVP_DecryptUpdate(t->gcm, NULL, &l, a1, (int)n1)) ||
+        (n2 && !EVP_DecryptUpdate(t->gcm, NULL, &l, a2, (int)n2)) ||
+        (n3 && !EVP_DecryptUpdate(t->gcm, NULL, &l, a3, (int)n3)))
         return -1;
-    if (!EVP_DecryptUpdate(t->cipher, out, &l, ct, (int)ctlen))
+    if (!EVP_DecryptUpdate(t->gcm, out, &l, ct, (int)ctlen))
         return -1;
-    if (!EVP_CIPHER_CTX_ctrl(t->cipher, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(uintptr_t)tag))
+    if (!EVP_CIPHER_CTX_ctrl(t->gcm, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(uintptr_t)tag))
         return -1;
-    if (EVP_DecryptFinal_ex(t->cipher, out + l, &lf) <= 0)
+    if (EVP_DecryptFinal_ex(t->gcm, out + l, &lf) <= 0)
         return -1;
     return 0;
 }
@@ -219,9 +230,10 @@ int umx_aes256_ctr(const uint8_t key[32], const uint8_t iv[16], const uint8_t *i
 
     if (!t || n > (size_t)INT32_MAX)
         return -1;
-    if (!EVP_EncryptInit_ex2(t->cipher, g.aes256_ctr, key, iv, NULL))
+    if (!EVP_EncryptInit_ex2(t->ctr, t->ctr_init ? NULL : g.aes256_ctr, key, iv, NULL))
         return -1;
-    if (n && (!EVP_EncryptUpdate(t->cipher, out, &l, in, (int)n) || (size_t)l != n))
+    t->ctr_init = 1;
+    if (n && (!EVP_EncryptUpdate(t->ctr, out, &l, in, (int)n) || (size_t)l != n))
         return -1;
     return 0;
 }
