@@ -1,12 +1,15 @@
 #!/bin/bash
-# Regenerates tests/data/pcap/openvpn-{plain,tlsauth,tlscrypt}.pcap: two
+# Usage: openvpn.sh [plain] [tlsauth] [tlscrypt] [tlscryptv2]   (default: all)
+# Regenerates tests/data/pcap/openvpn-{plain,tlsauth,tlscrypt,tlscryptv2}.pcap: two
 # OpenVPN 2.6 processes (peer-to-peer TLS mode, --dev null) on 127.0.0.1:1194:
 # TLS handshake over the control channel, then a few seconds of data-channel
 # pings. Variants: no control-channel protection, --tls-auth (HMAC-SHA1 and,
-# on a second port, --auth SHA512) and --tls-crypt, keys from
-# `openvpn --genkey secret`. The PKI is a throw-away EC CA made with openssl.
+# on a second port, --auth SHA512), --tls-crypt (keys from
+# `openvpn --genkey secret`) and --tls-crypt-v2 (client key wrapped by the
+# server key: HARD_RESET_CLIENT_V3, opcode 10). The PKI is a throw-away EC CA made with openssl.
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
+variants=("$@")
 
 cd "$UMX_TMP"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -43,15 +46,37 @@ run_pair()
         { echo "openvpn on port $port did not connect" >&2; tail -n 5 "cli-$port.log" >&2; }
 }
 
-umx_capture_start openvpn-plain.pcap "udp port 1194"
-run_pair 1194 4 --dev null --
-umx_capture_stop
+want()
+{
+    [ ${#variants[@]} = 0 ] && return 0
+    local v
+    for v in "${variants[@]}"; do [ "$v" = "$1" ] && return 0; done
+    return 1
+}
 
-umx_capture_start openvpn-tlsauth.pcap "udp port 1195 or udp port 1196"
-run_pair 1195 4 --tls-auth static.key 0 -- --tls-auth static.key 1
-run_pair 1196 4 --tls-auth static.key 0 --auth SHA512 -- --tls-auth static.key 1 --auth SHA512
-umx_capture_stop
+if want plain; then
+    umx_capture_start openvpn-plain.pcap "udp port 1194"
+    run_pair 1194 4 --dev null --
+    umx_capture_stop
+fi
 
-umx_capture_start openvpn-tlscrypt.pcap "udp port 1197"
-run_pair 1197 4 --tls-crypt static.key -- --tls-crypt static.key
-umx_capture_stop
+if want tlsauth; then
+    umx_capture_start openvpn-tlsauth.pcap "udp port 1195 or udp port 1196"
+    run_pair 1195 4 --tls-auth static.key 0 -- --tls-auth static.key 1
+    run_pair 1196 4 --tls-auth static.key 0 --auth SHA512 -- --tls-auth static.key 1 --auth SHA512
+    umx_capture_stop
+fi
+
+if want tlscrypt; then
+    umx_capture_start openvpn-tlscrypt.pcap "udp port 1197"
+    run_pair 1197 4 --tls-crypt static.key -- --tls-crypt static.key
+    umx_capture_stop
+fi
+
+if want tlscryptv2; then
+    openvpn --genkey tls-crypt-v2-server v2server.key
+    openvpn --tls-crypt-v2 v2server.key --genkey tls-crypt-v2-client v2client.key
+    umx_capture_start openvpn-tlscryptv2.pcap "udp port 1198"
+    run_pair 1198 4 --tls-crypt-v2 v2server.key -- --tls-crypt-v2 v2client.key
+    umx_capture_stop
+fi
