@@ -194,10 +194,19 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
     char *end;
     unsigned long long v;
-    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+    int base = 10;
+    /* Decimal, or hex with 0x. Not strtoull's base 0: that reads a leading
+     * zero as octal, so "port 053" would be 43 and "/024" a /20. */
+    if (*s < '0' || *s > '9')
         return -1;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        if (!((s[2] >= '0' && s[2] <= '9') || (s[2] >= 'a' && s[2] <= 'f') ||
+              (s[2] >= 'A' && s[2] <= 'F')))
+            return -1;
+    }
     errno = 0;
-    v = strtoull(s, &end, 0);
+    v = strtoull(s, &end, base);
     if (errno || *end != '\0' || v > max)
         return -1;
     *out = v;

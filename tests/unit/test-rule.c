@@ -176,6 +176,10 @@ static void test_len(void **state)
     assert_int_equal(match("len 1..", big, sizeof(big)), 1);
     assert_int_equal(match("len 0", "", 0), 1);
     assert_int_equal(match("len 0x10", "0123456789abcdef", 16), 1);
+    /* a leading zero is still decimal, never octal */
+    assert_int_equal(match("len 010", "0123456789", 10), 1);
+    assert_int_equal(match("len 010", "01234567", 8), 0);
+    assert_int_equal(match("len 08..09", "012345678", 9), 1);
     assert_int_equal(match("len 65527", big, sizeof(big)), 1);
     assert_int_equal(match("len 65507..", big, sizeof(big)), 1);
 }
@@ -193,6 +197,8 @@ static void test_port(void **state)
     assert_int_equal(match_full("port 5353", "x", 1, &p6), 1);
     assert_int_equal(match_full("port 5000..6000", "x", 1, &p6), 1);
     assert_int_equal(match_full("port 0..65535", "x", 1, &p6), 1);
+    assert_int_equal(match_full("port 053", "x", 1, &p), 1);
+    assert_int_equal(match_full("port 0x35", "x", 1, &p), 1);
     /* no peer: address terms fail */
     assert_int_equal(match_full("port 0..65535", "x", 1, NULL), 0);
     assert_int_equal(match_full("not port 53", "x", 1, NULL), 1);
@@ -216,6 +222,9 @@ static void test_from_v4(void **state)
     assert_int_equal(match_from("from 0.0.0.0/0", &a), 1);
     /* host bits in the CIDR are ignored beyond the prefix */
     assert_int_equal(match_from("from 10.1.2.99/24", &a), 1);
+    /* a /024 is a /24, not an octal /20 */
+    assert_int_equal(match_from("from 10.1.2.0/024", &a), 1);
+    assert_int_equal(match_from("from 10.1.2.0/024", &b), 0);
     /* IPv4 peer never matches an IPv6 CIDR */
     assert_int_equal(match_from("from ::/0", &a), 0);
 }
@@ -386,6 +395,10 @@ static void test_errors_with_columns(void **state)
     compile_err("port 65536", -EINVAL, 6, "port: expected");
     compile_err("port 10..5", -EINVAL, 6, "port: expected");
     compile_err("port http", -EINVAL, 6, "port: expected");
+    compile_err("port 0x", -EINVAL, 6, "port: expected");
+    compile_err("port 0xg", -EINVAL, 6, "port: expected");
+    compile_err("port \"\t53\"", -EINVAL, 6, "port: expected");
+    compile_err("len 1..+2", -EINVAL, 5, "len: expected");
     compile_err("from 10.0.0.0/33", -EINVAL, 6, "from: expected");
     compile_err("from 10.0.0.0/", -EINVAL, 6, "from: expected");
     compile_err("from 10.0.0", -EINVAL, 6, "from: expected");
