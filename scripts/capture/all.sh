@@ -8,9 +8,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rc=0
 for s in dns stun turn-channel openvpn wireguard quic ntp snmp tftp syslog sip coap dtls rtp \
-    bittorrent radius ssdp zrtp raknet teamspeak ike ike-real webrtc edge; do
+    bittorrent radius ssdp zrtp raknet teamspeak ike ike-real "ike-real v1" "ike-real natt" webrtc edge; do
     echo "== $s"
-    timeout -k 5 200 bash "$here/$s.sh" || { echo "$s.sh failed" >&2; rc=1; }
+    args=()
+    case $s in *" "*) read -r -a args <<<"${s#* }" ;; esac
+    timeout -k 5 200 bash "$here/${s%% *}.sh" "${args[@]}" || { echo "$s failed" >&2; rc=1; }
 done
 timeout 120 bash "$here/mixed.sh" "$@" || rc=1
 exit $rc

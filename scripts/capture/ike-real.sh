@@ -6,13 +6,32 @@
 # the kernel lacks it the IKE_SA is still established and the failed CHILD_SA
 # is deleted with INFORMATIONAL messages, which is what the stored capture
 # shows), then the delete when the initiator terminates.
-# Needs strongswan-charon, strongswan-swanctl, libstrongswan-standard-plugins. The responder runs in
+# Needs strongswan-charon, strongswan-swanctl, libstrongswan-standard-plugins.
+#
+# Usage: ike-real.sh [v2|v1|natt]  (default v2)
+#   v2    -> ike-strongswan.pcap       IKEv2 on port 500
+#   v1    -> ike-strongswan-v1.pcap    IKEv1 Main Mode + Quick Mode (PSK)
+#   natt  -> ike-strongswan-natt.pcap  IKEv2 with forced UDP encapsulation
+#            (encap = yes): IKE_SA_INIT on 500, then port 4500 with the
+#            4-byte non-ESP marker (RFC 3948) The responder runs in
 # the script's netns, the initiator in a child netns; each charon gets a
 # private mount namespace (its own /run for the vici socket and pid file,
 # its own /etc/swanctl). Captured on the responder's veth end.
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 
+mode=${1:-v2}
+case $mode in
+v2) out=ike-strongswan.pcap ike_version=2 encap=no ;;
+v1) out=ike-strongswan-v1.pcap ike_version=1 encap=no ;;
+natt) out=ike-strongswan-natt.pcap ike_version=2 encap=yes ;;
+esac
+# IKEv1 has no AEAD for the IKE SA itself
+proposals=aes256gcm16-prfsha256-x25519 esp=aes256gcm16
+case $mode in
+v1) proposals=aes256-sha256-modp2048 esp=aes256-sha256 ;;
+*) echo "usage: $0 [v2|v1|natt]" >&2; exit 64 ;;
+esac
 cd "$UMX_TMP"
 chmod 755 "$UMX_TMP"
 peer_conf()
@@ -22,10 +41,12 @@ peer_conf()
     cat >"$1/swanctl/swanctl.conf" <<CONF
 connections {
     umx {
-        version = 2
+        version = $ike_version
+        encap = $encap
+        keyingtries = 1
         local_addrs = $2
         remote_addrs = $3
-        proposals = aes256gcm16-prfsha256-x25519
+        proposals = $proposals
         local { auth = psk
                 id = $4 }
         remote { auth = psk
@@ -34,7 +55,7 @@ connections {
             umx { local_ts = $2/32
                   remote_ts = $3/32
                   mode = transport
-                  esp_proposals = aes256gcm16 }
+                  esp_proposals = $esp }
         }
     }
 }
@@ -86,7 +107,7 @@ umx_capture_start_if()
         sleep 0.1
     done
 }
-umx_capture_start_if ike-strongswan.pcap "udp port 500 or udp port 4500"
+umx_capture_start_if "$out" "udp port 500 or udp port 4500"
 timeout 30 unshare -m bash r/run.sh "$UMX_TMP/r" responder &
 resp=$!
 unshare -n -m bash i/run.sh "$UMX_TMP/i" initiator & # bounded by its own timeouts
