@@ -668,12 +668,22 @@ static void run_timers(struct udpmux *m)
     if (!m->timers)
         return;
     now = umx_now_ns();
-    for (unsigned i = 0; i < m->cfg.max_timers; i++) {
-        struct timer *t = &m->timers[i];
-        if (t->in_use && t->due_ns <= now) {
-            t->in_use = 0;
-            t->fn(m, t->arg);
+    /* Due timers fire earliest first, not in slot order: when the loop was
+     * late and several are due at once, a 10 ms timer must not run after a
+     * 30 ms one. One scan per fired timer; at most max_timers fire per call
+     * (a timer a callback adds with delay 0 waits for the next call if the
+     * pass is used up), so this stays bounded. */
+    for (unsigned k = 0; k < m->cfg.max_timers; k++) {
+        struct timer *t = NULL;
+        for (unsigned i = 0; i < m->cfg.max_timers; i++) {
+            struct timer *c = &m->timers[i];
+            if (c->in_use && c->due_ns <= now && (!t || c->due_ns < t->due_ns))
+                t = c;
         }
+        if (!t)
+            break;
+        t->in_use = 0;
+        t->fn(m, t->arg);
     }
 }
 
