@@ -134,8 +134,9 @@ int umx_rxb_new(struct umx_rxb **out, unsigned n, size_t bufsize)
     b->iov = calloc(n, sizeof(*b->iov));
     b->slots = calloc(n, sizeof(*b->slots));
     b->ctrl = calloc(n, RX_CTRL);
-    /* one extra byte per slot: a datagram that fills bufsize exactly is
-     * whole, MSG_TRUNC tells us when it was not */
+    /* bufsize bytes per slot and no more: a datagram that fills a slot
+     * exactly is whole, and recvmmsg's MSG_TRUNC says when one was not
+     * (tests/unit/test-mux.c: test_truncation) */
     b->mem = malloc((size_t)n * bufsize);
     if (!b->msgs || !b->iov || !b->slots || !b->ctrl || !b->mem) {
         umx_rxb_free(b);
