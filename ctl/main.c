@@ -165,6 +165,8 @@ static int conn_call(struct conn *c, const struct umx_ctl_req *req, struct answe
         w = send(c->fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+            break; /* refused at accept: the daemon's error record may be waiting */
         if (w < 0)
             return -errno;
         off += (size_t)w;
@@ -418,7 +420,9 @@ static void fmt_si(char *buf, size_t len, double v)
 static int call_once(const struct umx_ctl_req *req, struct answer *a)
 {
     struct conn c;
-    int r = conn_open(&c);
+    int r;
+    memset(a, 0, sizeof(*a));
+    r = conn_open(&c);
     if (r < 0)
         return EX_UNAVAILABLE_;
     r = conn_call(&c, req, a);
