@@ -35,6 +35,8 @@ TOOL_PKGS=(
     tftpd-hpa tftp-hpa ngtcp2-client ngtcp2-server
     # generic plumbing, proxies, captures, plots, UI checks
     socat nginx-light libnginx-mod-stream tshark tcpdump gnuplot-nox tmux curl chromium
+    # promtool (check metrics) for the /metrics exposition test
+    prometheus
 )
 
 missing_of() {
