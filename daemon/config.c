@@ -1236,8 +1236,20 @@ static long prescan(struct ctx *c, const char *buf, size_t len)
             e--;
         if (s == e || *s == ';' || *s == '#')
             continue;
-        if (prev_name && s > line)
-            continue; /* continuation of the previous key's value */
+        if (prev_name && s > line) {
+            /* A continuation of the previous key's value. An indented
+             * "[route x]" would silently become part of that value, so
+             * call it out. */
+            if (*s == '[' && e[-1] == ']' &&
+                (!strncmp(s, "[route", 6) || !strncmp(s, "[listen]", 8) ||
+                 !strncmp(s, "[udpmux]", 8))) {
+                syntax(c, lineno,
+                       "indented section header (a line starting with blanks continues the "
+                       "previous key)");
+                return (long)start;
+            }
+            continue;
+        }
         if (*s == '[') {
             const char *rb = memchr(s + 1, ']', (size_t)(e - s - 1));
             struct header *h;

@@ -24,6 +24,7 @@
 #include <syslog.h>
 
 #include <cmocka.h>
+#include <ini.h>
 
 #include "config.h"
 
@@ -643,6 +644,66 @@ static void test_errors_misc(void **state)
     umxd_config_free(NULL);
 }
 
+/* The dialect corner cases where our pre-scan and inih must agree. */
+static void test_dialect(void **state)
+{
+    struct umxd_config *cfg;
+    bool inline_before = ini_allow_inline_comments;
+    int max_before = ini_max_line;
+
+    (void)state;
+    /* an indented header right after a key would be a continuation value:
+     * refused with a hint */
+    load_bad("[listen]\naddress = 127.0.0.1:7000\n[route a]\nmatch = any\n  [route b]\n"
+             "action = drop\n",
+             "t.conf:5: indented section header");
+    /* indented [::1]:7000 is a continuation, not a header */
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n  [::1]:7000\n[route a]\n"
+                  "match = any\naction = drop\n");
+    assert_int_equal(cfg->nlisten, 2);
+    umxd_config_free(cfg);
+    /* with no key before it, an indented line is a header or a key */
+    cfg = load_ok("  [listen]\naddress = 127.0.0.1:7000\n[route a]\n  match = any\n"
+                  "action = drop\n");
+    assert_string_equal(cfg->routes[0].match, "any");
+    umxd_config_free(cfg);
+    /* blanks inside the brackets and around the name */
+    cfg = load_ok("[ listen ]\naddress = 127.0.0.1:7000\n[route   x ]\nmatch = any\n"
+                  "action = drop\n");
+    assert_string_equal(cfg->routes[0].name, "x");
+    umxd_config_free(cfg);
+    /* a route name longer than inih's 49-byte section buffer */
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n"
+                  "[route abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwxyz-0123456]\n"
+                  "match = any\naction = drop\n");
+    assert_string_equal(cfg->routes[0].name,
+                        "abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwxyz-0123456");
+    umxd_config_free(cfg);
+    /* a section header with text after ']' (inih ignores it) */
+    cfg = load_ok("[listen] trailing words\naddress = 127.0.0.1:7000\n[route a]\nmatch = any\n"
+                  "action = drop\n");
+    umxd_config_free(cfg);
+    /* case matters */
+    load_bad("[Listen]\naddress = 127.0.0.1:7000\n", "t.conf:1: [Listen]: unknown section");
+    load_bad("[listen]\nAddress = 127.0.0.1:7000\n", "t.conf:2: [listen] Address: unknown key");
+    /* a long line (inih's compiled-in limit is 200 bytes) */
+    {
+        char text[2048], re[501];
+        memset(re, 'a', 500); /* the rule engine's token limit is 511 */
+        re[500] = '\0';
+        snprintf(text, sizeof(text),
+                 "[listen]\naddress = 127.0.0.1:7000\n[route a]\nmatch = regex \"%s\"\n"
+                 "action = drop\n",
+                 re);
+        cfg = load_ok(text);
+        assert_int_equal(strlen(cfg->routes[0].match), 500 + 8);
+        umxd_config_free(cfg);
+    }
+    /* inih's process-wide knobs are put back */
+    assert_int_equal(ini_allow_inline_comments, inline_before);
+    assert_int_equal(ini_max_line, max_before);
+}
+
 /* Quick mode ------------------------------------------------------------- */
 
 static int quick(const char *const *l, unsigned nl, const char *const *r, unsigned nr,
@@ -742,7 +803,7 @@ int main(void)
         cmocka_unit_test(test_durations),      cmocka_unit_test(test_sizes_bools_numbers),
         cmocka_unit_test(test_health_and_hex), cmocka_unit_test(test_lists_and_order),
         cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_errors_misc),
-        cmocka_unit_test(test_quick),
+        cmocka_unit_test(test_dialect),        cmocka_unit_test(test_quick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
