@@ -11,10 +11,11 @@
 #
 # Usage: scripts/capture/mixed.sh [UDPMUXCTL]   (default build-pcap/ctl/udpmuxctl)
 # Needs mergecap (tshark/wireshark-common) and python3; not root.
+# UMX_PCAP_DIR overrides the directory (default tests/data/pcap).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 ctl=${1:-$repo/build-pcap/ctl/udpmuxctl}
-dir=$repo/tests/data/pcap
+dir=${UMX_PCAP_DIR:-$repo/tests/data/pcap}
 files=$(grep -vE '^\s*(#|$)' "$dir/MANIFEST" | sed 's/ | .*//')
 list=()
 for f in $files; do list+=("$dir/$f"); done
