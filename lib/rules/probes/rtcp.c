@@ -7,7 +7,7 @@
  * length. SRTCP encrypts everything after the first 8 bytes and appends
  * E|index (4 bytes) and an authentication tag (RFC 3711: 10 bytes by
  * default, 4 to 16 in profiles), so for SRTCP only the first packet's header
- * is readable: we accept a first SR/RR whose length fits and a remainder
+ * is readable: we accept a first packet whose length fits and a remainder
  * that is at least index + tag.
  */
 #include "common.h"
@@ -67,9 +67,10 @@ static int rtcp_match(const void *params, const struct umx_probe_in *in)
         return UMX_NOMATCH;
     if (umx_cur_left(&c) == 0)
         return UMX_MATCH;
-    /* SRTCP: the first packet is an SR or RR, then encrypted data we cannot
-     * parse, then E|index (4) and a tag of 4..16 bytes: at least 8 left. */
-    if ((first_pt == 200 || first_pt == 201) && umx_cur_left(&c) >= 8)
+    /* SRTCP: a readable first header (usually SR/RR; aiortc closes with a
+     * lone BYE), then encrypted data we cannot parse, then E|index (4) and
+     * a tag of 4..16 bytes: at least 8 bytes left. */
+    if (first_pt && umx_cur_left(&c) >= 8)
         return UMX_MATCH;
     return UMX_NOMATCH;
 }

@@ -5,10 +5,15 @@
  * bytes (up to 32) must be text: printable ASCII, tab, or UTF-8 bytes >= 0x80.
  * '<' (0x3c) sits in the DTLS range; a DTLS record has fe ff/fe fd at byte
  * 1, which can never be a digit, so the two never both match.
+ *
+ * RFC 6587 octet counting ("131 <14>1 ...") is TCP framing, but util-linux
+ * logger --octet-count sends it over UDP too (and sslh accepts it): a
+ * decimal count without leading zero, a space, then a message of exactly
+ * that many bytes.
  */
 #include "common.h"
 
-#define FIRST(b) ((b) == '<')
+#define FIRST(b) ((b) == '<' || ((b) >= '1' && (b) <= '9'))
 
 static int syslog_match(const void *params, const struct umx_probe_in *in)
 {
@@ -17,6 +22,16 @@ static int syslog_match(const void *params, const struct umx_probe_in *in)
     unsigned pri = 0;
 
     (void)params;
+    if (n >= 7 && p[0] >= '1' && p[0] <= '9') {
+        /* Octet count: 1-5 digits and a space, equal to what follows. */
+        size_t k = 0, count = 0;
+        while (k < 5 && k < n && p[k] >= '0' && p[k] <= '9')
+            count = count * 10 + (size_t)(p[k++] - '0');
+        if (k == n || p[k] != ' ' || count != n - k - 1)
+            return UMX_NOMATCH;
+        p += k + 1;
+        n -= k + 1;
+    }
     if (n < 5 || p[0] != '<')
         return UMX_NOMATCH;
     while (i < n && i <= 4 && p[i] >= '0' && p[i] <= '9') {

@@ -162,6 +162,10 @@ put('openvpn', 'ndpi-reset-client-v2', hx('38 334857703d96db39 00 00000000'))
 put('openvpn', 'ndpi-reset-server-v2', hx('40 d31c3a6964602fa0 01 00000000 334857703d96db39 00000000'))
 put('openvpn', 'ndpi-reset-client-v2-tlsauth-sha1', hx('38 b02ccff1b5f0174f c091666e3b124bada39173317b939722d1fe63be 00000001 57a1c15f 00 00000000'))
 
+# SRTCP holding a lone BYE (aiortc sends it on close): clear header + SSRC,
+# E|index, 10-byte tag (layout as in the cross-match capture webrtc.pcap)
+put('rtcp', 'srtcp-lone-bye', hx('81cb0001 aaaf0de2 80000002 af8c10bd5e77a0193c42'))
+
 # ---- negatives that look close to something ----
 put('negative', 'stun-classic-rfc3489', hx('000100089429ef88294dd52632c72931cb8dbb4c0003000400000000'))
 put('negative', 'quic-short-header-rfc9001-a5', hx('4cfe4189655e5cd55c41f69080575d7999c25a5bfb'))
