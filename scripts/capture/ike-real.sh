@@ -25,13 +25,13 @@ case $mode in
 v2) out=ike-strongswan.pcap ike_version=2 encap=no ;;
 v1) out=ike-strongswan-v1.pcap ike_version=1 encap=no ;;
 natt) out=ike-strongswan-natt.pcap ike_version=2 encap=yes ;;
+*) echo "usage: $0 [v2|v1|natt]" >&2; exit 64 ;;
 esac
 # IKEv1 has no AEAD for the IKE SA itself
 proposals=aes256gcm16-prfsha256-x25519 esp=aes256gcm16
-case $mode in
-v1) proposals=aes256-sha256-modp2048 esp=aes256-sha256 ;;
-*) echo "usage: $0 [v2|v1|natt]" >&2; exit 64 ;;
-esac
+if [ "$mode" = v1 ]; then
+    proposals=aes256-sha256-modp2048 esp=aes256-sha256
+fi
 cd "$UMX_TMP"
 chmod 755 "$UMX_TMP"
 peer_conf()
