@@ -345,25 +345,11 @@ static void test_negative_samples(void **unused)
  */
 static const char *const known_overlaps[][2] = {
     /* {probe that also matches, sample directory} */
-    {"tftp", "stun"},     /* STUN 00 03.. read as TFTP DATA; stun is first */
-    {"utp", "stun"},      /* STUN 01 01.. read as uTP DATA; stun is first */
+    {"tftp", "stun"},     /* STUN 00 03.. (Allocate) read as TFTP DATA */
+    {"utp", "stun"},      /* STUN 01 01.. (success) read as uTP DATA */
     {"utp", "wireguard"}, /* initiation 01 00 00 00 read as uTP DATA */
-    {"utp", "raknet"},    /* unconnected ping 01 ... */
+    {"utp", "raknet"},    /* unconnected ping 01 + time */
     {"rtp", "quic"},      /* greased long header 8a.. read as RTP */
-    {"rtp", "rtcp"},      /* never: rtp refuses PT 72-76; kept for SRTCP */
-    {"tftp", "bittorrent-tracker"},
-    {"bittorrent-tracker", "stun"},
-    {"bittorrent-tracker", "dns"},
-    {"bittorrent-tracker", "tftp"},
-    {"bittorrent-tracker", "ike"},
-    {"bittorrent-tracker", "radius"},
-    {"bittorrent-tracker", "raknet"},
-    {"bittorrent-tracker", "utp"},
-    {"bittorrent-tracker", "wireguard"},
-    {"bittorrent-tracker", "negative"},
-    {"rtcp", "quic"},
-    {"turn-channel", "coap"},
-    {"dns", "ike"},
 };
 
 static int overlap_known(const char *probe, const char *dir)
