@@ -84,7 +84,7 @@ def fmt_range(vals, f=fmt_k):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "–"
-    return "%.2f×" % (a / b)
+    return "%.3g×" % (a / b)
 
 
 def num(v, fmt="%.0f"):
@@ -102,6 +102,12 @@ def tables(meta, r, paths, plots):
     out.append("Command: `%s` (%s). udpmuxd: `%s`; nginx %s; socat %s." % (
         meta.get("command"), reps, meta.get("udpmuxd"), meta.get("nginx"), meta.get("socat")))
     out.append("")
+    busy = [v for k, vals in r.d.items() if k[1] == "busy_before" for v in vals]
+    if busy:
+        out.append("Machine noise: CPU used by other processes just before the max-rate runs: "
+                   "median %.0f %%, max %.0f %% of both CPUs (benchmark at nice %s)." % (
+                       statistics.median(busy), max(busy), meta.get("nice", "?")))
+        out.append("")
     failed = [p for p in meta.get("failed", "").split() if p]
     if failed:
         out.append("**Paths that failed to start:** %s (see failures.log in the result directory)."
