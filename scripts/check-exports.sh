@@ -6,8 +6,10 @@ set -euo pipefail
 lib=$1
 header=$2
 mapfile -t syms < <(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sort -u)
+declare -A have=()
 fail=0
 for s in "${syms[@]}"; do
+    have[$s]=1
     case "$s" in
     udpmux_*) ;;
     _init | _fini | __bss_start | _edata | _end) ;;
@@ -20,7 +22,7 @@ done
 # Declared in the header but missing from the library: only allowed for the
 # attach client, which lives in lib/attach/ and may not be built yet.
 while read -r fn; do
-    if ! printf '%s\n' "${syms[@]}" | grep -qx "$fn"; then
+    if [ -z "${have[$fn]:-}" ]; then
         case "$fn" in
         udpmux_attach*) echo "note: $fn declared but not built (attach client absent)" ;;
         *)

@@ -42,7 +42,9 @@ TOOL_PKGS=(
 missing_of() {
     local p
     for p in "$@"; do
-        if ! dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii'; then
+        local st
+        st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+        if [ "${st:0:2}" != "ii" ]; then
             printf '%s\n' "$p"
         fi
     done
