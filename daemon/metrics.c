@@ -45,9 +45,23 @@ struct sb {
     int oom;
 };
 
+/* Rates for the status page are computed here, over the last second,
+ * rather than in the browser: the first paint already shows them, and a
+ * page that fetches irregularly (background tab, slow phone) still shows
+ * per-second values. RATE_TICKS samples of the 250 ms tick span 1 s. */
+#define RATE_TICKS 5
+#define RATE_VALS 5 /* rx datagrams, rx bytes, tx datagrams, tx bytes, drops */
+struct rate_hist {
+    uint64_t now_ns[RATE_TICKS];
+    uint64_t total[RATE_TICKS][RATE_VALS];
+    uint64_t slot[RATE_TICKS][UMXD_MAX_SLOTS][RATE_VALS];
+    unsigned next, filled;
+};
+
 struct metrics {
     struct MHD_Daemon *mhd;
-    pthread_mutex_t mu; /* guards the three documents below, nothing else */
+    struct rate_hist hist; /* main thread only */
+    pthread_mutex_t mu;    /* guards the three documents below, nothing else */
     struct sb prom, json, html;
     struct umxd_ratelimit rl;
 };
@@ -215,7 +229,61 @@ struct sample {
     struct umxd_route_stats rst[UMXD_MAX_ROUTES];
     uint64_t entries; /* flows in the tables, retired routes included */
     uint64_t now_ns;
+    double rate[RATE_VALS];                        /* per second, whole daemon */
+    double route_rate[UMXD_MAX_ROUTES][RATE_VALS]; /* per second, per route */
 };
+
+static uint64_t total_drops(const struct umxd_stats *st)
+{
+    uint64_t n = st->unmatched;
+#define DR(f, n_, h)                                                                               \
+    if (strncmp(n_, "drop.", 5) == 0)                                                              \
+        n += st->f;
+    UMXD_STATS(DR)
+#undef DR
+    return n;
+}
+
+/* Records this sample and derives per-second rates against the oldest one
+ * kept (about a second ago; less right after start-up). */
+static void update_rates(struct umxd *d, struct rate_hist *h, struct sample *s)
+{
+    unsigned cur = h->next, old = (h->next + RATE_TICKS - h->filled) % RATE_TICKS;
+    const struct umxd_config *c = d->cfg;
+    double dt;
+    h->now_ns[cur] = s->now_ns;
+    h->total[cur][0] = s->st.rx_datagrams;
+    h->total[cur][1] = s->st.rx_bytes;
+    h->total[cur][2] = s->st.tx_datagrams;
+    h->total[cur][3] = s->st.tx_bytes;
+    h->total[cur][4] = total_drops(&s->st);
+    memset(h->slot[cur], 0, sizeof(h->slot[cur]));
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        unsigned sl = d->rs->slot[r];
+        h->slot[cur][sl][0] = s->rst[r].rx_datagrams;
+        h->slot[cur][sl][1] = s->rst[r].rx_bytes;
+        h->slot[cur][sl][2] = s->rst[r].tx_datagrams;
+        h->slot[cur][sl][3] = s->rst[r].tx_bytes;
+        h->slot[cur][sl][4] = s->rst[r].drops;
+    }
+    memset(s->rate, 0, sizeof(s->rate));
+    memset(s->route_rate, 0, sizeof(s->route_rate));
+    dt = h->filled ? (double)(s->now_ns - h->now_ns[old]) / 1e9 : 0;
+    if (dt > 0.05) {
+        for (unsigned v = 0; v < RATE_VALS; v++) {
+            if (h->total[cur][v] >= h->total[old][v])
+                s->rate[v] = (double)(h->total[cur][v] - h->total[old][v]) / dt;
+            for (unsigned r = 0; r < c->nroutes; r++) {
+                unsigned sl = d->rs->slot[r];
+                if (h->slot[cur][sl][v] >= h->slot[old][sl][v])
+                    s->route_rate[r][v] = (double)(h->slot[cur][sl][v] - h->slot[old][sl][v]) / dt;
+            }
+        }
+    }
+    h->next = (cur + 1) % RATE_TICKS;
+    if (h->filled < RATE_TICKS - 1)
+        h->filled++;
+}
 
 static void take_sample(struct umxd *d, struct sample *s)
 {
@@ -388,8 +456,12 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
 #define JS(f, n, h) sb_printf(b, "\"%s\":%llu,", n, (unsigned long long)s->st.f);
     UMXD_STATS(JS)
 #undef JS
-    sb_printf(b, "\"flows.active\":%llu,\"flows.capacity\":%llu},\"routes\":[",
-              (unsigned long long)s->entries, (unsigned long long)c->max_flows * d->nworkers);
+    sb_printf(b, "\"flows.active\":%llu,\"flows.capacity\":%llu},", (unsigned long long)s->entries,
+              (unsigned long long)c->max_flows * d->nworkers);
+    sb_printf(b,
+              "\"rates\":{\"rx.datagrams\":%.1f,\"rx.bytes\":%.1f,\"tx.datagrams\":%.1f,"
+              "\"tx.bytes\":%.1f,\"drops\":%.1f},\"routes\":[",
+              s->rate[0], s->rate[1], s->rate[2], s->rate[3], s->rate[4]);
     for (unsigned r = 0; r < c->nroutes; r++) {
         const struct umxd_route *rt = &c->routes[r];
         unsigned slot = d->rs->slot[r];
@@ -401,6 +473,11 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
 #define JR(f, n, h) sb_printf(b, ",\"%s\":%llu", n, (unsigned long long)s->rst[r].f);
         UMXD_ROUTE_STATS(JR)
 #undef JR
+        sb_printf(b,
+                  ",\"rates\":{\"rx.datagrams\":%.1f,\"rx.bytes\":%.1f,\"tx.datagrams\":%.1f,"
+                  "\"tx.bytes\":%.1f,\"drops\":%.1f}",
+                  s->route_rate[r][0], s->route_rate[r][1], s->route_rate[r][2],
+                  s->route_rate[r][3], s->route_rate[r][4]);
         sb_printf(b, ",\"flows.active\":%llu,\"backends\":[",
                   (unsigned long long)s->rst[r].active_flows);
         for (unsigned k = 0; k < rt->nbackends; k++) {
@@ -443,44 +520,39 @@ static const char page_head[] =
     "<h2>Routes</h2><div id=\"routes\"></div></main><script>\nvar initial=";
 
 static const char page_tail[] =
-    ";\nvar prev=null,prevT=0;"
+    ";\nvar refreshes=0;"
     "function esc(s){return String(s).replace(/[&<>\"]/g,function(c){return{'&':'&amp;',"
     "'<':'&lt;','>':'&gt;','\"':'&quot;'}[c]})}"
     "function si(v){if(v>=1e9)return(v/1e9).toFixed(1)+'G';if(v>=1e6)return(v/1e6).toFixed(1)+"
     "'M';if(v>=1e4)return(v/1e3).toFixed(1)+'k';return(Math.round(v*10)/10).toString()}"
     "function dur(ms){var s=Math.floor(ms/1000),d=Math.floor(s/86400),h=Math.floor(s%86400/"
     "3600),m=Math.floor(s%3600/60);return(d?d+'d ':'')+(h?h+'h ':'')+m+'m '+(s%60)+'s'}"
-    "function rate(cur,old,k,dt){if(!old||dt<=0)return 0;var v=(cur[k]-old[k])/dt;"
-    "return v>0?v:0}"
-    "function drops(st){var n=0;for(var k in st)if(k.indexOf('drop.')==0)n+=st[k];"
-    "return n+st['classify.unmatched']}"
-    "function draw(s){var dt=prev?(s.uptime_ms-prev.uptime_ms)/1000:0;"
+    "function draw(s){"
     "document.getElementById('hdr').textContent='version '+s.version+' \\u00b7 up '+"
     "dur(s.uptime_ms)+' \\u00b7 '+s.workers+' workers'+(s.config?' \\u00b7 '+s.config:'');"
-    "var st=s.stats,ps=prev?prev.stats:null;"
-    "var cards=[['in datagrams/s',si(rate(st,ps,'rx.datagrams',dt))],"
-    "['in bytes/s',si(rate(st,ps,'rx.bytes',dt))],"
-    "['out datagrams/s',si(rate(st,ps,'tx.datagrams',dt))],"
-    "['drops/s',si(ps?Math.max(0,(drops(st)-drops(ps))/(dt||1)):0)],"
+    "var st=s.stats,rt=s.rates;"
+    "var cards=[['in datagrams/s',si(rt['rx.datagrams'])],['in bytes/s',si(rt['rx.bytes'])],"
+    "['out datagrams/s',si(rt['tx.datagrams'])],['drops/s',si(rt.drops)],"
     "['active flows',si(st['flows.active'])+' / '+si(st['flows.capacity'])],"
     "['kernel drops',si(st['rx.kernel_drops'])]];"
     "document.getElementById('cards').innerHTML=cards.map(function(c){return'<div class=\"card\""
     "><b>'+esc(c[1])+'</b><span>'+esc(c[0])+'</span></div>'}).join('');"
     "document.getElementById('listeners').innerHTML=s.listeners.map(function(l){return'<li>'+"
     "esc(l.addr)+' <small>(kernel drops '+l.kernel_drops+')</small></li>'}).join('');"
-    "var pr={};if(prev)prev.routes.forEach(function(r){pr[r.name]=r});"
-    "document.getElementById('routes').innerHTML=s.routes.map(function(r){var o=pr[r.name];"
+    "document.getElementById('routes').innerHTML=s.routes.map(function(r){var q=r.rates;"
     "return'<div class=\"route\" data-route=\"'+esc(r.name)+'\"><h3>'+esc(r.name)+' <small>'+"
     "esc(r.action)+(r.draining?' \\u00b7 draining':'')+'</small></h3><div class=\"rule\">'+"
-    "esc(r.rule)+'</div><div class=\"kv\"><span>in '+si(rate(r,o,'rx.datagrams',dt))+"
-    "' dg/s</span><span>out '+si(rate(r,o,'tx.datagrams',dt))+' dg/s</span><span>drops '+"
-    "si(rate(r,o,'drops',dt))+'/s</span><span>flows '+r['flows.active']+'</span><span>total in '"
+    "esc(r.rule)+'</div><div class=\"kv\"><span>in '+si(q['rx.datagrams'])+"
+    "' dg/s</span><span>out '+si(q['tx.datagrams'])+' dg/s</span><span>drops '+"
+    "si(q.drops)+'/s</span><span>flows '+r['flows.active']+'</span><span>total in '"
     "+si(r['rx.datagrams'])+'</span><span>total drops '+si(r.drops)+'</span></div>'+"
     "r.backends.map(function(b){return'<span class=\"b '+b.health+'\">'+esc(b.addr)+' '+"
-    "b.health+'</span>'}).join('')+'</div>'}).join('');prev=s}"
+    "b.health+'</span>'}).join('')+'</div>'}).join('')}"
     "draw(initial);"
+    /* data-refreshes counts redraws from /status.json (tests read it) */
     "function tick(){fetch('/status.json',{cache:'no-store'}).then(function(r){return r.json()})"
-    ".then(draw).catch(function(){document.getElementById('hdr').textContent='udpmuxd not "
+    ".then(function(s){draw(s);refreshes++;document.body.setAttribute('data-refreshes',"
+    "refreshes)}).catch(function(){document.getElementById('hdr').textContent='udpmuxd not "
     "answering'})}"
     "setInterval(tick,1000);\n</script></body></html>\n";
 
@@ -489,6 +561,7 @@ static void render(struct umxd *d, struct metrics *m)
     static struct sample s; /* large; main thread only */
     struct sb prom = {0}, json = {0}, html = {0};
     take_sample(d, &s);
+    update_rates(d, &m->hist, &s);
     render_prom(d, &s, &prom);
     render_json(d, &s, &json);
     sb_puts(&html, page_head);
