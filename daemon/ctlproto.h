@@ -3,8 +3,8 @@
  * (daemon/control.c), udpmuxctl (ctl/main.c) and the fuzzer
  * (fuzz/fuzz-ctl.c). Pure: no sockets, no allocation, every parse bounded.
  *
- * Wire format (documented for operators in udpmuxctl(8) and
- * docs/internals/ctl-protocol.md):
+ * Wire format (documented for operators in udpmuxctl(8), section CONTROL
+ * PROTOCOL):
  *
  *   request  = COMMAND *( SP ARG ) LF          at most UMX_CTL_LINE_MAX bytes
  *   ARG      = WORD | KEY "=" VALUE
