@@ -173,6 +173,20 @@ EOF
 $IT_PY "$T/check.py" "$T/metrics.txt" "$UMX_SRC/docs/metrics.md" "$exp" >"$T/check.log" 2>&1 ||
     it_fail "exposition check: $(head -n 20 "$T/check.log")"
 
+# the Grafana dashboard only uses metrics that exist
+$IT_PY - "$UMX_SRC/docs/grafana-dashboard.json" "$T/metrics.txt" <<'EOF' >"$T/grafana.log" 2>&1 ||
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+have = {l.split(" ")[2] for l in open(sys.argv[2]) if l.startswith("# TYPE ")}
+exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+exprs += [a["expr"] for a in d["annotations"]["list"]]
+used = {m for e in exprs for m in re.findall(r"\b(udpmux_[a-z_]+)", e)}
+missing = sorted(used - have)
+assert exprs and not missing, "dashboard uses unknown metrics: %s" % missing
+print("%d expressions, %d metrics" % (len(exprs), len(used)))
+EOF
+    it_fail "grafana dashboard: $(cat "$T/grafana.log")"
+
 # the same numbers through udpmuxctl
 ctl_eq "$(jget <(ctl -j stats) "d['stats']['rx.datagrams']")" "$rx" "udpmuxctl agrees"
 
