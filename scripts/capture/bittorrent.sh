@@ -6,6 +6,7 @@
 # (libtorrent client; tracker server crafted in bittorrent.py after BEP 15).
 # DHT and uTP share the sessions' ports; they are split by the first payload
 # byte ('d' = bencoded dictionary for DHT, version nibble 1 for uTP).
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

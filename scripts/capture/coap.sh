@@ -3,6 +3,7 @@
 # coap-server-notls on 127.0.0.1:5683 and coap-client-notls: CON GET
 # /.well-known/core (block-wise), GET /time, NON GET, PUT /example_data, DELETE,
 # GET of a missing resource (4.04). The 2-digit MIDs and tokens are random.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

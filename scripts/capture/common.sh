@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # common.sh - shared helpers for scripts/capture/<protocol>.sh (sourced, not run).
 #
 # Every capture script re-executes itself inside a fresh network namespace
@@ -15,7 +16,7 @@
 # Requires root (unshare -n, tcpdump). Override the output directory with
 # UMX_PCAP_DIR (default: <repo>/tests/data/pcap).
 
-set -euo pipefail
+set -euo pipefail # scripts that source this file exit on any failed command (cd included)
 
 UMX_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 UMX_PCAP_DIR=${UMX_PCAP_DIR:-$UMX_REPO/tests/data/pcap}
@@ -54,8 +55,7 @@ umx_capture_start()
     timeout -k 2 120 tcpdump -i lo -n -s 0 -U --immediate-mode -Z root -w "$UMX_TMP/cap.pcap" "$2" \
         2>"$UMX_TMP/tcpdump.log" &
     UMX_TCPDUMP_PID=$!
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         grep -q "listening on" "$UMX_TMP/tcpdump.log" 2>/dev/null && break
         sleep 0.1
     done
@@ -75,8 +75,7 @@ umx_capture_stop()
 # umx_wait_port PROTO PORT: wait (bounded, 5 s) until something listens on udp PORT
 umx_wait_udp()
 {
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         ss -Hlun "sport = :$1" | grep -q . && return 0
         sleep 0.1
     done

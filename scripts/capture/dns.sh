@@ -2,6 +2,7 @@
 # Regenerates tests/data/pcap/dns.pcap: dig and kdig querying dnsmasq on
 # 127.0.0.1:5300 (A, AAAA, TXT, MX, with and without EDNS, one REFUSED), and
 # nsupdate sending a DNS UPDATE (opcode 5) that dnsmasq refuses.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

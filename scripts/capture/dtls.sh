@@ -5,6 +5,7 @@
 # close_notify; then a second connection forced to DTLS 1.0 (-dtls1, which
 # OpenSSL 3 only allows at @SECLEVEL=0).
 # SNI "dtls.example.test" is sent by the client.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -10,6 +10,7 @@
 #     to a closed port,
 #   - frames cut by the snap length: tcpdump -s 120 drops the tail of the
 #     datagrams longer than that (the big SIP-like syslog line).
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -17,6 +17,7 @@
 # the script's netns, the initiator in a child netns; each charon gets a
 # private mount namespace (its own /run for the vici socket and pid file,
 # its own /etc/swanctl). Captured on the responder's veth end.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 
@@ -72,9 +73,9 @@ mount --make-rprivate /
 mount -t tmpfs tmpfs /run
 mount --bind "$dir/swanctl" /etc/swanctl
 # wait (bounded) for our veth end
-for i in $(seq 1 50); do ip link show ike0 >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 50); do ip link show ike0 >/dev/null 2>&1 && break; sleep 0.1; done
 timeout 20 /usr/lib/ipsec/charon >"$dir/charon.log" 2>&1 &
-for i in $(seq 1 50); do [ -S /run/charon.vici ] && break; sleep 0.1; done
+for _ in $(seq 1 50); do [ -S /run/charon.vici ] && break; sleep 0.1; done
 timeout 5 swanctl --load-all >"$dir/load.log" 2>&1
 if [ "$role" = initiator ]; then
     sleep 1
@@ -96,13 +97,14 @@ peer_conf i 10.77.0.2 10.77.0.1 initiator.example.test responder.example.test
 ip link add ike0 type veth peer name ike1
 ip addr add 10.77.0.1/24 dev ike0
 ip link set ike0 up
+# shellcheck disable=SC2034 # UMX_PCAP_OUT/UMX_TCPDUMP_PID are read by umx_capture_stop
 umx_capture_start_if()
 {
     UMX_PCAP_OUT=$UMX_PCAP_DIR/$1
     timeout -k 2 60 tcpdump -i ike0 -n -s 0 -U --immediate-mode -Z root -w "$UMX_TMP/cap.pcap" \
         "$2" 2>"$UMX_TMP/tcpdump.log" &
     UMX_TCPDUMP_PID=$!
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         grep -q "listening on" "$UMX_TMP/tcpdump.log" 2>/dev/null && break
         sleep 0.1
     done

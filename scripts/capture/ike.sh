@@ -6,6 +6,7 @@
 # The datagrams are built by crafted.py (see the function there for the
 # spec sections followed) and sent between two sockets on 127.0.0.1, so the
 # pcap is a genuine loopback capture of crafted payloads.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

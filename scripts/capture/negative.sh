@@ -7,6 +7,7 @@
 #   - traceroute 2.1 UDP probes (default method, 32-byte payloads from
 #     port 33434 upwards) toward 127.0.0.1;
 #   - socat sending a line of text, and a block of zero bytes.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

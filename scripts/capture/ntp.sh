@@ -6,6 +6,7 @@
 # port 4460, not captured, then NTPv4 with extension fields: unique
 # identifier, cookies, cookie placeholders, authenticator). The NTS server
 # name resolves through a private /etc/hosts in a private mount namespace.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 if [ -z "${UMX_IN_MNTNS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "$0: needs root" >&2; exit 1; }

@@ -7,6 +7,7 @@
 # on a second port, --auth SHA512), --tls-crypt (keys from
 # `openvpn --genkey secret`) and --tls-crypt-v2 (client key wrapped by the
 # server key: HARD_RESET_CLIENT_V3, opcode 10). The PKI is a throw-away EC CA made with openssl.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 variants=("$@")

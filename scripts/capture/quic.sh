@@ -11,6 +11,7 @@
 # then retries with v1, and connection 5 goes to a second server with address
 # validation (--validate-addr), which answers the first Initial with Retry.
 # ngtcp2 also greases the QUIC bit (RFC 9287) once both ends allow it.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 if [ -z "${UMX_IN_MNTNS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "$0: needs root" >&2; exit 1; }

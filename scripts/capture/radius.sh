@@ -4,6 +4,7 @@
 # added through a private copy of the config) answering radclient: an
 # Access-Request accepted, one rejected, an Accounting-Request and a
 # Status-Server.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 
@@ -14,7 +15,7 @@ printf 'umx Cleartext-Password := "secret"\n\tReply-Message := "hello from udpmu
     >>raddb/mods-config/files/authorize
 umx_capture_start radius.pcap "udp port 1812 or udp port 1813 or udp port 18121"
 timeout 30 freeradius -f -d "$UMX_TMP/raddb" -l stdout -n radiusd >radiusd.log 2>&1 &
-for i in $(seq 1 100); do
+for _ in $(seq 1 100); do
     grep -q "Ready to process requests" radiusd.log && break
     sleep 0.2
 done

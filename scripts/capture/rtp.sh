@@ -5,6 +5,7 @@
 # :5005 (RTCP), a receiver sending its RTCP back to the sender's :5007.
 # rtp.pcap holds the RTP stream (first 2 s); rtcp.pcap the RTCP on both
 # directions (SR + SDES compounds, RR + SDES compounds).
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

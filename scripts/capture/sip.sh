@@ -3,6 +3,7 @@
 # scenarios over UDP on 127.0.0.1: a uac calling a uas (INVITE, 100 Trying,
 # 180 Ringing, 200 OK, ACK, BYE, 200 OK), then sipsak sending OPTIONS to a
 # second uas that answers it with 200 OK.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -3,6 +3,7 @@
 # answering snmpget (v2c and v1 GetRequest), snmpgetnext (v2c) and snmpbulkget
 # (v2c GetBulk), community "public", then SNMPv3 (USM user "umx", SHA/AES,
 # authPriv: engine discovery Report, then an encrypted GetRequest/Response).
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -5,6 +5,7 @@
 # (python3, per the UPnP Device Architecture 2.0 SSDP section): it replies
 # "HTTP/1.1 200 OK" to each M-SEARCH and multicasts NOTIFY ssdp:alive and
 # ssdp:byebye. upnpc's follow-up HTTP fetch (TCP, refused) is not captured.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

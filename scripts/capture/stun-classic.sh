@@ -5,6 +5,7 @@
 # answers RFC 3489 requests (with MAPPED-ADDRESS, SOURCE-ADDRESS,
 # CHANGED-ADDRESS). The stun probe deliberately does not match classic STUN;
 # this capture checks that no other probe claims it either.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -2,6 +2,7 @@
 # Regenerates tests/data/pcap/stun.pcap: coturn's turnutils_stunclient sending
 # RFC 5389/8489 Binding requests (plain, with CHANGE-REQUEST, and RFC 5780
 # behaviour discovery) to coturn turnserver on 127.0.0.1:3478.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

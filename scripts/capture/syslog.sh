@@ -3,6 +3,7 @@
 # RFC 3164 and RFC 5424 messages (with and without structured data, several
 # facilities/priorities) to a socat UDP sink on 127.0.0.1:5514. Syslog over
 # UDP is one-way: there are no replies.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -5,6 +5,7 @@
 # blksize/tsize options (RRQ with options, OACK). Note that the server answers
 # from a fresh ephemeral port (the transfer ID), so the filter covers all UDP
 # between the two loopback endpoints.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

@@ -4,6 +4,7 @@
 # turnutils_peer through a channel: STUN Allocate/CreatePermission/ChannelBind
 # transactions followed by TURN ChannelData messages (client <-> server only;
 # the relay <-> peer leg is not captured).
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

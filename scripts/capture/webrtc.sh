@@ -7,6 +7,7 @@
 # (RFC 5761/7983), and SCTP-over-DTLS data channel messages. aioice ignores
 # loopback addresses, so the netns gets a veth pair with 10.88.0.1/24; the
 # peers talk to that local address, which the kernel delivers over lo.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 umx_enter_netns "$@"
 

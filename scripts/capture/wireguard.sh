@@ -6,6 +6,7 @@
 # (148 bytes), response (92), transport data and keepalives (type 4).
 # Also runs in a private mount namespace so wireguard-go's UAPI sockets
 # (/var/run/wireguard) stay private.
+# shellcheck source=common.sh disable=SC2164 # common.sh sets -e
 . "$(dirname "$0")/common.sh"
 if [ -z "${UMX_IN_MNTNS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "$0: needs root" >&2; exit 1; }
@@ -24,7 +25,7 @@ wg genkey >k1; wg pubkey <k1 >p1
 umx_capture_start wireguard.pcap "udp port 51820 or udp port 51821"
 WG_PROCESS_FOREGROUND=1 timeout 30 wireguard-go -f wg0 >wg0.log 2>&1 &
 WG_PROCESS_FOREGROUND=1 timeout 30 wireguard-go -f wg1 >wg1.log 2>&1 &
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
     [ -S /var/run/wireguard/wg0.sock ] && [ -S /var/run/wireguard/wg1.sock ] && break
     sleep 0.1
 done
