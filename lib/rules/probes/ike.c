@@ -93,12 +93,19 @@ static int ike_parse(const uint8_t *p, size_t n)
 
 static int ike_match(const void *params, const struct umx_probe_in *in)
 {
+    const uint8_t *p = in->data;
+    size_t n = in->len;
+
     (void)params;
-    if (in->len == 1 && in->data[0] == 0xff)
+    /* ike is tried on every first byte, so the cheapest decisive test comes
+     * first: the 32-bit length field at offset 24 must equal the size. */
+    if (n >= 28 && umx_be32(p + 24) == n)
+        return ike_parse(p, n) ? UMX_MATCH : UMX_NOMATCH;
+    if (n >= 32 && umx_be32(p) == 0 && umx_be32(p + 28) == n - 4)
+        return ike_parse(p + 4, n - 4) ? UMX_MATCH : UMX_NOMATCH; /* non-ESP marker */
+    if (n == 1 && p[0] == 0xff)
         return UMX_MATCH; /* NAT-T keepalive */
-    if (in->len >= 32 && umx_be32(in->data) == 0 && ike_parse(in->data + 4, in->len - 4))
-        return UMX_MATCH; /* non-ESP marker */
-    return ike_parse(in->data, in->len) ? UMX_MATCH : UMX_NOMATCH;
+    return UMX_NOMATCH;
 }
 
 const struct umx_probe umx_probe_ike = {
