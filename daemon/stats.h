@@ -63,7 +63,16 @@ struct umxd_stats {
     X(tx_bytes, "tx.bytes", "Payload bytes sent back to peers on this route")                     \
     X(matched, "classify.matched", "Datagrams this route's rule matched")                         \
     X(flows_created, "flows.created", "Flows created on this route")                              \
-    X(drops, "drops", "Datagrams dropped on this route (action drop, limits, errors)")
+    X(drops, "drops", "Datagrams dropped on this route (action drop, limits, errors)")             \
+    X(drop_action, "drop.action", "Dropped by the route's action = drop")                         \
+    X(drop_rate, "drop.rate_limited", "New flows or replies refused by rate limits")             \
+    X(drop_table_full, "drop.table_full", "New flows refused because the flow table is full")    \
+    X(drop_route_full, "drop.route_full", "New flows refused by the route's max-flows")         \
+    X(drop_no_backend, "drop.no_backend", "New flows refused: route drained or no backend up")   \
+    X(drop_socket, "drop.socket", "New flows refused: no upstream socket could be made")        \
+    X(drop_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")      \
+    X(drop_stun_size, "drop.stun_too_small", "STUN requests too small to answer")               \
+    X(drop_send, "drop.send_error", "Datagrams lost to send errors towards a backend")
 
 struct umxd_route_stats {
 #define UMXD_RSTATS_FIELD(f, n, h) uint64_t f;

@@ -366,20 +366,24 @@ static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_ke
 
     if (__atomic_load_n(&w->d->drain[slot], __ATOMIC_RELAXED)) {
         UMX_CTR_ADD(w->st.dropped_no_backend, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_no_backend, 1);
         return NULL;
     }
     if (rt->max_flows && w->rst[slot].active_flows >= rt->max_flows) {
         UMX_CTR_ADD(w->st.dropped_route_full, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_route_full, 1);
         return NULL;
     }
     b = pick_backend(w, rt, slot, (const struct sockaddr *)&s->peer, now);
     if (b < 0) {
         UMX_CTR_ADD(w->st.dropped_no_backend, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_no_backend, 1);
         return NULL;
     }
     f = umx_ft_insert(w->ft, k, cls_unanswered(r), now, release_cb, w);
     if (!f) {
         UMX_CTR_ADD(w->st.dropped_table_full, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_table_full, 1);
         return NULL;
     }
     fl = fdata(f);
@@ -395,6 +399,7 @@ static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_ke
     if (open_upstream(w, f, rt) < 0) {
         umx_ft_remove(w->ft, f);
         UMX_CTR_ADD(w->st.dropped_socket, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_socket, 1);
         return NULL;
     }
     UMX_CTR_ADD(w->st.flows_created, 1);
@@ -414,6 +419,7 @@ static struct umx_flow *new_attach_flow(struct umxd_worker *w, const struct umx_
     struct flow *fl;
     if (!f) {
         UMX_CTR_ADD(w->st.dropped_table_full, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_table_full, 1);
         return NULL;
     }
     fl = fdata(f);
@@ -555,6 +561,7 @@ count:
     if (sent < n) {
         UMX_CTR_ADD(w->st.up_tx_errors, n - sent);
         UMX_CTR_ADD(w->rst[fl->slot].drops, n - sent);
+        UMX_CTR_ADD(w->rst[fl->slot].drop_send, n - sent);
         if (errno == ECONNREFUSED)
             mark_down(w, fl, now);
     }
@@ -718,6 +725,7 @@ static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, un
                  w->rs->cfg->rate_responses, w->rs->cfg->rate_responses * 2 + 1, now)) {
         UMX_CTR_ADD(w->st.dropped_rate, 1);
         UMX_CTR_ADD(w->rst[slot].drops, 1);
+        UMX_CTR_ADD(w->rst[slot].drop_rate, 1);
         return;
     }
     store_addr(&peer, &s->peer);
@@ -748,6 +756,7 @@ static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, un
         if (k <= 0) {
             UMX_CTR_ADD(w->st.dropped_stun_size, 1);
             UMX_CTR_ADD(w->rst[slot].drops, 1);
+            UMX_CTR_ADD(w->rst[slot].drop_stun_size, 1);
             ((struct txstate *)w->tx)->replyoff -= cap;
             return;
         }
@@ -873,6 +882,7 @@ route_flow:
     case UMXD_DROP:
         UMX_CTR_ADD(w->st.dropped_action, 1);
         UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].drop_action, 1);
         UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
         return;
     case UMXD_ECHO:
@@ -890,6 +900,7 @@ route_flow:
             /* nobody holds the route: counted, never given to someone else */
             UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drop_unclaimed, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].rx_datagrams, 1);
             return;
         }
@@ -911,6 +922,7 @@ route_flow:
                      w->rs->cfg->rate_new_flows, w->rs->cfg->rate_burst, now)) {
             UMX_CTR_ADD(w->st.dropped_rate, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
+            UMX_CTR_ADD(w->rst[w->rs->slot[r]].drop_rate, 1);
             return;
         }
         f = new_flow(w, &k, (unsigned)r, s, li, now);
