@@ -502,6 +502,14 @@ static int print_routes(const struct answer *a)
             printf("  flows: %s active, %s created   matched: %s   drops: %s\n",
                    get(&r, "flows.active"), get(&r, "flows.created"), get(&r, "classify.matched"),
                    get(&r, "drops"));
+            if (getu(&r, "drops")) {
+                /* the reasons that have counted anything */
+                printf("  drops by reason:");
+                for (unsigned k = 0; k < r.n; k++)
+                    if (strncmp(r.key[k], "drop.", 5) == 0 && strcmp(r.val[k], "0") != 0)
+                        printf(" %s=%s", r.key[k] + 5, r.val[k]);
+                printf("\n");
+            }
         } else if (strcmp(r.type, "backend") == 0) {
             printf("  backend %-40s %s%s\n", get(&r, "addr"), get(&r, "health"),
                    getu(&r, "passive_down_ms") ? " (passive, no replies)"

@@ -384,21 +384,35 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         sb_puts(b, "\"} 1\n");
     }
 #define RCTR(f, n, h)                                                                              \
-    metric_suffix(suf, sizeof(suf), n);                                                            \
-    snprintf(name, sizeof(name), "udpmux_route_%s_total", suf);                                    \
-    family(b, name, "counter", h ".");                                                             \
-    for (unsigned r = 0; r < c->nroutes; r++) {                                                    \
-        sb_printf(b, "%s{route=\"", name);                                                         \
-        prom_label(b, c->routes[r].name);                                                          \
-        if (strcmp(n, "classify.matched") == 0) {                                                  \
-            route_probe(&c->routes[r], probe, sizeof(probe));                                      \
-            sb_puts(b, "\",probe=\"");                                                             \
-            prom_label(b, probe);                                                                  \
+    if (strncmp(n, "drop.", 5) != 0) {                                                             \
+        metric_suffix(suf, sizeof(suf), n);                                                        \
+        snprintf(name, sizeof(name), "udpmux_route_%s_total", suf);                                \
+        family(b, name, "counter", h ".");                                                         \
+        for (unsigned r = 0; r < c->nroutes; r++) {                                                \
+            sb_printf(b, "%s{route=\"", name);                                                     \
+            prom_label(b, c->routes[r].name);                                                      \
+            if (strcmp(n, "classify.matched") == 0) {                                              \
+                route_probe(&c->routes[r], probe, sizeof(probe));                                  \
+                sb_puts(b, "\",probe=\"");                                                         \
+                prom_label(b, probe);                                                              \
+            }                                                                                      \
+            sb_printf(b, "\"} %llu\n", (unsigned long long)s->rst[r].f);                           \
         }                                                                                          \
-        sb_printf(b, "\"} %llu\n", (unsigned long long)s->rst[r].f);                               \
     }
     UMXD_ROUTE_STATS(RCTR)
 #undef RCTR
+    /* the route's drops split by reason: one family, reason as a label */
+    family(b, "udpmux_route_drops_by_reason_total", "counter",
+           "Datagrams or new flows dropped on this route, by reason.");
+#define RDROP(f, n, h)                                                                             \
+    if (strncmp(n, "drop.", 5) == 0)                                                               \
+        for (unsigned r = 0; r < c->nroutes; r++) {                                                \
+            sb_puts(b, "udpmux_route_drops_by_reason_total{route=\"");                             \
+            prom_label(b, c->routes[r].name);                                                      \
+            sb_printf(b, "\",reason=\"%s\"} %llu\n", (n) + 5, (unsigned long long)s->rst[r].f);    \
+        }
+    UMXD_ROUTE_STATS(RDROP)
+#undef RDROP
     family(b, "udpmux_route_flows_active", "gauge", "Active flows of this route.");
     for (unsigned r = 0; r < c->nroutes; r++) {
         sb_puts(b, "udpmux_route_flows_active{route=\"");

@@ -107,6 +107,10 @@ ctl_eq "$(rt ping rx.datagrams)" 10 "ping rx"
 ctl_eq "$(rt ping tx.bytes)" "$(jget "$T/ping.json" "d['reply_bytes']")" "ping tx.bytes"
 ctl_eq "$(rt junk drops)" 3 "junk drops"
 ctl_eq "$(rt junk classify.matched)" 3 "junk matched"
+ctl_eq "$(rt junk drop.action)" 3 "junk drops by reason"
+ctl_eq "$(rt fwd drops)" 0 "fwd drops"
+grep -q "drops by reason: action=3" "$T/routes.txt" || it_fail "text routes: no drop reasons"
+
 it_eq "$(jget "$T/routes.json" "[b['health'] for b in d['routes'][0]['backends']]")" \
     "['up', 'up']" "backend health"
 
@@ -141,6 +145,7 @@ before=$(jget <(ctl -j stats) "d['stats']['drop.no_backend']")
 send 127.0.0.1:6010 "FWD new" 1 --timeout 1 >"$T/new.json"
 ctl_eq "$(jget "$T/new.json" "d['replies']")" 0 "new flow on a drained route"
 ctl_eq "$(jget <(ctl -j stats) "d['stats']['drop.no_backend']")" $((before + 1)) "drop counted"
+ctl_eq "$(jget <(ctl -j routes) "d['routes'][0]['drop.no_backend']")" 1 "drop counted on the route"
 send 127.0.0.1:6001 "FWD old" 2 >"$T/old.json"
 ctl_eq "$(jget "$T/old.json" "d['replies']")" 2 "existing flow while draining"
 ctl undrain fwd >/dev/null

@@ -157,6 +157,8 @@ exp=$(
  ["udpmux_route_rx_bytes_total", {"route": "fwd"}, $fwd_bytes],
  ["udpmux_route_tx_datagrams_total", {"route": "ping"}, 7],
  ["udpmux_route_drops_total", {"route": "junk"}, 4],
+ ["udpmux_route_drops_by_reason_total", {"route": "junk", "reason": "action"}, 4],
+ ["udpmux_route_drops_by_reason_total", {"route": "fwd", "reason": "action"}, 0],
  ["udpmux_route_flows_active", {"route": "fwd"}, 5],
  ["udpmux_route_flows_created_total", {"route": "fwd"}, 5],
  ["udpmux_route_classify_matched_total", {"route": "dns", "probe": "dns"}, 0],
