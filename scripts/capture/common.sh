@@ -47,12 +47,13 @@ umx_cleanup()
     rm -rf "$UMX_TMP"
 }
 
-# umx_capture_start FILE FILTER
+# umx_capture_start FILE FILTER   (interface: $UMX_CAPTURE_IF, default lo)
 umx_capture_start()
 {
     UMX_PCAP_OUT=$UMX_PCAP_DIR/$1
     mkdir -p "$UMX_PCAP_DIR"
-    timeout -k 2 120 tcpdump -i lo -n -s 0 -U --immediate-mode -Z root -w "$UMX_TMP/cap.pcap" "$2" \
+    timeout -k 2 120 tcpdump -i "${UMX_CAPTURE_IF:-lo}" -n -s 0 -U --immediate-mode -Z root \
+        -w "$UMX_TMP/cap.pcap" "$2" \
         2>"$UMX_TMP/tcpdump.log" &
     UMX_TCPDUMP_PID=$!
     for _ in $(seq 1 50); do
