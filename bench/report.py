@@ -288,22 +288,29 @@ def plot(outdir, r, paths, png):
     dat = os.path.join(outdir, "pps.dat")
     with open(dat, "w") as f:
         f.write("size " + " ".join('"%s"' % NAMES.get(p, p) for p in paths) + "\n")
-        for s in sizes:
-            f.write("%d " % s + " ".join(
-                "%.1f" % ((r.med(p, "max_pps", s, 1) or 0) / 1000) for p in paths) + "\n")
-    gp = """set terminal pngcairo size 900,480 noenhanced
-set output '%s'
-set title 'Max forwarded packets/s, one flow (loopback, proxy pinned to 1 CPU)'
-set ylabel 'k packets/s'
-set xlabel 'datagram payload (bytes)'
+        for metric in ("max_pps", "norm_pps"):
+            for s in sizes:
+                f.write("%d " % s + " ".join(
+                    "%.1f" % ((r.med(p, metric, s, 1) or 0) / 1000) for p in paths) + "\n")
+            f.write("\n\n")
+    gp = """set terminal pngcairo size 1200,460 noenhanced
+set output '%(png)s'
+set multiplot layout 1,2 title 'One flow, loopback, proxy on 1 CPU (medians)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key outside right top
 set grid ytics
 set yrange [0:*]
-plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
-""" % (png, len(paths) + 1, dat)
+set xlabel 'datagram payload (bytes)'
+set ylabel 'k packets/s'
+set key top right
+set title 'max forwarded packets/s'
+plot for [i=2:%(n)d] '%(dat)s' index 0 using i:xtic(1) title columnheader(i)
+set title 'forwarded per second of proxy CPU time'
+unset key
+plot for [i=2:%(n)d] '%(dat)s' index 1 using i:xtic(1) notitle
+unset multiplot
+""" % {"png": png, "n": len(paths) + 1, "dat": dat}
     res = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
