@@ -89,6 +89,16 @@ fi
 
 echo "deps: installing ${all_miss[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installing dnsmasq, unbound, chrony, snmpd, nginx, coturn, tftpd-hpa would
+# start them as system services on their well-known ports, where they would
+# get in the way of the tests (which start their own instances). Where no
+# policy exists, hold service starts back for the duration of the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from udpmux scripts/deps.sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 if apt_install "${all_miss[@]}"; then
     exit 0
