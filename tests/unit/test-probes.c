@@ -508,6 +508,16 @@ static void test_quic_sni_vectors(void **unused)
         q->params_free(pp);
     }
     {
+        /* ngtcp2 0.12 speaking the v2 draft codepoint 0x709a50c4 (own salt) */
+        const struct sample *v2d = find_sample("quic", "pcap-quic-v2draft-client-initial.hex");
+        void *yes = params_of("quic", "sni=quic.example.test alpn=h3");
+        void *no = params_of("quic", "sni=example.com");
+        assert_int_equal(run(q, yes, v2d->data, v2d->len, NULL, 0), UMX_MATCH);
+        assert_int_equal(run(q, no, v2d->data, v2d->len, NULL, 0), UMX_NOMATCH);
+        q->params_free(yes);
+        q->params_free(no);
+    }
+    {
         void *pp = params_of("quic", "sni=example.com");
         /* Any flipped bit after the header breaks the AEAD tag or the
          * header protection: no match, never a wrong answer. */

@@ -23,7 +23,7 @@
  *                 case-insensitive
  *   alpn=LIST     comma-separated, any-of
  * With either, only a client Initial (datagram >= 1200 bytes, as RFC 9000
- * section 14.1 requires) of v1 or v2 can match: header protection is
+ * section 14.1 requires) of v1, v2 or the v2 draft codepoint can match: header protection is
  * removed (AES-128-ECB), the payload opened (AES-128-GCM), CRYPTO frames
  * are reassembled in offset order (overlaps must agree byte for byte, or
  * the flow is refused: a classifier that picks one of two conflicting
@@ -223,17 +223,24 @@ static const uint8_t salt_v1[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0x
 static const uint8_t salt_v2[20] = {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93,
                                     0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9};
 
+/* The v2 draft codepoint (draft-ietf-quic-v2-01..-10) had its own salt; the
+ * labels were already "quicv2 ...". Verified on ngtcp2 0.12 Initials. */
+static const uint8_t salt_v2_draft[20] = {0xa7, 0x07, 0xc2, 0x03, 0xa5, 0x9b, 0x47,
+                                          0x18, 0x4a, 0x1d, 0x62, 0xca, 0x57, 0x04,
+                                          0x06, 0xea, 0x7a, 0xe3, 0xe5, 0xd3};
+
 static int derive_keys(struct qscratch *s, uint32_t version, const uint8_t *dcid, uint8_t dl)
 {
     uint8_t initial[32], client[32];
-    int v2 = version == QUIC_V2;
+    int v2 = is_v2(version);
+    const uint8_t *salt = version == QUIC_V2_DRAFT ? salt_v2_draft : v2 ? salt_v2 : salt_v1;
     int r = -1;
 
     if (s->key_valid && s->key_version == version && s->key_dcid_len == dl &&
         memcmp(s->key_dcid, dcid, dl) == 0)
         return 0;
     s->key_valid = 0;
-    if (umx_hkdf_extract(v2 ? salt_v2 : salt_v1, 20, dcid, dl, initial) ||
+    if (umx_hkdf_extract(salt, 20, dcid, dl, initial) ||
         umx_hkdf_expand_label(initial, "client in", client, 32) ||
         umx_hkdf_expand_label(client, v2 ? "quicv2 key" : "quic key", s->key, 16) ||
         umx_hkdf_expand_label(client, v2 ? "quicv2 iv" : "quic iv", s->iv, 12) ||
@@ -480,7 +487,7 @@ static int quic_keyed(const struct quic_params *qp, const struct umx_probe_in *i
     int d, any = 0;
 
     if (!s || first->type != PT_INITIAL || in->len < 1200 ||
-        (first->version != QUIC_V1 && first->version != QUIC_V2))
+        (first->version != QUIC_V1 && !is_v2(first->version)))
         return UMX_NOMATCH;
     pkl = peer_key(in->peer, pk);
     if (in->state)
