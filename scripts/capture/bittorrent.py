@@ -4,9 +4,9 @@
 Session A (port 6881) seeds a small torrent, session B (port 6891) fetches it
 over uTP only (TCP disabled), after learning A from a UDP tracker on
 127.0.0.1:6970 (BEP 15). The two sessions also talk DHT (BEP 5) to each
-other. The tracker *server* is a minimal BEP 15 responder written here (no
-UDP tracker server is packaged in Debian 12); the tracker *client* is
-libtorrent. Everything is bounded: at most ~12 s of wall time.
+other. The tracker is opentracker, started by bittorrent.sh; with the
+argument --own-tracker a minimal BEP 15 responder written here is used
+instead (for machines without opentracker). Everything is bounded: at most ~12 s of wall time.
 """
 import os
 import random
@@ -19,6 +19,7 @@ import time
 import libtorrent as lt
 
 WORK = sys.argv[1]
+OWN_TRACKER = "--own-tracker" in sys.argv[2:]
 TRACKER = ("127.0.0.1", 6970)
 PROTO_ID = 0x41727101980
 
@@ -71,7 +72,7 @@ def session(port, nodes):
     return lt.session(pack)
 
 
-def main():
+def make_torrent():
     os.makedirs(WORK + "/a", exist_ok=True)
     os.makedirs(WORK + "/b", exist_ok=True)
     with open(WORK + "/a/payload.bin", "wb") as f:
@@ -81,11 +82,25 @@ def main():
     ct = lt.create_torrent(fs, 16 * 1024)
     ct.add_tracker("udp://%s:%d/announce" % TRACKER)
     lt.set_piece_hashes(ct, WORK + "/a")
-    ti = lt.torrent_info(ct.generate())
+    return lt.torrent_info(ct.generate())
 
+
+def main():
+    ti = make_torrent()
+    if "--print-infohash" in sys.argv[2:]:
+        # deterministic (fixed payload, piece size and name): for the
+        # tracker's whitelist
+        # libtorrent 2 makes hybrid v1/v2 torrents and announces both the v1
+        # hash and the v2 hash truncated to 20 bytes
+        ih = ti.info_hashes()
+        print(str(ih.v1))
+        if ih.has_v2():
+            print(str(ih.v2)[:40])
+        return 0
     stop = threading.Event()
-    th = threading.Thread(target=tracker, args=(stop, 6881), daemon=True)
-    th.start()
+    if OWN_TRACKER:
+        th = threading.Thread(target=tracker, args=(stop, 6881), daemon=True)
+        th.start()
     time.sleep(0.2)
 
     a = session(6881, "127.0.0.1:6891")

@@ -3,7 +3,8 @@
 # bittorrent-tracker.pcap from two python3-libtorrent (libtorrent-rasterbar
 # 2.0.8) sessions on 127.0.0.1 (see bittorrent.py): DHT KRPC between the
 # sessions, a uTP transfer of a 48 KiB torrent, and the UDP tracker exchange
-# (libtorrent client; tracker server crafted in bittorrent.py after BEP 15).
+# (BEP 15) between libtorrent and opentracker (Debian opentracker package,
+# UDP port 6970).
 # DHT and uTP share the sessions' ports; they are split by the first payload
 # byte ('d' = bencoded dictionary for DHT, version nibble 1 for uTP).
 # shellcheck source=common.sh disable=SC2164 # common.sh sets -e
@@ -12,6 +13,13 @@ umx_enter_netns "$@"
 
 here=$(cd "$(dirname "$0")" && pwd)
 umx_capture_start .bt-all.pcap "udp port 6881 or udp port 6891 or udp port 6970"
+chmod 755 "$UMX_TMP" # opentracker drops to nobody
+# Debian's opentracker is built in whitelist ("private") mode
+timeout 20 /usr/bin/python3 "$here/bittorrent.py" "$UMX_TMP" --print-infohash >"$UMX_TMP/whitelist"
+chmod 644 "$UMX_TMP/whitelist"
+timeout 30 opentracker -i 127.0.0.1 -p 6970 -P 6970 -u nobody -w "$UMX_TMP/whitelist" \
+    >"$UMX_TMP/opentracker.log" 2>&1 &
+umx_wait_udp 6970
 timeout 25 /usr/bin/python3 "$here/bittorrent.py" "$UMX_TMP" || echo "bittorrent.py failed" >&2
 umx_capture_stop
 all=$UMX_PCAP_DIR/.bt-all.pcap
