@@ -1112,6 +1112,115 @@ static void mcast_child(void)
     _exit(0);
 }
 
+/* IPv6 reply source on a wildcard bind: two extra addresses on lo in a
+ * private namespace (fd00::2 and fd00::3), a request to each, and the reply
+ * must come from the address the request went to. */
+struct in6_ifreq_compat {
+    struct in6_addr addr;
+    uint32_t prefixlen;
+    int ifindex;
+};
+
+static void v6_child(void)
+{
+    struct udpmux *m;
+    struct rec r;
+    struct ifreq ifr;
+    int s, c, one = 1;
+    uint16_t port;
+    static const char *addrs[] = {"fd00::2", "fd00::3"};
+
+    if (unshare(CLONE_NEWNET) != 0)
+        _exit(errno == EPERM ? 77 : 1);
+    s = socket(AF_INET6, SOCK_DGRAM, 0);
+    if (s < 0)
+        _exit(77); /* no IPv6 in this kernel */
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    CHILD_CHECK(ioctl(s, SIOCGIFFLAGS, &ifr) == 0);
+    ifr.ifr_flags |= IFF_UP;
+    CHILD_CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+    CHILD_CHECK(ioctl(s, SIOCGIFINDEX, &ifr) == 0);
+    /* no duplicate address detection: the addresses are usable at once */
+    for (int i = 0; i < 2; i++) {
+        static const char *knobs[] = {"/proc/sys/net/ipv6/conf/lo/accept_dad",
+                                      "/proc/sys/net/ipv6/conf/lo/dad_transmits"};
+        FILE *f = fopen(knobs[i], "we");
+        if (f) {
+            fputs("0\n", f);
+            fclose(f);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        struct in6_ifreq_compat req;
+        memset(&req, 0, sizeof(req));
+        CHILD_CHECK(inet_pton(AF_INET6, addrs[i], &req.addr) == 1);
+        req.prefixlen = 128;
+        req.ifindex = ifr.ifr_ifindex;
+        CHILD_CHECK(ioctl(s, SIOCSIFADDR, &req) == 0);
+    }
+    close(s);
+    /* and in case DAD ran anyway: wait until neither is tentative (0x40) */
+    for (uint64_t end = now_ms() + 3000; now_ms() < end; usleep(20000)) {
+        char line[256];
+        int tentative = 0, found = 0;
+        FILE *f = fopen("/proc/net/if_inet6", "re");
+        CHILD_CHECK(f != NULL);
+        while (fgets(line, sizeof(line), f)) {
+            unsigned flags = 0;
+            char addr[40];
+            if (sscanf(line, "%39s %*x %*x %*x %x", addr, &flags) != 2 ||
+                strncmp(addr, "fd00", 4) != 0)
+                continue;
+            found++;
+            tentative |= (flags & 0x40) != 0;
+        }
+        fclose(f);
+        if (found == 2 && !tentative)
+            break;
+    }
+    rec_init(&r, 1);
+    CHILD_CHECK(udpmux_new(&m, NULL) == 0);
+    CHILD_CHECK(udpmux_bind(m, "[::]:0", 0) == 0);
+    port = ep_port(m, 0);
+    CHILD_CHECK(udpmux_add_handler(m, "echo", "any", on_dgram, &r, NULL, 0) == 0);
+    c = socket(AF_INET6, SOCK_DGRAM, 0);
+    CHILD_CHECK(c >= 0);
+    setsockopt(c, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    for (int i = 0; i < 4; i++) {
+        char text[64], got[64], buf[16];
+        struct sockaddr_storage dst, from;
+        socklen_t fl = sizeof(from);
+        struct pollfd p = {c, POLLIN, 0};
+        uint64_t end = now_ms() + 2000;
+        unsigned before = r.count;
+        snprintf(text, sizeof(text), "[%s]:%u", addrs[i % 2], port);
+        CHILD_CHECK(udpmux_parse_addr(text, &dst, NULL) == 0);
+        CHILD_CHECK(sendto(c, "v6", 2, 0, (struct sockaddr *)&dst, sizeof(struct sockaddr_in6)) ==
+                    2);
+        while (r.count == before && now_ms() < end) {
+            struct pollfd mp = {udpmux_fd(m), POLLIN, 0};
+            poll(&mp, 1, 20);
+            CHILD_CHECK(udpmux_process(m, 0) >= 0);
+        }
+        CHILD_CHECK(r.count == before + 1);
+        CHILD_CHECK(r.reply_rc == 0);
+        udpmux_format_addr((struct sockaddr *)&r.local, got, sizeof(got));
+        CHILD_CHECK(strcmp(got, text) == 0);
+        CHILD_CHECK(poll(&p, 1, 2000) == 1);
+        CHILD_CHECK(recvfrom(c, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl) == 2);
+        udpmux_format_addr((struct sockaddr *)&from, got, sizeof(got));
+        if (strcmp(got, text) != 0) {
+            fprintf(stderr, "child: reply from %s, want %s\n", got, text);
+            _exit(1);
+        }
+    }
+    close(c);
+    udpmux_free(m);
+    rec_free(&r);
+    _exit(0);
+}
+
 /* Children re-execute this binary (fork + exec of /proc/self/exe with a
  * --child-* argument) rather than running in a forked copy: a fresh process
  * has no cmocka state, and under valgrind the child runs natively, so the
@@ -1152,6 +1261,66 @@ static void test_multicast_sharing(void **state)
         skip();
     }
     assert_int_equal(rc, 0);
+}
+
+static void test_pktinfo_reply_source_v6(void **state)
+{
+    int rc;
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("IPv6 reply source needs root for a network namespace: skipped\n");
+        skip();
+    }
+    rc = run_child("--child-v6-pktinfo", NULL);
+    if (rc == 77) {
+        print_message("no network namespace or no IPv6 here: skipped\n");
+        skip();
+    }
+    assert_int_equal(rc, 0);
+}
+
+/* A handler added from inside a callback takes effect from the next
+ * datagram, after the handlers that were there. */
+struct adder {
+    unsigned count;
+    struct rec *late;
+    int added;
+};
+
+static void on_adder(struct udpmux *m, const struct udpmux_dgram *d, void *arg)
+{
+    struct adder *a = arg;
+    (void)d;
+    a->count++;
+    if (!a->added)
+        a->added = udpmux_add_handler(m, "late", "prefix 6c", on_dgram, a->late, NULL, 0);
+}
+
+static void test_add_handler_in_callback(void **state)
+{
+    struct udpmux *m = new_mux(NULL);
+    struct rec late;
+    struct adder a;
+    int c;
+    uint16_t port;
+    (void)state;
+    rec_init(&late, 0);
+    memset(&a, 0, sizeof(a));
+    a.late = &late;
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    port = ep_port(m, 0);
+    udpmux_add_handler(m, "adder", "prefix 61", on_adder, &a, NULL, 0);
+    c = cli_open("127.0.0.1:0");
+    cli_send(c, "a", 1, "127.0.0.1", port);
+    cli_send(c, "l", 1, "127.0.0.1", port); /* same batch as "a" */
+    pump_until(m, &late.count, 1, 2000);
+    assert_int_equal(a.count, 1);
+    assert_int_equal(a.added, 1);
+    assert_int_equal(late.count, 1);
+    assert_int_equal(late.handler, 1);
+    close(c);
+    udpmux_free(m);
+    rec_free(&late);
 }
 
 /* Exclusivity --------------------------------------------------------------- */
@@ -1954,6 +2123,8 @@ int main(int argc, char **argv)
         snprintf(self_exe, sizeof(self_exe), "%s", argv[0]);
     if (argc >= 2 && strcmp(argv[1], "--child-multicast") == 0)
         mcast_child();
+    if (argc >= 2 && strcmp(argv[1], "--child-v6-pktinfo") == 0)
+        v6_child();
     if (argc >= 3 && strcmp(argv[1], "--child-bind-as-nobody") == 0)
         other_uid_child(argv[2]);
     const struct CMUnitTest tests[] = {
@@ -1967,6 +2138,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_pktinfo_reply_source),
         cmocka_unit_test(test_pktinfo_dualstack),
+        cmocka_unit_test(test_pktinfo_reply_source_v6),
+        cmocka_unit_test(test_add_handler_in_callback),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_zero_length),
         cmocka_unit_test(test_max_ipv4_datagram),
