@@ -34,6 +34,9 @@ set -euo pipefail
 IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 UMX_SRC=${UMX_SRC:-$(cd "$IT_DIR/../.." && pwd)}
 UDPMUXD=${UDPMUXD:-$UMX_SRC/build-integ/daemon/udpmuxd}
+if [ -z "${UDPMUXCTL:-}" ] && [ -x "$(dirname "$UDPMUXD")/../ctl/udpmuxctl" ]; then
+    UDPMUXCTL=$(dirname "$UDPMUXD")/../ctl/udpmuxctl
+fi
 IT_PY=/usr/bin/python3
 IT_UDP="$IT_PY $IT_DIR/it-udp.py"
 IT_PORT=4000
@@ -70,6 +73,8 @@ it_init()
     IT_CHILD_NS=()
     IT_OK=0
     trap it_cleanup EXIT
+    # the EXIT trap must also run when the outer timeout stops the test
+    trap 'exit 143' TERM INT HUP
     it_log "namespace ready, work dir $T"
 }
 
@@ -77,6 +82,14 @@ it_cleanup()
 {
     local rc=$? i p
     set +e
+    # on failure, the daemon's own view first (while it still runs)
+    if { [ "$rc" != 0 ] || [ "$IT_OK" != 1 ]; } && [ -n "${UDPMUXCTL:-}" ] &&
+        [ -S "$T/control.sock" ]; then
+        {
+            timeout 5 "$UDPMUXCTL" -s "$T/control.sock" stats | grep -v '=0$'
+            timeout 5 "$UDPMUXCTL" -s "$T/control.sock" flows
+        } >"$T/zz-udpmuxctl.log" 2>&1
+    fi
     # stop what we started, by pid; a second pass kills what ignored TERM
     for i in "${!IT_PIDS[@]}"; do
         kill "${IT_PIDS[$i]}" 2>/dev/null
@@ -206,13 +219,23 @@ it_conf()
 }
 
 # it_daemon CONF [NAME]: starts udpmuxd -c CONF (log $T/NAME.log, default
-# udpmuxd) and waits for its "ready" line. Sets UMXD_PID.
+# udpmuxd) and waits for its "ready" line. Sets UMXD_PID (the daemon's pid,
+# for kill -HUP and /proc).
 it_daemon()
 {
     local conf=$1 name=${2:-udpmuxd}
     it_bg "$name" "$IT_TIMEOUT" "$UDPMUXD" -c "$conf"
-    UMXD_PID=$(it_pid "$name")
-    local i
+    # UMXD_PID is the daemon itself, not its `timeout` wrapper: signals for
+    # the daemon (SIGHUP) must not go through timeout, which forwards them
+    # but also starts its --kill-after clock on any signal it receives
+    local i tpid
+    tpid=$(it_pid "$name")
+    UMXD_PID=
+    for i in $(seq 1 100); do
+        UMXD_PID=$(pgrep -P "$tpid" | head -n 1) && [ -n "$UMXD_PID" ] && break
+        sleep 0.02
+    done
+    [ -n "$UMXD_PID" ] || it_fail "udpmuxd did not start"
     for i in $(seq 1 100); do
         grep -q " ready" "$T/$name.log" 2>/dev/null && return 0
         kill -0 "$UMXD_PID" 2>/dev/null || it_fail "udpmuxd exited during start-up"

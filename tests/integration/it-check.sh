@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# it-check.sh - `udpmuxd -t`: 0 and "configuration OK" for a good file, 78
+# (EX_CONFIG) with FILE:LINE in the message for each broken one; `-T`
+# prints a resolved config that `-t` accepts again.
+. "$(dirname "$0")/lib.sh"
+it_init "$@"
+D=$UMX_SRC/tests/data/integration/check
+
+out=$("$UDPMUXD" -t -c "$D/good.conf" 2>&1) || it_fail "good.conf rejected: $out"
+it_contains "$out" "configuration OK" "-t on a good file"
+"$UDPMUXD" -T -c "$D/good.conf" >"$T/resolved.conf" 2>&1 || it_fail "-T failed"
+out=$("$UDPMUXD" -t -c "$T/resolved.conf" 2>&1) || it_fail "-T output rejected: $out"
+
+n=0
+# each bad-*.conf names the line its error is on in its first line:
+#   # expect LINE: TEXT
+for f in "$D"/bad-*.conf; do
+    n=$((n + 1))
+    read -r _ _ want_line want_text <<<"$(head -n 1 "$f")"
+    want_line=${want_line%:}
+    set +e
+    out=$("$UDPMUXD" -t -c "$f" 2>&1)
+    rc=$?
+    set -e
+    it_eq "$rc" 78 "exit code for $(basename "$f")"
+    it_contains "$out" "$f:$want_line:" "file:line for $(basename "$f")"
+    it_contains "$out" "$want_text" "message for $(basename "$f")"
+done
+[ "$n" -ge 8 ] || it_fail "only $n broken configs"
+# a missing file is a config error too
+set +e
+out=$("$UDPMUXD" -t -c "$T/nosuch.conf" 2>&1)
+rc=$?
+set -e
+it_eq "$rc" 78 "exit code for a missing file"
+it_contains "$out" "nosuch.conf" "missing file named"
+it_pass
