@@ -6,6 +6,7 @@
 #   make format        clang-format -i over every *.c / *.h
 #   make format-check  fail if any file is not clang-formatted
 #   make clean         remove the build directories
+#   make ci            the whole CI run (.ci/run), as CI does it
 #
 # BUILDDIR, ASANDIR and MESON_OPTS may be overridden, e.g.
 #   make check BUILDDIR=build-mine MESON_OPTS=-Dwerror=true
@@ -15,7 +16,7 @@ ASANDIR ?= build-asan
 MESON_OPTS ?=
 CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps build run check asan format format-check clean
+.PHONY: all deps build run check asan format format-check clean ci
 
 all: build
 
@@ -73,6 +74,9 @@ format-check:
 		exit 1; \
 	fi; \
 	echo "format-check: OK"
+
+ci:
+	bash .ci/run
 
 clean:
 	rm -rf $(BUILDDIR) $(ASANDIR) build-fuzz build-valgrind
