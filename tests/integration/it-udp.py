@@ -18,9 +18,9 @@ own timeouts, so a broken daemon makes a test fail instead of hang.
          one flow (one source port) sending numbered datagrams at N/s to an
          echo backend; prints a JSON summary: sent, answered, lost sequence
          numbers after the first answer, the set of backend tags seen.
-  burst  --to ADDR:PORT --flows N [--timeout S]
-         N flows (N source sockets), one datagram each; prints how many got
-         an answer.
+  burst  --to ADDR:PORT --flows N [--timeout S] [--prefix TEXT]
+         N flows (N source sockets), one datagram each (TEXT + "flow=I");
+         prints how many got an answer.
 """
 import argparse
 import json
@@ -192,7 +192,7 @@ def cmd_burst(args):
     for i in range(args.flows):
         s = socket.socket(fam, socket.SOCK_DGRAM)
         s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
-        s.sendto(b"flow=%d" % i, to)
+        s.sendto(args.prefix.encode() + b"flow=%d" % i, to)
         socks.append(s)
     got = set()
     deadline = time.monotonic() + args.timeout
@@ -238,6 +238,7 @@ def main():
     b.add_argument("--to", required=True)
     b.add_argument("--flows", type=int, required=True)
     b.add_argument("--timeout", type=float, default=3.0)
+    b.add_argument("--prefix", default="")
     args = p.parse_args()
     return {"echo": cmd_echo, "proxy": cmd_proxy, "ask": cmd_ask, "stream": cmd_stream,
             "burst": cmd_burst}[args.cmd](args) or 0

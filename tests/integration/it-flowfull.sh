@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# it-flowfull.sh - a full flow table refuses new flows cleanly: no answer,
+# no crash, no descriptor leak (counted in /proc/PID/fd before, during and
+# after), and room again once flows expire. Both caps: the global one
+# (max-flows per worker, one worker here) and a route's own max-flows.
+. "$(dirname "$0")/lib.sh"
+it_init "$@"
+
+it_echo a 127.0.0.1:5001
+it_echo b 127.0.0.1:5002
+it_wait_udp 5001
+it_wait_udp 5002
+IT_WORKERS=1 IT_CONF_EXTRA="max-flows = 16" it_conf "$T/udpmux.conf" <<CONF
+[listen]
+address = 127.0.0.1:$IT_PORT
+
+[route capped]
+match = prefix 63
+forward = 127.0.0.1:5002
+max-flows = 5
+idle-timeout = 4s
+
+[route echo]
+match = any
+forward = 127.0.0.1:5001
+idle-timeout = 4s
+CONF
+it_daemon "$T/udpmux.conf"
+base=$(it_fds "$UMXD_PID")
+burst() { timeout 20 $IT_UDP burst --to "127.0.0.1:$IT_PORT" --flows "$1" --timeout 1 --prefix "$2"; }
+
+# route cap: 12 flows, 5 answered
+it_eq "$(burst 12 c)" 5 "flows answered on a route with max-flows = 5"
+it_eq "$(it_fds "$UMXD_PID")" $((base + 5)) "descriptors with 5 flows"
+# global cap: 16 per worker, 5 in use: 11 more fit, then refusal
+it_eq "$(burst 11 e)" 11 "flows that fit in the table"
+it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "descriptors with a full table"
+it_eq "$(burst 10 e)" 0 "flows answered with a full table (all established, none evictable)"
+it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "refused flows leave no descriptor behind"
+it_alive udpmuxd || it_fail "udpmuxd died with a full table"
+# every flow idles out after 4 s: back to the baseline, room again
+for i in $(seq 1 80); do
+    [ "$(it_fds "$UMXD_PID")" = "$base" ] && break
+    sleep 0.1
+done
+it_eq "$(it_fds "$UMXD_PID")" "$base" "descriptors after expiry"
+it_eq "$(burst 16 e)" 16 "a full table's worth of new flows after expiry"
+it_pass
