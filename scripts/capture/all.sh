@@ -8,7 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rc=0
 for s in dns stun stun-classic turn-channel openvpn wireguard quic ntp snmp tftp syslog sip coap dtls rtp \
-    bittorrent radius ssdp zrtp raknet teamspeak ike ike-real "ike-real v1" "ike-real natt" webrtc negative edge; do
+    bittorrent radius ssdp zrtp zrtp-linphone raknet teamspeak ike ike-real "ike-real v1" "ike-real natt" webrtc negative edge; do
     echo "== $s"
     args=()
     case $s in *" "*) read -r -a args <<<"${s#* }" ;; esac
