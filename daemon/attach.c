@@ -53,8 +53,9 @@
 
 struct client {
     int fd;
-    uint32_t gen;     /* atomic; odd while connected */
+    uint32_t gen; /* atomic; odd while connected */
     int claimed;
+    int claimed_once;
     int closing;
     uint64_t close_loops[UMXD_MAX_WORKERS];
     char route[UMXD_NAME_MAX];
@@ -146,8 +147,12 @@ static void drop_client(struct umxd *d, unsigned i)
     c->closing = 1;
     for (unsigned w = 0; w < d->nworkers; w++)
         c->close_loops[w] = d->w[w] ? __atomic_load_n(&d->w[w]->loops, __ATOMIC_ACQUIRE) : 0;
-    umxd_log(LOG_INFO, "attach: program pid %d left route %s (%llu datagrams in, %llu out)",
-             (int)c->pid, c->route, (unsigned long long)c->rx, (unsigned long long)c->tx);
+    if (c->claimed_once)
+        umxd_log(LOG_INFO,
+                 "attach: program pid %d left route %s (%llu datagrams in, %llu out, %llu "
+                 "dropped)",
+                 (int)c->pid, c->route, (unsigned long long)c->rx, (unsigned long long)c->tx,
+                 (unsigned long long)c->drops);
 }
 
 static int handle_hello(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
@@ -179,8 +184,8 @@ static int handle_hello(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     rt = &d->cfg->routes[r];
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
         !uid_allowed(rt, cr.uid, cr.gid)) {
-        umxd_log(LOG_WARNING, "attach: uid %u (pid %d) refused for route %s",
-                 (unsigned)cr.uid, (int)cr.pid, name);
+        umxd_log(LOG_WARNING, "attach: uid %u (pid %d) refused for route %s", (unsigned)cr.uid,
+                 (int)cr.pid, name);
         reply(c->fd, UMX_ATT_ERR, EACCES, "not allowed to attach to this route");
         return -EACCES;
     }
@@ -198,10 +203,10 @@ static int handle_hello(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     c->uid = cr.uid;
     c->pid = cr.pid;
     c->claimed = 1;
+    c->claimed_once = 1;
     pthread_mutex_unlock(&a->mu);
     reply(c->fd, UMX_ATT_OK, 0, "ok");
-    umxd_log(LOG_INFO, "attach: pid %d uid %u holds route %s", (int)cr.pid, (unsigned)cr.uid,
-             name);
+    umxd_log(LOG_INFO, "attach: pid %d uid %u holds route %s", (int)cr.pid, (unsigned)cr.uid, name);
     return 0;
 }
 
@@ -293,7 +298,10 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
     struct client *c = &a->c[i];
     int n;
     (void)fd;
-    if (events & (EPOLLHUP | EPOLLERR)) {
+    /* a program that sends its last datagrams and exits at once leaves
+     * them queued behind the hang-up: read them first (the read that
+     * returns 0 then drops the client) */
+    if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) {
         drop_client(d, i);
         return;
     }
@@ -489,8 +497,8 @@ fail:
 
 /* Worker side ---------------------------------------------------------------- */
 
-int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client,
-                     uint32_t *gen, char *route, size_t routelen)
+int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client, uint32_t *gen,
+                     char *route, size_t routelen)
 {
     struct attach *a = A(d);
     struct umx_flow_key k;

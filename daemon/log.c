@@ -23,7 +23,7 @@ void umxd_log_set_level(int level)
 
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-    static const char *names[] = {"emerg", "alert", "crit", "error",
+    static const char *names[] = {"emerg",   "alert",  "crit", "error",
                                   "warning", "notice", "info", "debug"};
     char line[1024];
     int n;

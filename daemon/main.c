@@ -203,8 +203,7 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     d->reloads_ok++;
     d->last_reload_error[0] = '\0';
     umxd_log_set_level(nc->log_level);
-    umxd_log(LOG_NOTICE, "configuration reloaded from %s (%u routes)", d->config_path,
-             nc->nroutes);
+    umxd_log(LOG_NOTICE, "configuration reloaded from %s (%u routes)", d->config_path, nc->nroutes);
     sd_notify_msg("READY=1");
     return 0;
 fail:
@@ -494,7 +493,7 @@ int main(int argc, char **argv)
         return 0;
     }
     umxd_log_init(d->cfg->log_level + verbose > LOG_DEBUG ? LOG_DEBUG
-                                                           : d->cfg->log_level + verbose);
+                                                          : d->cfg->log_level + verbose);
     d->nworkers = d->cfg->workers;
     if (d->nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -569,9 +568,8 @@ int main(int argc, char **argv)
         return EX_OSERR_;
     }
     umxd_log(LOG_NOTICE, "udpmuxd %s ready: %u listener%s, %u route%s, %u worker%s",
-             udpmux_version(), d->cfg->nlisten, d->cfg->nlisten == 1 ? "" : "s",
-             d->cfg->nroutes, d->cfg->nroutes == 1 ? "" : "s", d->nworkers,
-             d->nworkers == 1 ? "" : "s");
+             udpmux_version(), d->cfg->nlisten, d->cfg->nlisten == 1 ? "" : "s", d->cfg->nroutes,
+             d->cfg->nroutes == 1 ? "" : "s", d->nworkers, d->nworkers == 1 ? "" : "s");
     sd_notify_msg("READY=1");
     wd_usec = watchdog_usec();
 

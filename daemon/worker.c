@@ -53,7 +53,7 @@ struct flow {
     uint8_t backend;
     uint8_t listener;
     uint8_t established;
-    uint8_t attach;  /* pinned to an attached program (client, cgen) */
+    uint8_t attach; /* pinned to an attached program (client, cgen) */
     uint16_t client;
     uint32_t cgen;
     struct sockaddr_in6 peer; /* holds a sockaddr_in for IPv4 */
@@ -351,12 +351,12 @@ static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct
 static void store_addr(struct sockaddr_in6 *dst, const struct sockaddr_storage *src)
 {
     memset(dst, 0, sizeof(*dst));
-    memcpy(dst, src, src->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6));
+    memcpy(dst, src,
+           src->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 }
 
-static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_key *k,
-                                 unsigned r, struct umx_rx_slot *s, unsigned li, uint64_t now)
+static struct umx_flow *new_flow(struct umxd_worker *w, const struct umx_flow_key *k, unsigned r,
+                                 struct umx_rx_slot *s, unsigned li, uint64_t now)
 {
     const struct umxd_route *rt = route_of(w, r);
     unsigned slot = w->rs->slot[r];
@@ -894,9 +894,9 @@ route_flow:
     case UMXD_ATTACH: {
         uint16_t client;
         uint32_t cgen;
-        if (!w->d->attach || umxd_attach_pick(w->d, route_of(w, (unsigned)r)->name,
-                                              (const struct sockaddr *)&s->peer, &client,
-                                              &cgen) < 0) {
+        if (!w->d->attach ||
+            umxd_attach_pick(w->d, route_of(w, (unsigned)r)->name,
+                             (const struct sockaddr *)&s->peer, &client, &cgen) < 0) {
             /* nobody holds the route: counted, never given to someone else */
             UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
@@ -958,8 +958,8 @@ forward:
 static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
 {
     uint32_t ovfl_unused = 0;
-    int n = umx_rx(w->pub_fd[li], w->rxb, w->rxb->n, w->pub_family[li], w->pub_port[li],
-                   &ovfl_unused);
+    int n =
+        umx_rx(w->pub_fd[li], w->rxb, w->rxb->n, w->pub_family[li], w->pub_port[li], &ovfl_unused);
     static __thread uint32_t last_ovfl[UMXD_MAX_LISTEN];
     if (ovfl_unused && ovfl_unused != last_ovfl[li]) {
         UMX_CTR_ADD(w->st.rx_kernel_drops, (uint32_t)(ovfl_unused - last_ovfl[li]));
@@ -1263,9 +1263,8 @@ int umxd_worker_start(struct umxd *d, int id)
         if (getsockname(w->pub_fd[li], (struct sockaddr *)&ss, &sl) < 0)
             return -errno;
         w->pub_family[li] = ss.ss_family;
-        w->pub_port[li] = ss.ss_family == AF_INET
-                              ? ((struct sockaddr_in *)(void *)&ss)->sin_port
-                              : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port;
+        w->pub_port[li] = ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port;
         r = add_ev(w->epfd, w->pub_fd[li], ev_make(EV_PUB, 0, li));
         if (r < 0)
             return r;
