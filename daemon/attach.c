@@ -144,6 +144,10 @@ static void drop_client(struct umxd *d, unsigned i)
     pthread_mutex_unlock(&a->mu);
     umxd_loop_del(d, c->fd);
     shutdown(c->fd, SHUT_RDWR);
+    /* workers drop the flows they pinned to this program now, not when
+     * the next datagram of each arrives */
+    __atomic_add_fetch(&d->attach_epoch, 1, __ATOMIC_RELEASE);
+    umxd_wake_workers(d);
     c->closing = 1;
     for (unsigned w = 0; w < d->nworkers; w++)
         c->close_loops[w] = d->w[w] ? __atomic_load_n(&d->w[w]->loops, __ATOMIC_ACQUIRE) : 0;
@@ -609,6 +613,14 @@ int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const cha
     if (client >= MAX_CLIENTS || __atomic_load_n(&a->c[client].gen, __ATOMIC_ACQUIRE) != gen)
         return -ESTALE;
     return deliver_one(a, client, s);
+}
+
+int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen)
+{
+    struct attach *a = A(d);
+    if (client == UMXD_ATTACH_FANOUT)
+        return 1;
+    return client < MAX_CLIENTS && __atomic_load_n(&a->c[client].gen, __ATOMIC_ACQUIRE) == gen;
 }
 
 void umxd_attach_fini(struct umxd *d)

@@ -23,9 +23,9 @@
  * batches; the main thread frees an old one once every worker has moved on. */
 struct umxd_routeset {
     uint64_t epoch;
-    struct umxd_config *cfg;          /* owns the compiled rules */
-    uint16_t slot[UMXD_MAX_ROUTES];   /* route index -> stable stats/drain slot */
-    struct umxd_routeset *older;      /* retired sets waiting to be freed */
+    struct umxd_config *cfg;        /* owns the compiled rules */
+    uint16_t slot[UMXD_MAX_ROUTES]; /* route index -> stable stats/drain slot */
+    struct umxd_routeset *older;    /* retired sets waiting to be freed */
 };
 
 /* Backend health, shared: written by workers (passive) and the health
@@ -39,7 +39,7 @@ struct umxd_health {
 
 struct umxd_flow_info {
     char route[UMXD_NAME_MAX];
-    struct sockaddr_in6 peer;  /* AF_INET or AF_INET6 inside */
+    struct sockaddr_in6 peer; /* AF_INET or AF_INET6 inside */
     struct sockaddr_in6 local;
     char backend[80];
     int worker;
@@ -55,22 +55,22 @@ struct umxd_worker {
     int id;
     pthread_t thread;
     int epfd;
-    int evfd;   /* wake-up: new route set, stop, snapshot request */
-    int tfd;    /* timerfd: flow expiry */
+    int evfd; /* wake-up: new route set, stop, snapshot request */
+    int tfd;  /* timerfd: flow expiry */
     int pub_fd[UMXD_MAX_LISTEN];
     int pub_family[UMXD_MAX_LISTEN];
     uint16_t pub_port[UMXD_MAX_LISTEN]; /* network order */
     struct umx_ft *ft;
-    struct umx_rxb *rxb;    /* shared-port receive batch */
-    struct umx_rxb *uprxb;  /* upstream receive batch */
+    struct umx_rxb *rxb;   /* shared-port receive batch */
+    struct umx_rxb *uprxb; /* upstream receive batch */
     struct umx_probe_state *pstate;
     struct umxd_routeset *rs;
-    uint64_t seen_epoch;    /* atomic: last route set epoch adopted */
-    void *tx;               /* worker.c private batch state */
-    void *rate;             /* worker.c private rate-limit table */
-    uint32_t gen;           /* flow generation counter (stale epoll events) */
-    int gso_ok;             /* cleared if the kernel refuses UDP_SEGMENT */
-    uint32_t roam_lens;     /* bit n: a roaming key of n bytes was learnt */
+    uint64_t seen_epoch; /* atomic: last route set epoch adopted */
+    void *tx;            /* worker.c private batch state */
+    void *rate;          /* worker.c private rate-limit table */
+    uint32_t gen;        /* flow generation counter (stale epoll events) */
+    int gso_ok;          /* cleared if the kernel refuses UDP_SEGMENT */
+    uint32_t roam_lens;  /* bit n: a roaming key of n bytes was learnt */
     struct umxd_stats st;
     struct umxd_route_stats rst[UMXD_MAX_SLOTS];
     /* flow snapshot mailbox (main asks, worker answers between batches) */
@@ -82,11 +82,12 @@ struct umxd_worker {
     char snap_route[UMXD_NAME_MAX];
     int stop;
     uint64_t loops; /* atomic: loop iterations, for quiescence checks */
+    uint64_t attach_epoch_seen;
 };
 
 struct umxd {
-    struct umxd_config *cfg;            /* current config (main thread) */
-    struct umxd_routeset *rs;           /* current route set (atomic pointer) */
+    struct umxd_config *cfg;  /* current config (main thread) */
+    struct umxd_routeset *rs; /* current route set (atomic pointer) */
     uint64_t epoch;
     unsigned nworkers;
     struct umxd_worker *w[UMXD_MAX_WORKERS];
@@ -94,21 +95,22 @@ struct umxd {
     int lfd[UMXD_MAX_LISTEN][UMXD_MAX_WORKERS];
     char slot_name[UMXD_MAX_SLOTS][UMXD_NAME_MAX];
     unsigned nslots;
-    int drain[UMXD_MAX_SLOTS];          /* atomic: route slot drains (no new flows) */
+    int drain[UMXD_MAX_SLOTS]; /* atomic: route slot drains (no new flows) */
     struct umxd_health health[UMXD_MAX_SLOTS][UMXD_MAX_BACKENDS];
-    uint8_t hashkey[16];                /* SipHash key for flow tables and rendezvous */
+    uint8_t hashkey[16]; /* SipHash key for flow tables and rendezvous */
     uint64_t start_ns;
-    int64_t loaded_at;                  /* wall-clock seconds of the last (re)load */
+    int64_t loaded_at; /* wall-clock seconds of the last (re)load */
     uint64_t reloads_ok, reloads_failed;
     char last_reload_error[512];
-    void *attach;                       /* attach server state (attach.c), may be NULL */
-    void *control;                      /* control socket state (control.c) */
-    void *metrics;                      /* metrics HTTP state (metrics.c) */
-    void *guard;                        /* foreign-socket watch state */
-    void *loop;                         /* main.c private */
-    const char *config_path;            /* NULL in quick mode */
+    void *attach;            /* attach server state (attach.c), may be NULL */
+    void *control;           /* control socket state (control.c) */
+    void *metrics;           /* metrics HTTP state (metrics.c) */
+    void *guard;             /* foreign-socket watch state */
+    void *loop;              /* main.c private */
+    const char *config_path; /* NULL in quick mode */
+    uint64_t attach_epoch;   /* atomic: bumped when an attached program leaves */
     int stopping;
-    uint64_t foreign_sockets;           /* guard.c: sockets on our ports we did not create (atomic) */
+    uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
 };
 
 /* worker.c */
@@ -166,11 +168,15 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen);
  * umxd_attach_deliver() without taking a lock again. gen changes when a
  * client goes away, so a stale pinned flow is noticed and closed. */
 #define UMXD_ATTACH_FANOUT 0xffffu
-int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client,
-                     uint32_t *gen, char *route, size_t routelen) __attribute__((weak));
+int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client, uint32_t *gen,
+                     char *route, size_t routelen) __attribute__((weak));
 int umxd_attach_pick(struct umxd *d, const char *route, const struct sockaddr *peer,
                      uint16_t *client, uint32_t *gen) __attribute__((weak));
 void umxd_attach_fini(struct umxd *d) __attribute__((weak));
+/* 1 if (client, gen) is still attached (workers sweep stale pinned flows). */
+int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen) __attribute__((weak));
+/* Wakes every worker (after a departure, a drain...). */
+void umxd_wake_workers(struct umxd *d);
 /* 0 delivered, -ESTALE client gone, -EAGAIN its socket is full, -ENOENT
  * nobody holds the route (fanout). */
 int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const char *route,

@@ -1118,6 +1118,30 @@ static void serve_snapshot(struct umxd_worker *w, uint64_t now)
     pthread_mutex_unlock(&w->snap_mu);
 }
 
+/* An attached program left: close the flows pinned to it (O(flows), only
+ * on departures). */
+static void sweep_attach(struct umxd_worker *w)
+{
+    uint64_t e = __atomic_load_n(&w->d->attach_epoch, __ATOMIC_ACQUIRE);
+    uint32_t cap;
+    if (e == w->attach_epoch_seen || !umxd_attach_alive)
+        return;
+    w->attach_epoch_seen = e;
+    cap = umx_ft_capacity(w->ft);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct umx_flow *f = umx_ft_at(w->ft, i);
+        struct flow *fl;
+        if (!f)
+            continue;
+        fl = fdata(f);
+        if (fl->attach && !umxd_attach_alive(w->d, fl->client, fl->cgen)) {
+            close_flow(w, f);
+            umx_ft_remove(w->ft, f);
+            UMX_CTR_ADD(w->st.flows_closed, 1);
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct umxd_worker *w = arg;
@@ -1133,6 +1157,7 @@ static void *worker_main(void *arg)
             break;
         }
         maybe_switch(w);
+        sweep_attach(w);
         UMX_CTR_ADD(w->loops, 1);
         for (int i = 0; i < n; i++) {
             uint64_t u = evs[i].data.u64;
@@ -1284,6 +1309,13 @@ static void wake(struct umxd_worker *w)
     if (write(w->evfd, &one, sizeof(one)) < 0) {
         /* counter full: a wake-up is pending anyway */
     }
+}
+
+void umxd_wake_workers(struct umxd *d)
+{
+    for (unsigned i = 0; i < d->nworkers; i++)
+        if (d->w[i])
+            wake(d->w[i]);
 }
 
 void umxd_worker_stop_all(struct umxd *d)

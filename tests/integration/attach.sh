@@ -85,7 +85,17 @@ it_bg heir 20 "$ATTACH_PEER" "$T/attach.sock" alpha ALPHA 127.0.0.1:5004 20 15
 it_wait_log "$T/heir.log" attached 5 || it_fail "the route was not free after the kill"
 wait "$(it_pid peers2)" || it_fail "heir did not serve"
 wait "$(it_pid heir)" || it_fail "heir failed"
-sleep 1
-fds_after=$(ls /proc/"$UMXD_PID"/fd | wc -l)
+# descriptors of departed programs close once every worker has gone round
+# its loop (at most about a second when idle)
+for i in $(seq 1 50); do
+    fds_after=$(ls /proc/"$UMXD_PID"/fd | wc -l)
+    [ "$fds_after" -le "$fds_before" ] && break
+    sleep 0.1
+done
 [ "$fds_after" -le "$fds_before" ] || it_fail "descriptor leak: $fds_before before, $fds_after after"
+# and no flow pinned to a departed program is left in any worker
+if [ -n "${UDPMUXCTL:-}" ] && [ -x "$UDPMUXCTL" ]; then
+    active=$("$UDPMUXCTL" -s "$T/control.sock" stats | sed -n 's/^flows.active=//p')
+    it_eq "$active" 0 "flows left after every program detached"
+fi
 it_pass
