@@ -280,7 +280,9 @@ def cmd_spoof(a):
     drain(a.settle)
     print(json.dumps({"sent": sent, "replies": replies, "request_bytes": req_bytes,
                       "reply_bytes": rep_bytes, "replies_bigger_than_request": bigger,
-                      "per_prefix": per_prefix, "seconds": round(time.time() - t0, 2)}))
+                      "per_prefix": per_prefix if len(per_prefix) <= 8 else
+                      {"prefixes": len(per_prefix), "max": max(per_prefix.values())},
+                      "seconds": round(time.time() - t0, 2)}))
 
 
 def cmd_sizes(a):
