@@ -91,6 +91,24 @@ struct txstate {
     uint8_t (*ctrl)[UMX_TX_CTRL];
     struct sockaddr_storage *names;
     uint8_t (*pxhdr)[UMX_PROXY_V2_MAX];
+    struct hold *hold;
+};
+
+/* Datagrams held while a probe waits for more of the same peer (a QUIC
+ * ClientHello split over several Initials): copied, since the receive buffer
+ * is reused, into a small fixed pool; when the peer's flow is decided they go
+ * out first, in order. A full pool drops the oldest (counted): the client
+ * retransmits its Initial. */
+#define HOLD_SLOTS 64
+#define HOLD_BYTES 2048
+#define HOLD_NS (3ull * 1000000000ull)
+
+struct hold {
+    uint64_t t;
+    struct sockaddr_in6 peer;
+    uint16_t len;
+    uint8_t state; /* 0 free, 1 held, 2 queued (freed after the flush) */
+    uint8_t data[HOLD_BYTES];
 };
 
 struct rate_slot {
@@ -448,10 +466,15 @@ static void queue_pub(struct umxd_worker *w, unsigned li, const uint8_t *data, s
                       uint32_t flow);
 static void flush_pub(struct umxd_worker *w);
 
+static void flush_up(struct umxd_worker *w, uint64_t now);
+
 static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *data, size_t len)
 {
     struct txstate *tx = w->tx;
-    struct upq *q = &tx->up[tx->nup++];
+    struct upq *q;
+    if (tx->nup >= w->d->cfg->batch * 2)
+        flush_up(w, umx_now_ns());
+    q = &tx->up[tx->nup++];
     q->f = f;
     q->data = data;
     q->len = (uint32_t)len;
@@ -794,6 +817,71 @@ static int classify(struct umxd_worker *w, struct umx_rx_slot *s, uint64_t now, 
     return -1;
 }
 
+static int same_peer(const struct sockaddr_in6 *a, const struct sockaddr_storage *b)
+{
+    struct sockaddr_in6 x;
+    store_addr(&x, b);
+    return memcmp(a, &x, sizeof(x)) == 0;
+}
+
+static void hold_put(struct umxd_worker *w, const struct umx_rx_slot *s, uint64_t now)
+{
+    struct hold *h = ((struct txstate *)w->tx)->hold, *victim = NULL;
+    if (s->len > HOLD_BYTES) {
+        UMX_CTR_ADD(w->st.unmatched, 1);
+        return;
+    }
+    for (unsigned i = 0; i < HOLD_SLOTS; i++) {
+        if (h[i].state == 0 || (h[i].state == 1 && now - h[i].t > HOLD_NS)) {
+            victim = &h[i];
+            break;
+        }
+        if (h[i].state == 1 && (!victim || h[i].t < victim->t))
+            victim = &h[i];
+    }
+    if (!victim)
+        return; /* every slot is queued in this batch */
+    if (victim->state == 1)
+        UMX_CTR_ADD(w->st.unmatched, 1); /* the oldest held datagram is lost */
+    victim->t = now;
+    store_addr(&victim->peer, &s->peer);
+    victim->len = (uint16_t)s->len;
+    memcpy(victim->data, s->buf, s->len);
+    victim->state = 1;
+    UMX_CTR_ADD(w->st.pending, 1);
+}
+
+/* Sends (forward) or drops the datagrams held for this peer. */
+static void hold_release(struct umxd_worker *w, const struct umx_rx_slot *s, struct umx_flow *f,
+                         uint64_t now)
+{
+    struct hold *h = ((struct txstate *)w->tx)->hold;
+    for (;;) {
+        struct hold *first = NULL;
+        /* oldest first: the order the client sent them */
+        for (unsigned i = 0; i < HOLD_SLOTS; i++)
+            if (h[i].state == 1 && now - h[i].t <= HOLD_NS && same_peer(&h[i].peer, &s->peer) &&
+                (!first || h[i].t < first->t))
+                first = &h[i];
+        if (!first)
+            return;
+        if (f && !fdata(f)->attach) {
+            queue_up(w, f, first->data, first->len);
+            first->state = 2;
+        } else {
+            first->state = 0;
+        }
+    }
+}
+
+static void hold_gc(struct umxd_worker *w)
+{
+    struct hold *h = ((struct txstate *)w->tx)->hold;
+    for (unsigned i = 0; i < HOLD_SLOTS; i++)
+        if (h[i].state == 2)
+            h[i].state = 0;
+}
+
 static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot *s, uint64_t now)
 {
     struct umx_flow_key k;
@@ -872,7 +960,7 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
     r = classify(w, s, now, &more);
     if (r < 0) {
         if (more)
-            UMX_CTR_ADD(w->st.pending, 1);
+            hold_put(w, s, now);
         else
             UMX_CTR_ADD(w->st.unmatched, 1);
         return;
@@ -930,6 +1018,8 @@ route_flow:
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
             return;
         }
+        if (w->st.pending)
+            hold_release(w, s, f, now);
     }
 forward:
     fl = fdata(f);
@@ -982,6 +1072,8 @@ static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
     /* the receive buffers are reused by the next batch: send now */
     flush_up(w, now);
     flush_pub(w);
+    if (w->st.pending)
+        hold_gc(w);
 }
 
 /* Upstream input --------------------------------------------------------------- */
@@ -1224,10 +1316,11 @@ static int tx_alloc(struct umxd_worker *w)
     tx->ctrl = calloc(b, sizeof(*tx->ctrl));
     tx->names = calloc(b, sizeof(*tx->names));
     tx->pxhdr = calloc(b, sizeof(*tx->pxhdr));
+    tx->hold = calloc(HOLD_SLOTS, sizeof(*tx->hold));
     tx->replycap = 256 * 1024;
     tx->replybuf = malloc(tx->replycap);
     if (!tx->up || !tx->pub || !tx->mm || !tx->iov || !tx->ctrl || !tx->names || !tx->pxhdr ||
-        !tx->replybuf)
+        !tx->replybuf || !tx->hold)
         return -ENOMEM;
     return 0;
 }
@@ -1243,6 +1336,7 @@ static void tx_free(struct txstate *tx)
     free(tx->ctrl);
     free(tx->names);
     free(tx->pxhdr);
+    free(tx->hold);
     free(tx->replybuf);
     free(tx);
 }
