@@ -14,6 +14,7 @@
  * flushed with sendmmsg (and GSO for same-flow runs).
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@
 #define GSO_MAX_BYTES 65000
 #define RATE_SLOTS 8192
 #define PASSIVE_DOWN_DEFAULT_NS (10ull * 1000000000ull)
+#define OVERLOAD_NEW_FLOWS 8 /* new flows per full receive batch, see read_public() */
+
+/* New-flow budget of the current shared-port batch (per worker thread). */
+static __thread unsigned overload_new_flows = UINT_MAX;
 
 struct flow {
     int up_fd;
@@ -1006,13 +1011,15 @@ route_flow:
     }
     f = umx_ft_lookup(w->ft, &k);
     if (!f) {
-        if (!rate_ok(w, ((struct ratestate *)w->rate)->flows, (const struct sockaddr *)&s->peer,
+        if (overload_new_flows == 0 ||
+            !rate_ok(w, ((struct ratestate *)w->rate)->flows, (const struct sockaddr *)&s->peer,
                      w->rs->cfg->rate_new_flows, w->rs->cfg->rate_burst, now)) {
             UMX_CTR_ADD(w->st.dropped_rate, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drop_rate, 1);
             return;
         }
+        overload_new_flows--;
         f = new_flow(w, &k, (unsigned)r, s, li, now);
         if (!f) {
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
@@ -1059,6 +1066,13 @@ static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
         UMX_CTR_ADD(w->st.rx_errors, 1);
         return;
     }
+    /* A full batch means a backlog in the socket: overload. Then at most
+     * OVERLOAD_NEW_FLOWS new flows per batch (each costs a socket, connect
+     * and epoll_ctl, ~30 us) so the socket keeps draining and established
+     * flows keep their datagrams; unvalidated newcomers are shed first
+     * (drop.rate_limited). Per-prefix limits cannot do this against a flood
+     * spread over many prefixes (tests/security/sec-flood.sh). */
+    overload_new_flows = (unsigned)n >= w->rxb->n ? OVERLOAD_NEW_FLOWS : UINT_MAX;
     for (int i = 0; i < n; i++) {
         struct umx_rx_slot *s = &w->rxb->slots[i];
         if (s->truncated) {
