@@ -3,7 +3,8 @@
 bounded in count and time). Addresses are loopback only: 127.0.0.0/8 is
 local, so "spoofed" sources are ordinary AnyIP sources of this namespace.
 
-  echo      --listen A:P [--seconds S]     payload back unchanged
+  echo      --listen A:P [--seconds S] [--discard]
+            payload back unchanged (or dropped: a sink)
   bind      --as-uid U --addr A:P [--v6only 0|1]
             tries every mix of SO_REUSEADDR/SO_REUSEPORT as uid U; prints
             one line per attempt; exit 1 if any bind succeeded
@@ -66,6 +67,8 @@ def cmd_echo(a):
                 data, peer = s.recvfrom(70000, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
+            if a.discard:
+                continue
             try:
                 s.sendto(data, peer)
             except OSError:
@@ -376,6 +379,7 @@ def main():
     e = sub.add_parser("echo")
     e.add_argument("--listen", required=True)
     e.add_argument("--seconds", type=float, default=300)
+    e.add_argument("--discard", action="store_true", help="receive only (a sink)")
     b = sub.add_parser("bind")
     b.add_argument("--as-uid", type=int, default=65534)
     b.add_argument("--addr", required=True)
