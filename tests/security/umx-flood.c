@@ -2,16 +2,16 @@
  * umx-flood.c - spoofed-source UDP flood for the security tests (C5, C7).
  *
  *   umx-flood -d 127.0.0.1 -p PORT -s 127.100.0.0 -n 1000000 [-P PORTS]
- *             [-r PPS] [-m TEXT] [-t SECONDS]
+ *             [-r PPS] [-m TEXT] [-t SECONDS] [-F]
  *
  * Sends n datagrams, each from a distinct source (address, port): the
  * address walks up from -s (a loopback address: 127.0.0.0/8 is local, so the
  * packets never leave the test's network namespace), PORTS source ports per
- * address. Raw IPv4 (IPPROTO_RAW implies IP_HDRINCL: the kernel fills the
- * IP checksum and length), UDP checksum 0 (allowed on IPv4), sendmmsg in
- * batches of 256, paced to PPS (0: as fast as possible), and stopped after
- * SECONDS whatever the count. Prints "sent N in S s (R pps)". Needs
- * CAP_NET_RAW (the tests run as root in their own namespace).
+ * address (-F: one fixed source, 127.x.y.z:20000, a single flow). Raw IPv4 (IPPROTO_RAW implies
+ * IP_HDRINCL: the kernel fills the IP checksum and length), UDP checksum 0 (allowed on IPv4),
+ * sendmmsg in batches of 256, paced to PPS (0: as fast as possible), and stopped after SECONDS
+ * whatever the count. Prints "sent N in S s (R pps)". Needs CAP_NET_RAW (the tests run as root in
+ * their own namespace).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sendmmsg */
@@ -50,9 +50,9 @@ int main(int argc, char **argv)
     struct iovec iov[BATCH];
     size_t plen;
     double t0, t;
-    int fd, opt;
+    int fd, opt, fixed = 0;
 
-    while ((opt = getopt(argc, argv, "d:p:s:n:P:r:m:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:s:n:P:r:m:t:F")) != -1) {
         switch (opt) {
         case 'd':
             dst = optarg;
@@ -77,6 +77,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             secs = strtoul(optarg, NULL, 10);
+            break;
+        case 'F':
+            fixed = 1;
             break;
         default:
             fprintf(stderr, "usage: umx-flood -d DST -p PORT -s SRC -n N [-P PORTS] [-r PPS] "
@@ -127,7 +130,7 @@ int main(int argc, char **argv)
         unsigned k = n - sent < BATCH ? (unsigned)(n - sent) : BATCH;
         int r;
         for (unsigned i = 0; i < k; i++) {
-            unsigned long idx = sent + i;
+            unsigned long idx = fixed ? 0 : sent + i;
             struct iphdr *ip = (struct iphdr *)(void *)pkt[i];
             struct udphdr *u = (struct udphdr *)(void *)(pkt[i] + sizeof(*ip));
             ip->saddr = htonl(ntohl(sa0.s_addr) + (uint32_t)(idx / ports));
