@@ -29,6 +29,7 @@
 
 #include "udpmux.h"
 #include "rules/probe.h"
+#include "rules/probes/registry.h"
 
 #define MAXS 1024
 
@@ -199,7 +200,7 @@ int main(int argc, char **argv)
             passes = atoi(optarg);
             break;
         case 'q':
-            quick = 1;
+            quick++;
             break;
         default:
             fprintf(stderr, "usage: classify-bench [-d TESTDATA] [-i ITERS] [-p PASSES] [-q]\n");
@@ -222,8 +223,10 @@ int main(int argc, char **argv)
         order[j] = t;
     }
     if (quick) {
+        /* -q: the engine's loop; -q -q (quick 2): the candidate lists */
         for (size_t i = 0; i < ng; i++)
-            sink += udpmux_probe_classify(g[order[i]].d, g[order[i]].n);
+            sink += quick > 1 ? umx_probe_classify_fast(g[order[i]].d, g[order[i]].n)
+                              : udpmux_probe_classify(g[order[i]].d, g[order[i]].n);
         printf("datagrams classified: %zu\n", ng);
         return 0;
     }
@@ -271,6 +274,25 @@ int main(int argc, char **argv)
         printf("    %-20s %3zu samples  %7.1f ns\n", g[i].dir, k, pct(dv, k, 0.5));
     }
 
+    /* the same with the registry's per-first-byte candidate lists */
+    for (size_t i = 0; i < ng; i++) {
+        double best = 1e18;
+        for (int round = 0; round < 5; round++) {
+            int calls = iters / 5 > 0 ? iters / 5 : 1;
+            t0 = now_ns();
+            for (int k = 0; k < calls; k++)
+                sink += umx_probe_classify_fast(g[i].d, g[i].n);
+            t1 = now_ns();
+            if ((double)(t1 - t0) / calls < best)
+                best = (double)(t1 - t0) / calls;
+        }
+        v[i] = best;
+    }
+    qsort(v, ng, sizeof(*v), cmp_double);
+    printf("umx_probe_classify_fast (candidate lists): median %.1f ns  p90 %.1f ns  p99 %.1f "
+           "ns\n",
+           pct(v, ng, 0.5), pct(v, ng, 0.9), pct(v, ng, 0.99));
+
     /* 2. mixed stream */
     t0 = now_ns();
     for (int p = 0; p < passes; p++)
@@ -278,6 +300,13 @@ int main(int argc, char **argv)
             sink += udpmux_probe_classify(g[order[i]].d, g[order[i]].n);
     t1 = now_ns();
     printf("mixed stream: %zu datagrams x %d passes, %.1f ns per datagram\n", ng, passes,
+           (double)(t1 - t0) / ((double)ng * passes));
+    t0 = now_ns();
+    for (int p = 0; p < passes; p++)
+        for (size_t i = 0; i < ng; i++)
+            sink += umx_probe_classify_fast(g[order[i]].d, g[order[i]].n);
+    t1 = now_ns();
+    printf("mixed stream, umx_probe_classify_fast: %.1f ns per datagram\n",
            (double)(t1 - t0) / ((double)ng * passes));
 
     /* 3. keyed probes */

@@ -27,6 +27,7 @@
 #include "udpmux.h"
 #include "rules/probe.h"
 #include "rules/probes/crypto.h"
+#include "rules/probes/registry.h"
 #include "rules/roam.h"
 
 #define MAX_SAMPLES 512
@@ -308,6 +309,7 @@ static void test_positive_samples(void **unused)
             fail_msg("%s/%s classified as %s", s->probe, s->name,
                      c < 0 ? "nothing" : umx_probes[c]->name);
         assert_int_equal(udpmux_probe_classify(s->data, s->len), c);
+        assert_int_equal(umx_probe_classify_fast(s->data, s->len), c);
         for (size_t k = 0; k < umx_nprobes; k++)
             if (umx_probes[k] == p)
                 per_probe[k]++;
@@ -336,6 +338,7 @@ static void test_negative_samples(void **unused)
             fail_msg("%s/%s (mid-session) matched without keys", s->probe, s->name);
     }
     assert_int_equal(udpmux_probe_classify(NULL, 0), -ENOENT);
+    assert_int_equal(umx_probe_classify_fast(NULL, 0), -ENOENT);
 }
 
 /*
@@ -452,6 +455,9 @@ static void test_random(void **unused)
         for (size_t k = 0; k < umx_nprobes; k++)
             if (run(umx_probes[k], NULL, buf, n, NULL, 0) == UMX_MATCH)
                 hits[k]++;
+        /* The candidate-list dispatch agrees with the engine's loop. */
+        if (it % 16 == 0)
+            assert_int_equal(umx_probe_classify_fast(buf, n), udpmux_probe_classify(buf, n));
     }
     for (size_t k = 0; k < umx_nprobes; k++) {
         int strong = 0;

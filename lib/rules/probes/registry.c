@@ -27,7 +27,10 @@
  * 128-191, QUIC long header 128-255), so the engine skips most probes
  * after one bit test.
  */
+#include <pthread.h>
+
 #include "common.h"
+#include "registry.h"
 
 const struct umx_probe *const umx_probes[] = {
     &umx_probe_stun,
@@ -81,4 +84,42 @@ int umx_probe_state_new(struct umx_probe_state **out, unsigned max_pending)
 void umx_probe_state_free(struct umx_probe_state *st)
 {
     umx_quic_state_free(st);
+}
+
+/* Per first byte, the indices of the probes whose bitmap has it, in the
+ * default order, ended by 0xff. Built once from the bitmaps (they are
+ * compile-time constants, but C cannot turn them into lists at compile
+ * time). */
+static uint8_t cand[256][32];
+static pthread_once_t cand_once = PTHREAD_ONCE_INIT;
+
+static void cand_build(void)
+{
+    _Static_assert(sizeof(umx_probes) / sizeof(umx_probes[0]) < 31, "candidate list too short");
+    for (unsigned b = 0; b < 256; b++) {
+        unsigned k = 0;
+        for (size_t i = 0; i < umx_nprobes; i++)
+            if (umx_first_has(umx_probes[i]->first, (uint8_t)b))
+                cand[b][k++] = (uint8_t)i;
+        cand[b][k] = 0xff;
+    }
+}
+
+int umx_probe_classify_fast(const uint8_t *data, size_t len)
+{
+    struct umx_probe_in in = {data, len, NULL, 0, NULL};
+
+    if (len == 0) {
+        for (size_t i = 0; i < umx_nprobes; i++)
+            if (umx_probes[i]->match_empty && umx_probes[i]->match(NULL, &in) == UMX_MATCH)
+                return (int)i;
+        return -ENOENT;
+    }
+    if (!data)
+        return -EINVAL;
+    pthread_once(&cand_once, cand_build);
+    for (const uint8_t *c = cand[data[0]]; *c != 0xff; c++)
+        if (umx_probes[*c]->match(NULL, &in) == UMX_MATCH)
+            return *c;
+    return -ENOENT;
 }
