@@ -5,7 +5,8 @@
  *   1. as a datagram, offered to every probe without parameters, to the
  *      parameterised probes (QUIC SNI/ALPN, WireGuard pubkey, OpenVPN
  *      tls-auth/tls-crypt/tls-crypt-v2, STUN, DTLS, TURN) with and without
- *      a probe state, to udpmux_probe_classify() and to the roaming-key
+ *      a probe state, to udpmux_probe_classify() and
+ *      umx_probe_classify_fast() (which must agree) and to the roaming-key
  *      extractors;
  *   2. split at a point chosen by its first byte into two datagrams offered
  *      one after the other with a state kept across inputs (the pending
@@ -29,6 +30,7 @@
 #include "udpmux.h"
 #include "rules/probe.h"
 #include "rules/probes/crypto.h"
+#include "rules/probes/registry.h"
 #include "rules/roam.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -215,7 +217,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* 1. the input as one datagram */
     offer(data, size, NULL);
     offer(data, size, g_state);
-    (void)udpmux_probe_classify(data, size);
+    /* the engine's loop and the registry's candidate lists must agree */
+    if (udpmux_probe_classify(data, size) != umx_probe_classify_fast(data, size))
+        abort();
     (void)umx_roam_key_client(data, size, size ? data[0] % 21 : 0, key, &kl, &kind);
     (void)umx_roam_key_server(data, size, key, &kl, &kind);
 
