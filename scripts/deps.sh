@@ -37,6 +37,8 @@ TOOL_PKGS=(
     socat nginx-light libnginx-mod-stream tshark tcpdump gnuplot-nox tmux curl chromium
     # promtool (check metrics) for the /metrics exposition test
     prometheus
+    # systemd-socket-activate (socket activation test), setpriv/pgrep, helpers
+    systemd util-linux procps python3
 )
 
 missing_of() {
