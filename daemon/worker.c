@@ -340,6 +340,37 @@ static void mark_down(struct umxd_worker *w, struct flow *fl, uint64_t now)
 
 /* Flow creation -------------------------------------------------------------- */
 
+static int bind_transparent(int fd, const struct sockaddr_in6 *peer, int family)
+{
+    int one = 1;
+    struct sockaddr_storage src;
+    socklen_t sl;
+    memset(&src, 0, sizeof(src));
+    memcpy(&src, peer, sizeof(*peer));
+    if (family == AF_INET && src.ss_family == AF_INET6 && !umx_sa_unmap(&src))
+        return -EAFNOSUPPORT; /* an IPv6 client cannot appear to an IPv4 backend */
+    if (family == AF_INET6 && src.ss_family == AF_INET)
+        umx_sa_map6(&src);
+    if (src.ss_family != family)
+        return -EAFNOSUPPORT;
+    if (family == AF_INET) {
+        if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
+            return -errno;
+        sl = sizeof(struct sockaddr_in);
+    } else {
+        if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
+            return -errno;
+        sl = sizeof(struct sockaddr_in6);
+    }
+    /* several upstreams may carry the same client address to different
+     * backends */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&src, sl) < 0)
+        return -errno;
+    return 0;
+}
+
 static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt)
 {
     struct flow *fl = fdata(f);
@@ -350,6 +381,17 @@ static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct
         return fd;
     memset(&fl->upaddr, 0, sizeof(fl->upaddr));
     memcpy(&fl->upaddr, &be->addr, be->addrlen);
+    if (rt->transparent) {
+        /* The backend sees the client's own address and port: bind the
+         * upstream socket to them (IP_TRANSPARENT, CAP_NET_ADMIN). The
+         * backend's replies to that address must be routed back to this
+         * host (policy routing; see udpmux.conf(5), transparent). */
+        int r = bind_transparent(fd, &fl->peer, be->addr.ss_family);
+        if (r < 0) {
+            close(fd);
+            return r;
+        }
+    }
     if (rt->connected) {
         /* connect(): the kernel drops datagrams from anyone but the backend
          * and reports ICMP errors to us (passive health) */
