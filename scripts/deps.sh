@@ -22,6 +22,8 @@ BUILD_PKGS=(
     libmicrohttpd-dev
     # docs, style, test wrappers, namespaces
     scdoc clang-format valgrind iproute2
+    # security tests: ps (sec_dpid), setpriv/unshare, python3 helpers
+    procps util-linux python3
 )
 
 TOOL_PKGS=(

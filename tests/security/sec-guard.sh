@@ -38,7 +38,7 @@ it_wait_log "$T/sq6.log" bound 5
 it_wait_log "$T/udpmuxd.log" "foreign socket on our port: 127\.0\.0\.2:4000, uid 65534" 5
 it_wait_log "$T/udpmuxd.log" "foreign socket on our port: \[::1\]:4000, uid 65534" 5
 t1=$(date +%s.%N)
-it_log "both squatters reported after $(echo "$t1 - $t0" | bc -l | cut -c1-4) s"
+it_log "both squatters reported after $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s"
 # logged once per socket, not every scan
 sleep 4.5
 it_eq "$(grep -c 'foreign socket on our port: 127.0.0.2:4000' "$T/udpmuxd.log")" 1 "log lines for one squatter"
