@@ -5,7 +5,6 @@
 set -u
 U=${1:?usage: $0 path/to/udpload}
 fail=0
-port=$((20000 + RANDOM % 20000))
 
 kv() { # kv KEY LINE -> value
     sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
@@ -16,10 +15,12 @@ check() { # check NAME SENDER-ARGS...
     shift
     local out
     out=$(mktemp)
-    timeout 10 "$U" sink -l 127.0.0.1:$port -d 5 -i 400 -B 1048576 >"$out" &
+    # the sink binds an ephemeral port and prints it
+    timeout 10 "$U" sink -l 127.0.0.1:0 -d 5 -i 400 -B 1048576 >"$out" &
     local spid=$!
-    # wait for the sink to be bound
-    for _ in $(seq 50); do grep -q ready=1 "$out" && break; sleep 0.05; done
+    for _ in $(seq 100); do grep -q ready=1 "$out" && break; sleep 0.05; done
+    local port
+    port=$(kv port "$(grep ready=1 "$out")")
     local s
     s=$(timeout 10 "$U" send -t 127.0.0.1:$port -d 3 "$@")
     wait $spid
@@ -42,7 +43,6 @@ check() { # check NAME SENDER-ARGS...
     else
         echo "ok $name"
     fi
-    port=$((port + 1))
 }
 
 want_flows=1 check single-flow-sendmmsg -n 5000 -r 20000 -s 64 -b 16
@@ -53,11 +53,14 @@ want_flows=5 check five-flows-gso-trains -n 4000 -r 20000 -s 100 -f 5 -g -L 4
 want_flows=0 check count-bound-empty -n 1234 -s 0 -b 32 -r 10000
 
 # pingpong against the echo mode: every probe answered, percentiles present
-timeout 10 "$U" echo -l 127.0.0.1:$port -d 4 -i 400 >/dev/null &
+eout=$(mktemp)
+timeout 10 "$U" echo -l 127.0.0.1:0 -d 4 -i 400 >"$eout" &
 epid=$!
-sleep 0.2
+for _ in $(seq 100); do grep -q ready=1 "$eout" && break; sleep 0.05; done
+port=$(kv port "$(grep ready=1 "$eout")")
 p=$(timeout 10 "$U" pingpong -t 127.0.0.1:$port -n 300 -r 1000 -d 3)
 wait $epid
+rm -f "$eout"
 echo "pingpong: $p"
 if [ "$(kv received "$p")" != 300 ] || [ -z "$(kv p99_us "$p")" ]; then
     echo "FAIL pingpong"

@@ -619,6 +619,8 @@ static int run_sink(struct opts *o)
         die("bind");
     struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    socklen_t lalen = sizeof(la);
+    getsockname(fd, (struct sockaddr *)&la, &lalen); /* the port when -l ADDR:0 */
     uint16_t port = ntohs(la.sin_port);
     struct sinkstats st = {.drops0 = proc_udp_drops(port)};
 
