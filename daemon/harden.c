@@ -78,12 +78,17 @@
 
 static volatile sig_atomic_t caps_done;
 static volatile sig_atomic_t caps_failed;
+/* Capabilities (bits 0-31) that survive the drop: CAP_NET_ADMIN when a route
+ * has transparent = yes, because every new flow's upstream socket needs
+ * IP_TRANSPARENT; nothing otherwise. Set by umxd_harden() before the drop. */
+static uint32_t caps_keep;
 
 static int capset_self_zero(void)
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof(data));
+    data[0].effective = data[0].permitted = caps_keep;
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
@@ -115,7 +120,7 @@ static int task_caps_zero(const char *tid)
             continue;
         seen++;
         v = strtoull(line + 7, NULL, 16);
-        if (v)
+        if (v & ~(unsigned long long)caps_keep)
             zero = 0;
     }
     fclose(f);
@@ -135,6 +140,8 @@ int umxd_caps_drop_all(void)
      * still root; after `user =` the permitted set is already empty and
      * NoNewPrivs keeps exec from refilling it, so EPERM here is fine. */
     for (int c = 0; c <= CAP_LAST_CAP; c++) {
+        if (c < 32 && (caps_keep & (1u << c)))
+            continue;
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
             return -errno;
     }
@@ -503,6 +510,10 @@ int umxd_harden(struct umxd *d)
 {
     int r;
     const char *mode = getenv("UDPMUXD_SECCOMP"); /* "kill": stricter, for tests */
+    caps_keep = 0;
+    for (unsigned i = 0; i < d->cfg->nroutes; i++)
+        if (d->cfg->routes[i].transparent)
+            caps_keep = 1u << CAP_NET_ADMIN;
     r = umxd_caps_drop_all();
     if (r < 0) {
         umxd_log(LOG_ERR, "cannot drop capabilities: %s", strerror(-r));
@@ -518,7 +529,8 @@ int umxd_harden(struct umxd *d)
         umxd_log(LOG_ERR, "cannot install the seccomp filter: %s", strerror(-r));
         return r;
     }
-    umxd_log(LOG_INFO, "hardened: no capabilities, NoNewPrivs, seccomp allow-list (%s)",
+    umxd_log(LOG_INFO, "hardened: %s, NoNewPrivs, seccomp allow-list (%s)",
+             caps_keep ? "only CAP_NET_ADMIN (transparent routes)" : "no capabilities",
              mode && strcmp(mode, "kill") == 0 ? "kill" : "EPERM and log");
     return 0;
 }
