@@ -391,3 +391,24 @@ it_wg_transfer()
 {
     wg show "$1" transfer | awk '{print $2, $3}' | head -n 1
 }
+
+# it_prog_pid NAME: the pid of the program it_bg NAME started (the child of
+# its timeout wrapper), for signals meant for the program alone (STOP/CONT).
+it_prog_pid()
+{
+    local i p
+    for i in $(seq 1 50); do
+        p=$(pgrep -P "$(it_pid "$1")" | head -n 1) && [ -n "$p" ] && {
+            echo "$p"
+            return 0
+        }
+        sleep 0.02
+    done
+    it_fail "no process under $1"
+}
+
+# it_now_ms: monotonic-enough wall clock in milliseconds.
+it_now_ms()
+{
+    echo $(($(date +%s%N) / 1000000))
+}
