@@ -52,8 +52,8 @@ struct umxd_backend {
 
 struct umxd_route {
     char name[UMXD_NAME_MAX];
-    char match[UMXD_RULE_MAX];  /* rule text (see udpmux.h) */
-    struct udpmux_rule *rule;   /* compiled by the loader; freed by umxd_config_free */
+    char match[UMXD_RULE_MAX]; /* rule text (see udpmux.h) */
+    struct udpmux_rule *rule;  /* compiled by the loader; freed by umxd_config_free */
     enum umxd_action action;
     struct umxd_backend backends[UMXD_MAX_BACKENDS];
     unsigned nbackends;
@@ -71,8 +71,8 @@ struct umxd_route {
     size_t health_send_len;
     uint8_t health_expect[64];
     size_t health_expect_len;
-    uint64_t health_interval_ns; /* health-interval = 5s */
-    uint64_t health_timeout_ns;  /* health-timeout = 1s */
+    uint64_t health_interval_ns;       /* health-interval = 5s */
+    uint64_t health_timeout_ns;        /* health-timeout = 1s */
     unsigned health_fall, health_rise; /* health-fall = 3, health-rise = 2 */
     uint64_t down_time_ns;             /* down-time = 10s: passive mark-down length */
     /* attach routes */
@@ -108,11 +108,11 @@ struct umxd_config {
     unsigned batch;         /* batch = 64 (recvmmsg/sendmmsg size, 1..1024) */
     int gso;                /* gso = yes (default) | no */
     /* admission control (per source prefix, new flows and built-in replies) */
-    uint32_t rate_new_flows;  /* new-flow-rate = 1000 per second per /24 or /56 (0 off) */
-    uint32_t rate_burst;      /* new-flow-burst = 2000 */
-    uint32_t rate_responses;  /* response-rate = 100 built-in replies/s per prefix (0 off) */
-    int seccomp;              /* seccomp = yes (default) | no */
-    int log_level;            /* log-level = err|warning|notice|info|debug (syslog numbers) */
+    uint32_t rate_new_flows; /* new-flow-rate = 1000 per second per /24 or /56 (0 off) */
+    uint32_t rate_burst;     /* new-flow-burst = 2000 */
+    uint32_t rate_responses; /* response-rate = 100 built-in replies/s per prefix (0 off) */
+    int seccomp;             /* seccomp = yes (default) | no */
+    int log_level;           /* log-level = err|warning|notice|info|debug (syslog numbers) */
     struct umxd_route routes[UMXD_MAX_ROUTES];
     unsigned nroutes;
     /* [listen] dual-stack = yes: IPv6 wildcard listeners ([::]:P) also accept
@@ -147,7 +147,7 @@ int umxd_config_route(const struct umxd_config *cfg, const char *name);
 
 /* Same as umxd_config_load() on in-memory text (NUL-terminated); name is
  * used in messages and as cfg->path. For tests and the fuzzer. */
-int umxd_config_load_string(const char *text, const char *name, struct umxd_config **out,
-                            char *err, size_t errlen);
+int umxd_config_load_string(const char *text, const char *name, struct umxd_config **out, char *err,
+                            size_t errlen);
 
 #endif

@@ -21,7 +21,10 @@ struct umxd_ratelimit {
     unsigned printed;
     uint64_t suppressed;
 };
-#define UMXD_RATELIMIT_INIT(interval, burst_) {0, (interval), (burst_), 0, 0}
+#define UMXD_RATELIMIT_INIT(interval, burst_)                                                      \
+    {                                                                                              \
+        0, (interval), (burst_), 0, 0                                                              \
+    }
 void umxd_log_rl(struct umxd_ratelimit *rl, int prio, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

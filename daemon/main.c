@@ -403,7 +403,7 @@ int main(int argc, char **argv)
     const char *cfgpath = NULL;
     const char *qlisten[UMXD_MAX_LISTEN], *qroutes[UMXD_MAX_ROUTES];
     unsigned nql = 0, nqr = 0, qworkers = 0;
-    int check = 0, print = 0, verbose = 0, opt, r, sfd, tfd;
+    int check = 0, print = 0, verbose = 0, opt, r, sfd = -1, tfd = -1, rc = 0;
     char err[1024];
     struct umxd *d;
     struct mainloop loop;
@@ -412,6 +412,9 @@ int main(int argc, char **argv)
     struct itimerspec its;
     int wd_usec;
     uint64_t last_wd = 0;
+
+    memset(&loop, 0, sizeof(loop));
+    loop.epfd = -1;
 
     while ((opt = getopt(argc, argv, "c:tTl:r:w:vVh")) != -1) {
         switch (opt) {
@@ -481,6 +484,7 @@ int main(int argc, char **argv)
     }
     if (r < 0) {
         fprintf(stderr, "udpmuxd: %s\n", err);
+        free(d);
         return EX_CONFIG_;
     }
     if (check) {
@@ -503,8 +507,10 @@ int main(int argc, char **argv)
         d->nworkers = UMXD_MAX_WORKERS;
     d->start_ns = umx_now_ns();
     d->loaded_at = (int64_t)time(NULL);
-    if (umx_random(d->hashkey, sizeof(d->hashkey)) < 0)
-        return EX_OSERR_;
+    if (umx_random(d->hashkey, sizeof(d->hashkey)) < 0) {
+        rc = EX_OSERR_;
+        goto out;
+    }
     {
         /* one upstream socket per flow: make room for max-flows of them */
         struct rlimit rl;
@@ -516,15 +522,18 @@ int main(int argc, char **argv)
             }
         }
     }
-    memset(&loop, 0, sizeof(loop));
     loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     d->loop = &loop;
 
     r = open_listeners(d);
-    if (r < 0)
-        return r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE_ : EX_OSERR_;
-    if (build_routeset(d, d->cfg, &rs) < 0)
-        return EX_SOFTWARE_;
+    if (r < 0) {
+        rc = r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE_ : EX_OSERR_;
+        goto out;
+    }
+    if (build_routeset(d, d->cfg, &rs) < 0) {
+        rc = EX_SOFTWARE_;
+        goto out;
+    }
     umxd_publish(d, rs);
 
     sigemptyset(&mask);
@@ -554,18 +563,26 @@ int main(int argc, char **argv)
     if (umxd_guard_init && (r = umxd_guard_init(d)) < 0)
         umxd_log(LOG_ERR, "foreign-socket watch: %s", strerror(-r));
 
-    if (drop_privileges(d) < 0)
-        return EX_OSERR_;
+    if (drop_privileges(d) < 0) {
+        rc = EX_OSERR_;
+        goto out;
+    }
+    if (umxd_roam_init(d) < 0) {
+        rc = EX_OSERR_;
+        goto out;
+    }
     for (unsigned i = 0; i < d->nworkers; i++) {
         r = umxd_worker_start(d, (int)i);
         if (r < 0) {
             umxd_log(LOG_ERR, "worker %u: %s", i, strerror(-r));
-            return EX_OSERR_;
+            rc = EX_OSERR_;
+            goto out;
         }
     }
     if (umxd_harden && (r = umxd_harden(d)) < 0) {
         umxd_log(LOG_ERR, "hardening failed: %s", strerror(-r));
-        return EX_OSERR_;
+        rc = EX_OSERR_;
+        goto out;
     }
     umxd_log(LOG_NOTICE, "udpmuxd %s ready: %u listener%s, %u route%s, %u worker%s",
              udpmux_version(), d->cfg->nlisten, d->cfg->nlisten == 1 ? "" : "s", d->cfg->nroutes,
@@ -592,7 +609,10 @@ int main(int argc, char **argv)
         }
     }
     sd_notify_msg("STOPPING=1");
+out:
     umxd_worker_stop_all(d);
+    if (d->roam_ft)
+        umxd_roam_fini(d);
     if (umxd_attach_fini)
         umxd_attach_fini(d);
     if (umxd_modules_fini)
@@ -601,7 +621,10 @@ int main(int argc, char **argv)
         for (unsigned w = 0; w < d->nworkers; w++)
             if (d->lfd[li][w] > 0)
                 close(d->lfd[li][w]);
-    /* free every route set (current and retired) */
+    /* free every route set (current and retired); before the first one
+     * was published the config is still on its own */
+    if (!d->rs)
+        umxd_config_free(d->cfg);
     {
         struct umxd_routeset *cur = d->rs;
         while (cur) {
@@ -611,10 +634,14 @@ int main(int argc, char **argv)
             cur = next;
         }
     }
-    close(sfd);
-    close(tfd);
-    close(loop.epfd);
+    if (sfd >= 0)
+        close(sfd);
+    if (tfd >= 0)
+        close(tfd);
+    if (loop.epfd >= 0)
+        close(loop.epfd);
     free(d);
-    umxd_log(LOG_INFO, "stopped");
-    return 0;
+    if (rc == 0)
+        umxd_log(LOG_INFO, "stopped");
+    return rc;
 }

@@ -82,6 +82,7 @@ struct umxd_worker {
     char snap_route[UMXD_NAME_MAX];
     int stop;
     uint64_t loops; /* atomic: loop iterations, for quiescence checks */
+    void *mbox;     /* worker.c: datagrams handed over by other workers */
     uint64_t attach_epoch_seen;
 };
 
@@ -109,6 +110,12 @@ struct umxd {
     void *loop;              /* main.c private */
     const char *config_path; /* NULL in quick mode */
     uint64_t attach_epoch;   /* atomic: bumped when an attached program leaves */
+    /* roaming keys of every worker: a roamed peer's new address may hash to
+     * another worker's socket (SO_REUSEPORT); that worker finds the owner
+     * here (mutex; only on a miss of its own table) and hands the datagram
+     * over through the owner's mailbox */
+    pthread_mutex_t roam_mu;
+    struct umx_ft *roam_ft;
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
 };
@@ -127,6 +134,9 @@ void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats
  * returns the count. Blocks up to ~1 s per worker. */
 unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
                              unsigned max);
+/* Creates/frees the shared roaming index (main thread, before workers). */
+int umxd_roam_init(struct umxd *d);
+void umxd_roam_fini(struct umxd *d);
 /* Stable slot for a route name (allocates one the first time). -1 when full. */
 int umxd_slot(struct umxd *d, const char *name);
 

@@ -59,6 +59,9 @@ struct flow {
     uint8_t listener;
     uint8_t established;
     uint8_t attach; /* pinned to an attached program (client, cgen) */
+    uint8_t relay;  /* datagrams go to another worker's flow (roamed peer) */
+    uint8_t relay_worker;
+    uint32_t relay_idx, relay_gen;
     uint16_t client;
     uint32_t cgen;
     struct sockaddr_in6 peer; /* holds a sockaddr_in for IPv4 */
@@ -167,6 +170,8 @@ static void apply_classes(struct umxd_worker *w)
         umx_ft_set_class(w->ft, cls_unanswered(r), 1, 1);
         umx_ft_set_class(w->ft, cls_established(r), 1, 1);
     }
+    /* relays to another worker's flow (roamed peers) */
+    umx_ft_set_class(w->ft, UMX_FT_MAX_CLASSES - 1, 180ull * 1000000000ull, 1);
 }
 
 static void close_flow(struct umxd_worker *w, struct umx_flow *f)
@@ -176,6 +181,8 @@ static void close_flow(struct umxd_worker *w, struct umx_flow *f)
         close(fl->up_fd);
         fl->up_fd = -1;
     }
+    if (fl->relay)
+        return; /* not counted as a route's flow */
     if (w->rst[fl->slot].active_flows)
         UMX_CTR_ADD(w->rst[fl->slot].active_flows, (uint64_t)-1);
 }
@@ -202,6 +209,8 @@ static void remap_flows(struct umxd_worker *w, struct umxd_routeset *old)
         if (!f)
             continue;
         fl = fdata(f);
+        if (fl->relay)
+            continue;
         nr = umxd_config_route(w->rs->cfg, old->cfg->routes[fl->route].name);
         if (nr < 0 || (w->rs->cfg->routes[nr].action != UMXD_FORWARD && !fl->attach) ||
             (fl->backend >= w->rs->cfg->routes[nr].nbackends && !fl->attach)) {
@@ -506,14 +515,179 @@ static struct umx_flow *new_attach_flow(struct umxd_worker *w, const struct umx_
     return f;
 }
 
+static void flush_up(struct umxd_worker *w, uint64_t now);
+static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *data, size_t len);
+
+/* Cross-worker roaming ------------------------------------------------------ */
+
+struct roam_ref {
+    uint32_t worker, idx, gen;
+};
+
+#define MBOX_SLOTS 256
+#define MBOX_BYTES 2048
+
+struct mbox_item {
+    uint32_t idx, gen;
+    uint16_t len;
+    uint8_t li;
+    uint8_t has_local;
+    struct sockaddr_in6 peer, local;
+    uint8_t data[MBOX_BYTES];
+};
+
+struct mbox {
+    pthread_mutex_t mu;
+    unsigned head, count;
+    struct mbox_item items[MBOX_SLOTS];
+    uint64_t dropped;
+};
+
+int umxd_roam_init(struct umxd *d)
+{
+    pthread_mutex_init(&d->roam_mu, NULL);
+    return umx_ft_new(&d->roam_ft, 65536, sizeof(struct roam_ref), d->hashkey);
+}
+
+void umxd_roam_fini(struct umxd *d)
+{
+    umx_ft_free(d->roam_ft);
+    d->roam_ft = NULL;
+    pthread_mutex_destroy(&d->roam_mu);
+}
+
+/* Publishes (key -> this worker's flow). Handshake replies only: rare. */
+static void roam_publish(struct umxd_worker *w, struct umx_flow *f, const uint8_t *key, size_t klen,
+                         uint64_t now)
+{
+    struct umx_flow_key k;
+    struct umx_flow *e;
+    struct roam_ref *ref;
+    if (!w->d->roam_ft || w->d->nworkers < 2)
+        return;
+    /* one entry per (worker, flow): the key names the slot, the roaming key
+     * rides in the entry's roam index */
+    memset(&k, 0, sizeof(k));
+    k.family = 0xff;
+    k.tag = (uint32_t)w->id << 24 | (f->idx & 0xffffff);
+    memcpy(k.paddr, &f->idx, sizeof(f->idx));
+    pthread_mutex_lock(&w->d->roam_mu);
+    e = umx_ft_lookup(w->d->roam_ft, &k);
+    if (!e)
+        e = umx_ft_insert(w->d->roam_ft, &k, 0, now, NULL, NULL);
+    if (e) {
+        ref = umx_flow_data(e);
+        ref->worker = (uint32_t)w->id;
+        ref->idx = f->idx;
+        ref->gen = fdata(f)->gen;
+        umx_ft_roam_set(w->d->roam_ft, e, key, klen);
+        umx_ft_touch(w->d->roam_ft, e, 0, now);
+    }
+    pthread_mutex_unlock(&w->d->roam_mu);
+}
+
+static int roam_find_shared(struct umxd_worker *w, const uint8_t *key, size_t klen,
+                            struct roam_ref *out)
+{
+    struct umx_flow *e;
+    int r = -ENOENT;
+    if (!w->d->roam_ft || w->d->nworkers < 2)
+        return r;
+    pthread_mutex_lock(&w->d->roam_mu);
+    e = umx_ft_roam_lookup(w->d->roam_ft, key, klen);
+    if (e) {
+        *out = *(struct roam_ref *)umx_flow_data(e);
+        r = 0;
+    }
+    pthread_mutex_unlock(&w->d->roam_mu);
+    return r;
+}
+
+static void wake(struct umxd_worker *w);
+
+/* Hands a datagram to worker `to` for its flow (idx, gen). */
+static void mbox_post(struct umxd_worker *w, unsigned to, uint32_t idx, uint32_t gen,
+                      const struct umx_rx_slot *s, unsigned li)
+{
+    struct umxd_worker *o = to < w->d->nworkers ? w->d->w[to] : NULL;
+    struct mbox *m;
+    struct mbox_item *it;
+    if (!o || !o->mbox || s->len > MBOX_BYTES) {
+        UMX_CTR_ADD(w->st.up_tx_errors, 1);
+        return;
+    }
+    m = o->mbox;
+    pthread_mutex_lock(&m->mu);
+    if (m->count == MBOX_SLOTS) {
+        m->dropped++;
+        pthread_mutex_unlock(&m->mu);
+        UMX_CTR_ADD(w->st.up_tx_errors, 1);
+        return;
+    }
+    it = &m->items[(m->head + m->count) % MBOX_SLOTS];
+    it->idx = idx;
+    it->gen = gen;
+    it->len = (uint16_t)s->len;
+    it->li = (uint8_t)li;
+    it->has_local = s->has_local;
+    store_addr(&it->peer, &s->peer);
+    if (s->has_local)
+        store_addr(&it->local, &s->local);
+    memcpy(it->data, s->buf, s->len);
+    m->count++;
+    pthread_mutex_unlock(&m->mu);
+    wake(o);
+}
+
+/* Owner side: datagrams other workers received for our flows from a roamed
+ * peer's new address. The flow follows the peer (replies go to the new
+ * address) and the datagram goes to the backend. */
+static void mbox_drain(struct umxd_worker *w, uint64_t now)
+{
+    struct mbox *m = w->mbox;
+    struct mbox_item batch[16];
+    unsigned n;
+    if (!m || !__atomic_load_n(&m->count, __ATOMIC_RELAXED))
+        return;
+    do {
+        pthread_mutex_lock(&m->mu);
+        n = m->count < 16 ? m->count : 16;
+        for (unsigned i = 0; i < n; i++)
+            batch[i] = m->items[(m->head + i) % MBOX_SLOTS];
+        m->head = (m->head + n) % MBOX_SLOTS;
+        m->count -= n;
+        pthread_mutex_unlock(&m->mu);
+        for (unsigned i = 0; i < n; i++) {
+            struct umx_flow *f = umx_ft_at(w->ft, batch[i].idx);
+            struct flow *fl;
+            if (!f || fdata(f)->gen != batch[i].gen || fdata(f)->up_fd < 0)
+                continue;
+            fl = fdata(f);
+            if (memcmp(&fl->peer, &batch[i].peer, sizeof(fl->peer)) != 0) {
+                fl->peer = batch[i].peer;
+                if (batch[i].has_local)
+                    fl->local = batch[i].local;
+                fl->listener = batch[i].li;
+                UMX_CTR_ADD(w->st.flows_roamed, 1);
+            }
+            fl->rx_dgrams++;
+            fl->rx_bytes += batch[i].len;
+            UMX_CTR_ADD(w->rst[fl->slot].rx_datagrams, 1);
+            UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, batch[i].len);
+            umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
+            queue_up(w, f, batch[i].data, batch[i].len);
+        }
+        /* batch[] lives on this stack frame: send before reusing it */
+        flush_up(w, now);
+    } while (n == 16);
+}
+
 /* Queues ---------------------------------------------------------------------- */
 
 static void queue_pub(struct umxd_worker *w, unsigned li, const uint8_t *data, size_t len,
                       const struct sockaddr_in6 *peer, const struct sockaddr_in6 *local,
                       uint32_t flow);
 static void flush_pub(struct umxd_worker *w);
-
-static void flush_up(struct umxd_worker *w, uint64_t now);
 
 static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *data, size_t len)
 {
@@ -987,6 +1161,27 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
                     goto forward;
                 }
             }
+            if (!f) {
+                /* another worker's flow? (the new address hashed elsewhere) */
+                struct roam_ref ref;
+                if (roam_find_shared(w, key, klen + 1, &ref) == 0 &&
+                    ref.worker != (uint32_t)w->id && !umx_ft_lookup(w->ft, &k)) {
+                    struct umx_flow *rf =
+                        umx_ft_insert(w->ft, &k, UMX_FT_MAX_CLASSES - 1, now, release_cb, w);
+                    if (rf) {
+                        struct flow *rl = fdata(rf);
+                        rl->up_fd = -1;
+                        rl->gen = ++w->gen;
+                        rl->relay = 1;
+                        rl->relay_worker = (uint8_t)ref.worker;
+                        rl->relay_idx = ref.idx;
+                        rl->relay_gen = ref.gen;
+                        store_addr(&rl->peer, &s->peer);
+                        mbox_post(w, ref.worker, ref.idx, ref.gen, s, li);
+                        return;
+                    }
+                }
+            }
             if (kind != UMX_ROAM_QUIC)
                 break; /* WireGuard keys do not depend on the length */
         }
@@ -1072,6 +1267,12 @@ route_flow:
     }
 forward:
     fl = fdata(f);
+    if (fl->relay) {
+        /* a roamed peer whose flow lives on another worker (which counts) */
+        umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
+        mbox_post(w, fl->relay_worker, fl->relay_idx, fl->relay_gen, s, li);
+        return;
+    }
     fl->rx_dgrams++;
     fl->rx_bytes += s->len;
     fl->listener = (uint8_t)li;
@@ -1193,6 +1394,7 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
             if (umx_roam_key_server(s->buf, s->len, key + 1, &klen, &kind) == 1 && klen) {
                 key[0] = (uint8_t)kind;
                 umx_ft_roam_set(w->ft, f, key, klen + 1);
+                roam_publish(w, f, key, klen + 1, now);
                 /* remember the length for short-header lookups (bit 0 for
                  * WireGuard, whose key length is fixed) */
                 w->roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
@@ -1332,6 +1534,7 @@ static void *worker_main(void *arg)
                 arm_timer(w, now);
             }
         }
+        mbox_drain(w, now);
         serve_snapshot(w, now);
     }
     /* close every flow's upstream socket */
@@ -1426,6 +1629,10 @@ int umxd_worker_start(struct umxd *d, int id)
     r = tx_alloc(w);
     if (r < 0)
         return r;
+    w->mbox = calloc(1, sizeof(struct mbox));
+    if (!w->mbox)
+        return -ENOMEM;
+    pthread_mutex_init(&((struct mbox *)w->mbox)->mu, NULL);
     w->rate = calloc(1, sizeof(struct ratestate));
     if (!w->rate)
         return -ENOMEM;
@@ -1488,6 +1695,9 @@ void umxd_worker_stop_all(struct umxd *d)
         umx_rxb_free(w->uprxb);
         tx_free(w->tx);
         free(w->rate);
+        if (w->mbox)
+            pthread_mutex_destroy(&((struct mbox *)w->mbox)->mu);
+        free(w->mbox);
         umx_probe_state_free(w->pstate);
         if (w->epfd >= 0)
             close(w->epfd);

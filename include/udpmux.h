@@ -130,16 +130,16 @@ struct udpmux;
 /** One received datagram, lent to a handler for the duration of the
  *  callback only: copy what you need to keep. */
 struct udpmux_dgram {
-    const uint8_t *data;          /**< payload; never NULL (points to a valid buffer) */
-    size_t len;                   /**< payload length; 0 is a valid datagram */
-    const struct sockaddr *peer;  /**< source address and port */
+    const uint8_t *data;         /**< payload; never NULL (points to a valid buffer) */
+    size_t len;                  /**< payload length; 0 is a valid datagram */
+    const struct sockaddr *peer; /**< source address and port */
     socklen_t peer_len;
     const struct sockaddr *local; /**< the local address the datagram was sent to
                                        (from IP_PKTINFO/IPV6_PKTINFO), port included */
     socklen_t local_len;
-    int ifindex;                  /**< interface it arrived on (0 if unknown) */
-    int endpoint;                 /**< index of the endpoint that received it */
-    int handler;                  /**< id of the handler being called (-1: default) */
+    int ifindex;  /**< interface it arrived on (0 if unknown) */
+    int endpoint; /**< index of the endpoint that received it */
+    int handler;  /**< id of the handler being called (-1: default) */
 };
 
 /**
@@ -154,14 +154,14 @@ typedef void udpmux_timer_fn(struct udpmux *mux, void *arg);
 
 /** Mux settings. Fill with udpmux_config_init() first, then override. */
 struct udpmux_config {
-    unsigned batch;        /**< datagrams per recvmmsg/sendmmsg (default 32, 1..1024) */
-    size_t max_dgram;      /**< receive buffer per slot (default 65535: nothing
-                                legal is truncated; smaller values count truncations) */
-    unsigned max_handlers; /**< cap on handlers (default 64) */
-    unsigned max_timers;   /**< cap on pending timers (default 256) */
-    unsigned max_endpoints;/**< cap on bound endpoints (default 16) */
-    int rcvbuf;            /**< SO_RCVBUF for endpoints, 0 keeps the kernel default */
-    int sndbuf;            /**< SO_SNDBUF for endpoints, 0 keeps the kernel default */
+    unsigned batch;         /**< datagrams per recvmmsg/sendmmsg (default 32, 1..1024) */
+    size_t max_dgram;       /**< receive buffer per slot (default 65535: nothing
+                                 legal is truncated; smaller values count truncations) */
+    unsigned max_handlers;  /**< cap on handlers (default 64) */
+    unsigned max_timers;    /**< cap on pending timers (default 256) */
+    unsigned max_endpoints; /**< cap on bound endpoints (default 16) */
+    int rcvbuf;             /**< SO_RCVBUF for endpoints, 0 keeps the kernel default */
+    int sndbuf;             /**< SO_SNDBUF for endpoints, 0 keeps the kernel default */
 };
 
 /** Fills cfg with the defaults documented above. */
@@ -241,8 +241,7 @@ UDPMUX_API int udpmux_add_handler(struct udpmux *mux, const char *name, const ch
 
 /** Same with a compiled rule; the mux takes ownership of rule on success. */
 UDPMUX_API int udpmux_add_handler_rule(struct udpmux *mux, const char *name,
-                                       struct udpmux_rule *rule, udpmux_handler_fn *fn,
-                                       void *arg);
+                                       struct udpmux_rule *rule, udpmux_handler_fn *fn, void *arg);
 
 /** Removes handler id. Errors: -ENOENT. */
 UDPMUX_API int udpmux_remove_handler(struct udpmux *mux, int id);
@@ -255,15 +254,15 @@ UDPMUX_API void udpmux_set_default(struct udpmux *mux, udpmux_handler_fn *fn, vo
 struct udpmux_msg {
     const void *data;
     size_t len;
-    const struct sockaddr *peer;  /**< destination */
+    const struct sockaddr *peer; /**< destination */
     socklen_t peer_len;
     const struct sockaddr *local; /**< source address to use (e.g. dgram->local of the
                                        request), or NULL for the kernel's choice; the
                                        port is ignored (it is the endpoint's) */
     socklen_t local_len;
-    int ifindex;                  /**< outgoing interface hint for `local`, 0: none */
-    int endpoint;                 /**< endpoint to send from, or -1: the first one whose
-                                       family can reach peer */
+    int ifindex;  /**< outgoing interface hint for `local`, 0: none */
+    int endpoint; /**< endpoint to send from, or -1: the first one whose
+                       family can reach peer */
 };
 
 /**
@@ -288,8 +287,8 @@ UDPMUX_API int udpmux_send_batch(struct udpmux *mux, const struct udpmux_msg *ms
  * source address = the local address it was sent to. Use inside a handler
  * (dgram is only valid there). Errors as udpmux_send().
  */
-UDPMUX_API int udpmux_reply(struct udpmux *mux, const struct udpmux_dgram *dgram,
-                            const void *data, size_t len);
+UDPMUX_API int udpmux_reply(struct udpmux *mux, const struct udpmux_dgram *dgram, const void *data,
+                            size_t len);
 
 /* Loop integration ------------------------------------------------------- */
 
@@ -332,17 +331,17 @@ UDPMUX_API int udpmux_timer_cancel(struct udpmux *mux, int id);
 /** Mux counters: a snapshot, readable at any time from any thread (each
  *  field is read atomically; fields are not a consistent set). */
 struct udpmux_stats {
-    uint64_t rx_datagrams;   /**< datagrams received (whole ones) */
+    uint64_t rx_datagrams; /**< datagrams received (whole ones) */
     uint64_t rx_bytes;
-    uint64_t rx_truncated;   /**< larger than max_dgram: dropped, never delivered */
-    uint64_t rx_errors;      /**< recvmmsg errors (ICMP-reported errors included) */
-    uint64_t rx_unmatched;   /**< no rule matched */
-    uint64_t rx_default;     /**< handed to the default handler */
-    uint64_t rx_kernel_drops;/**< SO_RXQ_OVFL: dropped by the kernel for a full buffer */
+    uint64_t rx_truncated;    /**< larger than max_dgram: dropped, never delivered */
+    uint64_t rx_errors;       /**< recvmmsg errors (ICMP-reported errors included) */
+    uint64_t rx_unmatched;    /**< no rule matched */
+    uint64_t rx_default;      /**< handed to the default handler */
+    uint64_t rx_kernel_drops; /**< SO_RXQ_OVFL: dropped by the kernel for a full buffer */
     uint64_t tx_datagrams;
     uint64_t tx_bytes;
-    uint64_t tx_errors;      /**< sends that failed other than back-pressure */
-    uint64_t tx_again;       /**< sends refused for back-pressure (EAGAIN/ENOBUFS) */
+    uint64_t tx_errors; /**< sends that failed other than back-pressure */
+    uint64_t tx_again;  /**< sends refused for back-pressure (EAGAIN/ENOBUFS) */
 };
 
 UDPMUX_API void udpmux_get_stats(const struct udpmux *mux, struct udpmux_stats *out);
@@ -356,10 +355,10 @@ UDPMUX_API int64_t udpmux_handler_count(const struct udpmux *mux, int id);
 struct udpmux_holder {
     struct sockaddr_storage addr; /**< its bound address */
     uint32_t uid;
-    int pid;                      /**< -1 if the owning process is not visible */
-    char comm[64];                /**< program name, "" if unknown */
-    int reuseaddr;                /**< SO_REUSEADDR set (1), not set (0), unknown (-1) */
-    int reuseport;                /**< SO_REUSEPORT set (1), not set (0), unknown (-1) */
+    int pid;       /**< -1 if the owning process is not visible */
+    char comm[64]; /**< program name, "" if unknown */
+    int reuseaddr; /**< SO_REUSEADDR set (1), not set (0), unknown (-1) */
+    int reuseport; /**< SO_REUSEPORT set (1), not set (0), unknown (-1) */
 };
 
 /**
@@ -370,8 +369,7 @@ struct udpmux_holder {
  * users' processes needs privileges; what is not visible is reported as
  * unknown. Errors: -EINVAL, errnos from the netlink socket. Thread-safe.
  */
-UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder *out,
-                                unsigned max);
+UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder *out, unsigned max);
 
 /** Formats a holder as one line of text ("pid 123 (dnsmasq) uid 0 on
  *  0.0.0.0:53, SO_REUSEADDR=no SO_REUSEPORT=no"). Returns the length that
@@ -381,8 +379,7 @@ UDPMUX_API int udpmux_holder_format(const struct udpmux_holder *h, char *buf, si
 /* Address helpers ----------------------------------------------------------- */
 
 /** Parses "1.2.3.4:80", "[::1]:80" (port required) into out. Errors: -EINVAL. */
-UDPMUX_API int udpmux_parse_addr(const char *text, struct sockaddr_storage *out,
-                                 socklen_t *outlen);
+UDPMUX_API int udpmux_parse_addr(const char *text, struct sockaddr_storage *out, socklen_t *outlen);
 
 /** Formats an address as "1.2.3.4:80" or "[::1]:80"; snprintf semantics. */
 UDPMUX_API int udpmux_format_addr(const struct sockaddr *sa, char *buf, size_t buflen);

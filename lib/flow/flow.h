@@ -30,17 +30,17 @@
 struct umx_flow_key {
     uint8_t family; /* AF_INET or AF_INET6 */
     uint8_t pad[3];
-    uint32_t tag;   /* 0 for the pinned flow of a peer; route-specific otherwise */
+    uint32_t tag; /* 0 for the pinned flow of a peer; route-specific otherwise */
     uint16_t lport, pport;
     uint8_t laddr[16], paddr[16];
 };
 
 struct umx_flow {
     struct umx_flow_key key;
-    uint32_t idx;       /* own index, stable for the table's lifetime */
-    uint32_t hnext;     /* bucket chain */
+    uint32_t idx;        /* own index, stable for the table's lifetime */
+    uint32_t hnext;      /* bucket chain */
     uint32_t prev, next; /* class list, most recent first */
-    uint32_t rnext;     /* roaming bucket chain */
+    uint32_t rnext;      /* roaming bucket chain */
     uint16_t cls;
     uint8_t in_use;
     uint8_t roam_len;

@@ -32,7 +32,7 @@ int umx_udp_open_upstream(int family, int rcvbuf, int sndbuf);
 
 struct umx_rx_slot {
     uint8_t *buf;
-    size_t len;        /* payload bytes (valid if !truncated) */
+    size_t len; /* payload bytes (valid if !truncated) */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     struct sockaddr_storage local; /* destination address, port filled from the socket */
@@ -62,8 +62,7 @@ void umx_rxb_free(struct umx_rxb *b);
  * otherwise). Returns the count, 0 when nothing is pending, or -errno for a
  * real error (ICMP-reported errors come back as -ECONNREFUSED and the like:
  * the caller counts them and goes on). */
-int umx_rx(int fd, struct umx_rxb *b, unsigned n, int family, uint16_t local_port,
-           uint32_t *ovfl);
+int umx_rx(int fd, struct umx_rxb *b, unsigned n, int family, uint16_t local_port, uint32_t *ovfl);
 
 /* Control buffer big enough for one PKTINFO (+ UDP_SEGMENT) cmsg. */
 #define UMX_TX_CTRL 64

@@ -54,8 +54,7 @@ struct umx_probe {
     /* Parses parameters; NULL when the probe takes none (then any parameter
      * is a compile error). Writes a one-line message into err on failure
      * and returns -EINVAL / -ENOENT (missing key file) / -ENOMEM. */
-    int (*params_new)(void **out, const struct umx_kv *kv, size_t nkv, char *err,
-                      size_t errlen);
+    int (*params_new)(void **out, const struct umx_kv *kv, size_t nkv, char *err, size_t errlen);
     void (*params_free)(void *params);
     /* Bitmap of first bytes this probe can ever match (bit b of first[b/8]),
      * used to skip probes quickly; a zero-length datagram matches only if
