@@ -462,6 +462,7 @@ static char *run_request(struct umxd *d, const char *line, size_t linelen, size_
 /* I/O ---------------------------------------------------------------------------- */
 
 static void on_client(struct umxd *d, int fd, uint32_t events, void *arg);
+static void send_error(int fd, int code, const char *msg);
 
 /* Switches the client between reading requests and writing a response. */
 static int client_watch(struct umxd *d, struct client *c, uint32_t events)
@@ -500,14 +501,11 @@ static void client_process(struct umxd *d, struct client *c)
         int r;
         if (!nl) {
             if (c->inlen >= sizeof(c->in)) {
-                /* no LF within the cap: answer once, then hang up */
-                size_t l;
-                c->out = run_request(d, c->in, sizeof(c->in) + 1, &l);
-                if (c->out) {
-                    c->outlen = l;
-                    if (client_flush(c) == 0)
-                        umxd_log_rl(&g_ctl->rl, LOG_INFO, "control: over-long request");
-                }
+                /* no LF within the cap: one error record, then hang up */
+                umxd_log_rl(&g_ctl->rl, LOG_INFO,
+                            "control: request line over %d bytes, client dropped",
+                            UMX_CTL_LINE_MAX);
+                send_error(c->fd, -E2BIG, "request too long");
                 client_close(d, c);
             }
             return;
@@ -569,7 +567,8 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
     }
 }
 
-static void refuse(int fd, int code, const char *msg)
+/* One error record, best effort: used where no response buffer exists. */
+static void send_error(int fd, int code, const char *msg)
 {
     char buf[256];
     struct umx_ctl_out o;
@@ -579,6 +578,11 @@ static void refuse(int fd, int code, const char *msg)
     if (send(fd, buf, o.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the peer is gone already: nothing to tell */
     }
+}
+
+static void refuse(int fd, int code, const char *msg)
+{
+    send_error(fd, code, msg);
     close(fd);
 }
 
