@@ -693,7 +693,9 @@ static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *d
 {
     struct txstate *tx = w->tx;
     struct upq *q;
-    if (tx->nup >= w->d->cfg->batch * 2)
+    /* the worker's own route set: d->cfg belongs to the main thread, which
+     * swaps it on reload (a data race ThreadSanitizer reports) */
+    if (tx->nup >= w->rs->cfg->batch * 2)
         flush_up(w, umx_now_ns());
     q = &tx->up[tx->nup++];
     q->f = f;
