@@ -116,6 +116,7 @@ struct umxd {
      * over through the owner's mailbox */
     pthread_mutex_t roam_mu;
     struct umx_ft *roam_ft;
+    uint32_t roam_lens; /* atomic: union of the workers' roam_lens */
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
 };

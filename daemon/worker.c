@@ -1135,7 +1135,8 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
     }
 
     /* unknown address: a roaming peer that carries a known session key? */
-    if (w->roam_lens) {
+    /* lengths learnt by any worker: the roamed address may land here */
+    if ((w->roam_lens |= __atomic_load_n(&w->d->roam_lens, __ATOMIC_RELAXED))) {
         /* QUIC short headers do not say how long the connection id is: try
          * the lengths learnt from the backends' long headers (usually one) */
         for (unsigned cl = 0; cl <= 20; cl++) {
@@ -1400,6 +1401,9 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
                 /* remember the length for short-header lookups (bit 0 for
                  * WireGuard, whose key length is fixed) */
                 w->roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+                if ((__atomic_load_n(&w->d->roam_lens, __ATOMIC_RELAXED) & w->roam_lens) !=
+                    w->roam_lens)
+                    __atomic_or_fetch(&w->d->roam_lens, w->roam_lens, __ATOMIC_RELAXED);
             }
         }
         queue_pub(w, fl->listener, s->buf, s->len, &fl->peer, &fl->local, f->idx);
