@@ -349,6 +349,11 @@ static int open_sock(int family)
     return fd;
 }
 
+/* The checker's state lives as long as the process; the pointer keeps it
+ * reachable for leak checkers (no module fini hook of our own). volatile: a
+ * static that is only written may be optimised away. */
+static struct hstate *volatile health_state;
+
 int umxd_health_init(struct umxd *d)
 {
     struct hstate *hs;
@@ -359,8 +364,10 @@ int umxd_health_init(struct umxd *d)
     hs->rl = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 20);
     hs->fd4 = open_sock(AF_INET);
     hs->fd6 = open_sock(AF_INET6); /* fails on a host without IPv6: fine */
+    health_state = hs;
     if (hs->fd4 < 0 && hs->fd6 < 0) {
         r = hs->fd4;
+        health_state = NULL;
         free(hs);
         return r;
     }
