@@ -43,6 +43,7 @@ MIBS=none it_bg snmpd 90 snmpd -f -Lo -C -c "$T/snmpd.conf" -p "$T/snmpd.pid" \
     -I -smux,mteTrigger,mteTriggerConf
 it_bg tftpd 90 in.tftpd -L -c -s -u root -a 127.0.0.1:5069 "$T/tftp"
 for p in 5053 5478 5194 5433 5123 5161 5069; do it_wait_udp "$p"; done
+it_chrony_ready 5123
 
 # --- one daemon, one port ------------------------------------------------------------
 it_conf "$T/udpmux.conf" <<CONF

@@ -18,6 +18,7 @@ driftfile $T/drift
 CONF
 it_bg chronyd 60 chronyd -d -x -U -u root -f "$T/server.conf"
 it_wait_udp 5123
+it_chrony_ready 5123
 
 it_conf "$T/udpmux.conf" <<CONF
 [listen]

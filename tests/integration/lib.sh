@@ -412,3 +412,22 @@ it_now_ms()
 {
     echo $(($(date +%s%N) / 1000000))
 }
+
+# it_chrony_ready PORT: until a chronyd serving on 127.0.0.1:PORT answers as
+# a synchronised server (its `local stratum` reference takes a moment after
+# start-up; before that clients reject its answers), asked directly, not
+# through udpmuxd. Bounded: 10 tries.
+it_chrony_ready()
+{
+    local i
+    printf 'server 127.0.0.1 port %s iburst maxsamples 1 minpoll -6 maxpoll -6\nport 0\ncmdport 0\npidfile %s\n' \
+        "$1" "$T/chrony-ready.pid" >"$T/chrony-ready.conf"
+    for i in $(seq 1 10); do
+        if timeout 5 chronyd -Q -x -U -u root -t 3 -f "$T/chrony-ready.conf" 2>&1 |
+            grep -q "System clock wrong by"; then
+            return 0
+        fi
+        sleep 0.3
+    done
+    it_fail "chronyd on port $1 never answered as a synchronised server"
+}
