@@ -726,13 +726,18 @@ static void top_draw(const struct sample *cur, const struct sample *prev, unsign
             "drop.action",        "drop.rate_limited", "drop.table_full", "drop.route_full",
             "drop.no_backend",    "drop.socket",       "drop.unclaimed",  "drop.stun_too_small",
             "classify.unmatched", "rx.kernel_drops",   "rx.truncated"};
+        int any = 0;
+        /* only the reasons that dropped something: the line fits 80 columns */
         printf("drops/s");
         for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
             double v = prev ? rate(stat_of(cur, why[i]), stat_of(prev, why[i]), dt) : 0;
+            if (v <= 0)
+                continue;
             fmt_si(a, sizeof(a), v);
             printf(" %s=%s", strchr(why[i], '.') + 1, a);
+            any = 1;
         }
-        printf("\r\n\r\n");
+        printf("%s\r\n\r\n", any ? "" : " none");
     }
     printf("%-20s %10s %10s %10s %10s %8s %8s %9s  %s\r\n", "ROUTE", "IN DG/S", "IN B/S",
            "OUT DG/S", "OUT B/S", "NEW/S", "DROPS/S", "FLOWS", "STATE");

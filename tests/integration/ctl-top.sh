@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctl-top.sh - `udpmuxctl top` in a real terminal (tmux): it draws the
 # routes, its rates follow the traffic (about 20/s, then about 80/s, then
-# 0), and it quits on q. Also `top -j -n 3`: three NDJSON samples.
+# 0), drops appear by reason while a drop route gets traffic, and it quits
+# on q. Also `top -j -n 3`: three NDJSON samples.
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 . "$(dirname "$0")/ctl-lib.sh"
@@ -20,6 +21,10 @@ action = echo
 [route fwd]
 match = regex "^FWD"
 forward = 127.0.0.1:5001
+
+[route junk]
+match = regex "^JUNK"
+action = drop
 EOF
 it_daemon "$T/u.conf"
 
@@ -61,11 +66,16 @@ in_range "$r1" 10 30 || it_fail "rate at 20/s shows '$r1': $(cat "$T/screen1.txt
 it_stop slow
 # phase B: ~80 datagrams/s
 it_bg fast 30 $IT_PY "$T/traffic.py" --bind 127.0.0.1:6002 --prefix PING --rate 80 --seconds 5
+it_bg junk 30 $IT_PY "$T/traffic.py" --bind 127.0.0.1:6003 --prefix JUNK --rate 20 --seconds 5 \
+    --no-reply
 sleep 3.5
 screen >"$T/screen2.txt"
+grep -Eq "^drops/s action=[0-9]" "$T/screen2.txt" || it_fail "drops not shown: $(cat "$T/screen2.txt")"
+grep -q "^drops/s none" "$T/screen1.txt" || it_fail "drops shown without any: $(cat "$T/screen1.txt")"
 r2=$(rate ping)
 in_range "$r2" 55 105 || it_fail "rate at 80/s shows '$r2': $(cat "$T/screen2.txt")"
 it_stop fast
+it_stop junk
 sleep 2.5
 screen >"$T/screen3.txt"
 r3=$(rate ping)
@@ -91,6 +101,6 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert [l["iteration"] for l in lines] == [0, 1, 2], lines
 assert all(0.8 < l["interval_s"] < 1.5 for l in lines[1:]), lines
-assert sorted(r["name"] for r in lines[0]["routes"]) == ["fwd", "ping"], lines
+assert sorted(r["name"] for r in lines[0]["routes"]) == ["fwd", "junk", "ping"], lines
 EOF
 it_pass
