@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +151,14 @@ static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
     umx_ctl_u64(o, "workers", d->nworkers);
     umx_ctl_u64(o, "listeners", d->cfg->nlisten);
     umx_ctl_u64(o, "routes", d->cfg->nroutes);
-    umx_ctl_str(o, "config", d->config_path ? d->config_path : "");
+    {
+        /* absolute, so the operator knows which file a reload will read */
+        char abs[PATH_MAX];
+        const char *cp = d->config_path ? d->config_path : "";
+        if (*cp && *cp != '/' && realpath(cp, abs))
+            cp = abs;
+        umx_ctl_str(o, "config", cp);
+    }
     umx_ctl_i64(o, "loaded_at", d->loaded_at);
     umx_ctl_u64(o, "reloads_ok", d->reloads_ok);
     umx_ctl_u64(o, "reloads_failed", d->reloads_failed);
