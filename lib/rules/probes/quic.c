@@ -301,9 +301,16 @@ static int cbuf_add(struct cbuf *b, uint64_t off, const uint8_t *p, size_t n)
                    * that large, which the length check refuses later */
     if (n > QUIC_MAX_HELLO - off)
         n = QUIC_MAX_HELLO - (size_t)off;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         size_t k = (size_t)off + i;
         uint8_t bit = (uint8_t)(1u << (k & 7));
+        /* Fast path: 8 aligned bytes not seen before. */
+        if ((k & 7) == 0 && n - i >= 8 && b->map[k >> 3] == 0) {
+            memcpy(b->data + k, p + i, 8);
+            b->map[k >> 3] = 0xff;
+            i += 8;
+            continue;
+        }
         if (b->map[k >> 3] & bit) {
             if (b->data[k] != p[i])
                 return -1; /* conflicting retransmission: refuse the flow */
@@ -311,6 +318,7 @@ static int cbuf_add(struct cbuf *b, uint64_t off, const uint8_t *p, size_t n)
             b->map[k >> 3] |= bit;
             b->data[k] = p[i];
         }
+        i++;
     }
     return 0;
 }
@@ -338,7 +346,10 @@ static int walk_frames(const uint8_t *p, size_t n, struct cbuf *b)
         if (umx_cur_varint(&c, &t))
             return -1;
         switch (t) {
-        case 0x00: /* PADDING */
+        case 0x00: /* PADDING: usually hundreds of them, skip the run */
+            while (c.p < c.end && *c.p == 0)
+                c.p++;
+            break;
         case 0x01: /* PING */
             break;
         case 0x02:
