@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-all.sh - every real service of the suite behind ONE udpmuxd on ONE
 # port at the same time: DNS (dnsmasq), STUN (built-in responder and
 # coturn), OpenVPN, WireGuard, QUIC (ngtcp2), NTP (chronyd), SNMP (snmpd)
@@ -118,8 +119,8 @@ c_openvpn()
 }
 c_wireguard()
 {
-    local i
-    for i in $(seq 1 75); do
+    local _
+    for _ in $(seq 1 75); do
         it_wg_poke
         [ "$(it_wg_handshake wg0)" != 0 ] && [ "$(it_wg_handshake wg1)" != 0 ] && return 0
         sleep 0.2

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-badreload.sh - a broken config on SIGHUP changes nothing: udpmuxd keeps
 # running the old routes (established and new flows alike), logs the error
 # with file:line, and a later good reload still works.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-check.sh - `udpmuxd -t`: 0 and "configuration OK" for a good file, 78
 # (EX_CONFIG) with FILE:LINE in the message for each broken one; `-T`
 # prints a resolved config that `-t` accepts again.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-dns.sh - dnsmasq behind udpmuxd; dig and kdig ask through the shared
 # port, which also answers STUN itself (so the DNS route is not alone).
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-failover.sh - a pool of two backends; clients from eight addresses are
 # spread over both (rendezvous hashing on the client address). One backend
 # is killed: the next datagram towards it draws ICMP port unreachable

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-flowfull.sh - a full flow table refuses new flows cleanly: no answer,
 # no crash, no descriptor leak (counted in /proc/PID/fd before, during and
 # after), and room again once flows expire. Both caps: the global one
@@ -39,7 +40,7 @@ it_eq "$(burst 10 e)" 0 "flows answered with a full table (all established, none
 it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "refused flows leave no descriptor behind"
 it_alive udpmuxd || it_fail "udpmuxd died with a full table"
 # every flow idles out after 4 s: back to the baseline, room again
-for i in $(seq 1 80); do
+for _ in $(seq 1 80); do
     [ "$(it_fds "$UMXD_PID")" = "$base" ] && break
     sleep 0.1
 done

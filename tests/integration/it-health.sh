@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-health.sh - active health checks. Two routes: a pool of two UDP echo
 # backends checked with `health = payload`, and dnsmasq checked with
 # `health = dns`. A backend that stops answering (SIGSTOP: its socket stays

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-idle.sh - flows close after idle-timeout with no traffic at all (the
 # worker's timer fires by itself): the flow's upstream socket disappears
 # (ss), the daemon's descriptors go back to the baseline, and the next
@@ -38,7 +39,7 @@ it_eq "$(it_fds "$UMXD_PID")" $((base + 1)) "one more descriptor while the flow 
 # an unanswered flow (nobody on 5009): gone after unanswered-timeout
 it_ask "127.0.0.1:$IT_PORT" silence --bind 127.0.0.1:6001 --timeout 0.2 >/dev/null 2>&1 || true
 # no traffic at all now: the timers alone must close both
-for i in $(seq 1 40); do
+for _ in $(seq 1 40); do
     [ "$(upstreams 5001)" = 0 ] && [ "$(upstreams 5009)" = 0 ] && break
     sleep 0.1
 done

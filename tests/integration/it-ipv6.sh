@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-ipv6.sh - IPv6 listeners: dnsmasq on ::1 answers dig -6 through
 # [::1]:PORT; a wildcard [::]:PORT listener answers from the exact address
 # each client used (two addresses on lo, IPV6_PKTINFO); a dual-stack

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-makerun.sh - `make run` with the bundled conf/udpmux.conf and nothing
 # else running: the echo route answers, the built-in STUN responder tells
 # the client its address (IPv4 and IPv6 listeners), anything else is
@@ -17,7 +18,7 @@ mount -t tmpfs -o mode=1777,size=16m it-tmp /tmp
 mkdir -p "$T"
 
 it_bg makerun 60 make -s -C "$UMX_SRC" run BUILDDIR="$BUILD"
-for i in $(seq 1 300); do
+for _ in $(seq 1 300); do
     grep -q " ready" "$T/makerun.log" && break
     it_alive makerun || it_fail "make run exited"
     sleep 0.1
@@ -36,7 +37,7 @@ if it_ask 127.0.0.1:7000 "anything else" --timeout 0.5 >/dev/null 2>&1; then
 fi
 # Ctrl-C
 kill -INT "$daemon"
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
     kill -0 "$daemon" 2>/dev/null || break
     sleep 0.1
 done

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-ntp.sh - chronyd serves NTP behind udpmuxd; a second chronyd in
 # one-shot client mode (-Q, no clock change) measures the offset through
 # the shared port, with and without a symmetric key.

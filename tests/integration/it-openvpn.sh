@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-openvpn.sh - two openvpn processes (--dev null, TLS mode) complete their
 # handshake through udpmuxd's shared port, which also serves DNS-less echo
 # traffic on another route so the OpenVPN route is not alone.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-proxyv2.sh - `proxy-protocol = v2`: each datagram reaches the backend
 # behind a PROXY v2 header (haproxy proxy-protocol.txt 2.2, DGRAM) naming
 # the real client and the address it sent to; the backend's answer goes

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-quic.sh - ngtcp2's example server and client (GnuTLS build) complete an
 # HTTP/3 request through udpmuxd: the route picks QUIC by the SNI in the
 # (decrypted) Initial packet; a 100 kB file arrives byte-exact.

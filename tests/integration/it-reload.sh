@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-reload.sh - SIGHUP with a changed config while a client sends
 # continuously: the established flow loses nothing and keeps its backend
 # (even though the reload adds a second backend to its pool and a new

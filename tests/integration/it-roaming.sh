@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-roaming.sh - a WireGuard peer changes its source address mid-session
 # (wg1 re-binds to a new port, as after a NAT rebinding) and keeps working
 # through udpmuxd: the flow follows the peer by its session index, so the
@@ -38,7 +39,7 @@ it_log "session up, wg0 sees $ep_before; moving wg1 from port 5821 to 5822"
 wg set wg1 listen-port 5822
 ss -Hun "sport = :5822" >/dev/null
 read -r rx0 _ <<<"$(it_wg_transfer wg1)"
-for i in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
     it_wg_poke
     sleep 0.3
 done

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-snmp.sh - snmpd behind udpmuxd; snmpget (v1 and v2c) and snmpbulkget
 # read values through the shared port, next to a STUN route.
 . "$(dirname "$0")/lib.sh"

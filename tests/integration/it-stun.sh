@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-stun.sh - STUN on the shared port two ways: udpmuxd's built-in binding
 # responder (action = stun) and a real coturn behind a forward route. The
 # rule tells them apart by the client's source address (127.0.0.2 goes to

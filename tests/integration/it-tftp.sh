@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-tftp.sh - tftpd-hpa behind udpmuxd with `upstream = unconnected`: the
 # server answers from a new port (RFC 1350 TIDs), the mux accepts it from
 # the backend's host and follows it. tftp and curl fetch files byte-exact
@@ -30,7 +31,7 @@ upstream = unconnected
 CONF
 it_daemon "$T/udpmux.conf"
 
-cd "$T"
+cd "$T" || exit 1
 timeout 20 tftp -m octet 127.0.0.1 "$IT_PORT" -c get small.bin got-small.bin
 cmp "$T/root/small.bin" got-small.bin || it_fail "small file differs"
 timeout 30 tftp -m octet 127.0.0.1 "$IT_PORT" -c get big.bin got-big.bin

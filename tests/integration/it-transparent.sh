@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-transparent.sh - `transparent = yes`: the backend sees the client's own
 # address and port, not udpmuxd's. Three namespaces joined by veth pairs:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # bounded retry loops count without reading the counter
 # it-wireguard.sh - two wireguard-go devices complete a handshake through
 # udpmuxd (the client's endpoint is the shared port) and carry data both
 # ways; a DNS-shaped echo route shares the port.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # lib.sh - shared harness for the integration tests (sourced, not run).
 #
 # Each test is a bash script that starts with
