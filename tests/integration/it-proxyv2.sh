@@ -32,6 +32,11 @@ proxy-protocol = v2
 match = any
 forward = 127.0.0.1:5053
 proxy-protocol = v2
+health = payload
+health-send = 0x6865616c7468
+health-expect = 0x7372633d4c4f43414c
+health-interval = 300ms
+health-timeout = 200ms
 CONF
 ip -6 addr add fd00:75:6d78::1/64 dev lo nodad
 it_daemon "$T/udpmux.conf"
@@ -47,5 +52,10 @@ out=$(it_ask "[fd00:75:6d78::1]:$IT_PORT" "v6-hello" --bind "[fd00:75:6d78::9]:6
 it_eq "$out" "src=[fd00:75:6d78::9]:6001 dst=[fd00:75:6d78::1]:$IT_PORT|v6-hello" "IPv6 header"
 it_eq "$(grep -c '^src=127.0.0.9:6000 ' "$T/proxy4-decoded.log")" 4 "headers decoded by the receiver"
 it_log_lacks proxy4-decoded "bad header" "receiver"
+# active health checks on a PROXY v2 route carry a LOCAL header (the
+# proxy's own traffic); the receiver answers "src=LOCAL...", which is what
+# health-expect wants, so the backend stays up
+it_wait_log "$T/proxy4-decoded.log" "^src=LOCAL dst=LOCAL payload=b'health'" 3
+it_log_lacks udpmuxd "is DOWN" "health of the PROXY v2 backend"
 it_alive udpmuxd || it_fail "udpmuxd died"
 it_pass
