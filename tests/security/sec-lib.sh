@@ -72,3 +72,20 @@ sec_dpid()
     done
     it_fail "no child process under $1 ($w)"
 }
+
+# SEC_SANITIZED=1 when udpmuxd is an ASan/UBSan build: it is 2-5x slower, so
+# the load tests offer proportionally less load, and RSS is no leak signal
+# (freed memory sits in ASan's quarantine); leaks are LeakSanitizer's job
+# at exit instead (sec_sanitizer_clean).
+SEC_SANITIZED=0
+if grep -aq -e __asan_init -e __ubsan_handle "$UDPMUXD" 2>/dev/null; then
+    SEC_SANITIZED=1
+fi
+
+# sec_sanitizer_clean NAME: stops the daemon started as NAME and checks its
+# log for sanitizer reports (leaks at exit, UB, memory errors).
+sec_sanitizer_clean()
+{
+    it_stop "${1:-udpmuxd}"
+    it_log_lacks "${1:-udpmuxd}" "AddressSanitizer|LeakSanitizer|runtime error:" "sanitizer"
+}

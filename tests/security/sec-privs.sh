@@ -113,14 +113,14 @@ it_daemon "$T/user.conf" user
 check_tasks "$(sec_dpid user)" 64999 2
 exercise user
 check_tasks "$(sec_dpid user)" 64999 2
-it_stop user
+sec_sanitizer_clean user
 it_log_has user "stopped"
 
 IT_CONF_EXTRA="" it_conf "$T/root.conf" < <(routes)
 it_daemon "$T/root.conf" root
 check_tasks "$(sec_dpid root)" 0 2
 exercise root
-it_stop root
+sec_sanitizer_clean root
 
 IT_CONF_EXTRA="seccomp = no" it_conf "$T/nosc.conf" < <(routes)
 it_daemon "$T/nosc.conf" nosc
