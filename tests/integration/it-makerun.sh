@@ -8,14 +8,12 @@
 # make runs against the build directory the suite was built in (so it only
 # checks that the build is up to date). The demo's fixed paths
 # (/tmp/udpmux-control.sock) are kept away from the host: /tmp is a private
-# tmpfs in this test's mount namespace.
+# tmpfs in this test's mount namespace (it_private_tmp).
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 BUILD=$(cd "$(dirname "$UDPMUXD")/.." && pwd)
 [ -f "$BUILD/build.ninja" ] || it_fail "no build directory at $BUILD"
-rmdir "$T" 2>/dev/null || rm -rf "$T"
-mount -t tmpfs -o mode=1777,size=16m it-tmp /tmp
-mkdir -p "$T"
+it_private_tmp
 
 it_bg makerun 60 make -s -C "$UMX_SRC" run BUILDDIR="$BUILD"
 for _ in $(seq 1 300); do

@@ -72,6 +72,7 @@ it_init()
     IT_PIDS=()
     IT_NAMES=()
     IT_CHILD_NS=()
+    IT_STASH=()
     IT_OK=0
     trap it_cleanup EXIT
     # the EXIT trap must also run when the outer timeout stops the test
@@ -109,6 +110,16 @@ it_cleanup()
     wait 2>/dev/null
     for p in "${IT_CHILD_NS[@]}"; do
         ip netns del "$p" 2>/dev/null
+    done
+    for p in "${IT_STASH[@]}"; do
+        # $T was bound back from the real /tmp: unmount it, then remove the
+        # real directory through the stash
+        if [ -z "${IT_KEEP:-}" ] && [ -n "${T:-}" ]; then
+            umount -l "$T" 2>/dev/null
+            rm -rf "${p:?}/${T#/tmp/}"
+        fi
+        umount -l "$p" 2>/dev/null
+        rmdir "$p" 2>/dev/null
     done
     if [ "$rc" != 0 ] || [ "$IT_OK" != 1 ]; then
         echo "==== $IT_NAME FAILED (exit $rc); logs from $T:" >&2
@@ -431,4 +442,27 @@ it_chrony_ready()
         sleep 0.3
     done
     it_fail "chronyd on port $1 never answered as a synchronised server"
+}
+
+# it_private_tmp: a private, empty tmpfs on /tmp for programs with fixed
+# paths there (the `make run` demo's /tmp/udpmux-control.sock). The source
+# tree, the build directory ($UDPMUXD's) and $T stay reachable even when
+# they live under /tmp: the real /tmp is bind-mounted on a stash directory
+# under /run first and those paths are bound back into the new /tmp.
+it_private_tmp()
+{
+    local stash=/run/umx-it-stash-$$ p build
+    build=$(cd "$(dirname "$UDPMUXD")/.." && pwd) # before /tmp is covered
+    mkdir -p "$stash"
+    IT_STASH+=("$stash")
+    mount --bind /tmp "$stash"
+    mount -t tmpfs -o mode=1777,size=16m it-tmp /tmp
+    for p in "$UMX_SRC" "$build" "$T"; do
+        case "$p" in
+        /tmp/*)
+            mkdir -p "$p"
+            mount --bind "$stash/${p#/tmp/}" "$p"
+            ;;
+        esac
+    done
 }
