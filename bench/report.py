@@ -57,15 +57,21 @@ class R:
         return statistics.median(v) if v else None
 
     def rss(self, path):
-        """(rss_kb, idle_kb, flows, rss at 100k flows: measured or linear estimate)"""
+        """(rss_kb, idle_kb, flows, rss at 100k flows: measured, or extrapolated
+        with the per-flow growth over the second half of the flows)"""
         for (p, m, s, f), v in self.d.items():
             if p == path and m == "rss_kb" and v:
                 rss = statistics.median(v)
                 rss0 = self.med(p, "rss0_kb", s, f)
                 fl = self.med(p, "rss_flows", s, f)
+                ha = self.med(p, "rss_half_kb", s, f)
+                hf = self.med(p, "rss_half_flows", s, f)
                 est = rss
-                if fl and fl < 99000 and rss0 is not None:
-                    est = rss0 + (rss - rss0) / fl * 100000
+                if fl and fl < 99000:
+                    if ha is not None and hf is not None and fl > hf:
+                        est = rss + (rss - ha) / (fl - hf) * (100000 - fl)
+                    elif rss0 is not None:
+                        est = rss0 + (rss - rss0) / fl * 100000
                 return rss, rss0, fl, est
         return None, None, None, None
 
@@ -165,7 +171,7 @@ def tables(meta, r, paths, plots):
         if rss is not None:
             rss_s = "%.1f MiB" % (rss / 1024)
             if rflows is not None and rflows < 99000:
-                rss_s = "%.1f MiB at %d flows (≈ %.0f MiB at 100k, linear)" % (
+                rss_s = "%.1f MiB at %d flows (≈ %.0f MiB at 100k, extrapolated)" % (
                     rss / 1024, rflows, rss_est / 1024)
         norm = r.med(p, "norm_pps")
         share = r.med(p, "run_share")
