@@ -20,6 +20,10 @@ address = 127.0.0.1:$IT_PORT
 [route coturn]
 match = stun and from 127.0.0.2/32
 forward = 127.0.0.1:5478
+health = stun
+health-interval = 300ms
+health-timeout = 200ms
+health-fall = 2
 
 [route stun]
 match = stun
@@ -40,9 +44,13 @@ it_contains "$out" "UDP reflexive addr: 127.0.0.1:" "coturn STUN answer"
 if grep 'reflexive' <<<"$out" | grep -q "127.0.0.2"; then
     it_fail "the 127.0.0.2 client was answered by the built-in responder, not coturn"
 fi
+# active STUN health checks against coturn succeeded all along
+it_log_lacks udpmuxd "health: .*DOWN" "coturn's health while it runs"
 # without coturn the forward route has nobody to answer: proof that the
 # answers above came from coturn and not from the built-in responder
 it_stop turnserver
+# ... and the STUN health check notices
+it_wait_log "$T/udpmuxd.log" "health: route coturn backend 127.0.0.1:5478 is DOWN" 5
 out=$(timeout 3 turnutils_stunclient -p "$IT_PORT" -L 127.0.0.2 127.0.0.1 2>&1) || true
 if grep -q "reflexive addr" <<<"$out"; then
     it_fail "an answer without coturn: $out"
