@@ -615,6 +615,28 @@ int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const cha
     return deliver_one(a, client, s);
 }
 
+int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct mmsghdr *mm,
+                           unsigned n)
+{
+    struct attach *a = A(d);
+    struct client *c;
+    int r;
+    if (client >= MAX_CLIENTS || __atomic_load_n(&a->c[client].gen, __ATOMIC_ACQUIRE) != gen)
+        return -ESTALE;
+    c = &a->c[client];
+    do {
+        r = sendmmsg(c->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        UMX_CTR_ADD_MT(c->drops, n);
+        return errno == EAGAIN || errno == ENOBUFS ? -EAGAIN : -ESTALE;
+    }
+    UMX_CTR_ADD_MT(c->rx, (unsigned)r);
+    if ((unsigned)r < n)
+        UMX_CTR_ADD_MT(c->drops, n - (unsigned)r);
+    return r;
+}
+
 int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen)
 {
     struct attach *a = A(d);

@@ -184,6 +184,10 @@ int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *clie
 int umxd_attach_pick(struct umxd *d, const char *route, const struct sockaddr *peer,
                      uint16_t *client, uint32_t *gen) __attribute__((weak));
 void umxd_attach_fini(struct umxd *d) __attribute__((weak));
+/* Sends n prepared DATA messages to one program with sendmmsg: returns how
+ * many went, -ESTALE if (client, gen) is gone, -EAGAIN if its socket is full. */
+int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct mmsghdr *mm,
+                           unsigned n) __attribute__((weak));
 /* 1 if (client, gen) is still attached (workers sweep stale pinned flows). */
 int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen) __attribute__((weak));
 /* Wakes every worker (after a departure, a drain...). */

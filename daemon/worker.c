@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "attach/proto.h"
 #include "proxy.h"
 #include "rules/roam.h"
 #include "stun.h"
@@ -100,6 +101,21 @@ struct txstate {
     struct sockaddr_storage *names;
     uint8_t (*pxhdr)[UMX_PROXY_V2_MAX];
     struct hold *hold;
+    /* datagrams for attached programs, sent per program with one sendmmsg
+     * at the end of the batch (header and payload as two iovecs: no copy) */
+    unsigned natt;
+    struct attq *att;
+    struct mmsghdr *attmm;
+    struct iovec *attiov;
+};
+
+struct attq {
+    struct umx_flow *f;
+    uint16_t client;
+    uint32_t gen;
+    const uint8_t *data;
+    uint32_t len;
+    uint8_t hdr[UMX_ATT_DATA_HDR];
 };
 
 /* Datagrams held while a probe waits for more of the same peer (a QUIC
@@ -1040,6 +1056,69 @@ static int classify(struct umxd_worker *w, struct umx_rx_slot *s, uint64_t now, 
     return -1;
 }
 
+/* Attach batches ----------------------------------------------------------- */
+
+static void flush_att(struct umxd_worker *w);
+
+static void queue_att(struct umxd_worker *w, struct umx_flow *f, const struct umx_rx_slot *s)
+{
+    struct txstate *tx = w->tx;
+    struct flow *fl = fdata(f);
+    struct attq *q;
+    if (tx->natt >= w->d->cfg->batch * 2)
+        flush_att(w);
+    q = &tx->att[tx->natt++];
+    q->f = f;
+    q->client = fl->client;
+    q->gen = fl->cgen;
+    q->data = s->buf;
+    q->len = (uint32_t)s->len;
+    umx_att_encode_hdr(q->hdr, (const struct sockaddr *)&s->peer,
+                       s->has_local ? (const struct sockaddr *)&s->local : NULL);
+}
+
+static void flush_att(struct umxd_worker *w)
+{
+    struct txstate *tx = w->tx;
+    unsigned i = 0;
+    while (i < tx->natt) {
+        unsigned j = i, n;
+        int r;
+        while (j < tx->natt && tx->att[j].client == tx->att[i].client &&
+               tx->att[j].gen == tx->att[i].gen)
+            j++;
+        n = j - i;
+        for (unsigned k = 0; k < n; k++) {
+            struct msghdr *mh = &tx->attmm[k].msg_hdr;
+            memset(mh, 0, sizeof(*mh));
+            tx->attiov[2 * k].iov_base = tx->att[i + k].hdr;
+            tx->attiov[2 * k].iov_len = UMX_ATT_DATA_HDR;
+            tx->attiov[2 * k + 1].iov_base = (void *)(uintptr_t)tx->att[i + k].data;
+            tx->attiov[2 * k + 1].iov_len = tx->att[i + k].len;
+            mh->msg_iov = &tx->attiov[2 * k];
+            mh->msg_iovlen = 2;
+        }
+        r = umxd_attach_send_batch(w->d, tx->att[i].client, tx->att[i].gen, tx->attmm, n);
+        if (r == -ESTALE) {
+            /* the program went away: its flows go with it (each once) */
+            for (unsigned k = i; k < j; k++) {
+                struct umx_flow *f = tx->att[k].f;
+                if (f->in_use && fdata(f)->attach && fdata(f)->cgen == tx->att[k].gen) {
+                    close_flow(w, f);
+                    umx_ft_remove(w->ft, f);
+                    UMX_CTR_ADD(w->st.flows_closed, 1);
+                }
+                UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
+            }
+        } else if (r < (int)n) {
+            unsigned lost = r < 0 ? n : n - (unsigned)r;
+            UMX_CTR_ADD(w->rst[fdata(tx->att[i].f)->slot].drops, lost);
+        }
+        i = j;
+    }
+    tx->natt = 0;
+}
+
 static int same_peer(const struct sockaddr_in6 *a, const struct sockaddr_storage *b)
 {
     struct sockaddr_in6 x;
@@ -1283,16 +1362,14 @@ forward:
     UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, s->len);
     umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
     if (fl->attach) {
-        int ar = umxd_attach_deliver(w->d, fl->client, fl->cgen, route_of(w, fl->route)->name, s);
-        if (ar == -ESTALE) {
-            /* the program went away: its flows go with it */
-            close_flow(w, f);
-            umx_ft_remove(w->ft, f);
-            UMX_CTR_ADD(w->st.flows_closed, 1);
-            UMX_CTR_ADD(w->st.dropped_unclaimed, 1);
-        } else if (ar < 0) {
-            UMX_CTR_ADD(w->rst[fl->slot].drops, 1);
+        if (fl->client == UMXD_ATTACH_FANOUT || !umxd_attach_send_batch) {
+            int ar =
+                umxd_attach_deliver(w->d, fl->client, fl->cgen, route_of(w, fl->route)->name, s);
+            if (ar < 0)
+                UMX_CTR_ADD(w->rst[fl->slot].drops, 1);
+            return;
         }
+        queue_att(w, f, s);
         return;
     }
     queue_up(w, f, s->buf, s->len);
@@ -1332,6 +1409,8 @@ static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
     /* the receive buffers are reused by the next batch: send now */
     flush_up(w, now);
     flush_pub(w);
+    if (((struct txstate *)w->tx)->natt)
+        flush_att(w);
     if (w->st.pending)
         hold_gc(w);
 }
@@ -1582,10 +1661,13 @@ static int tx_alloc(struct umxd_worker *w)
     tx->names = calloc(b, sizeof(*tx->names));
     tx->pxhdr = calloc(b, sizeof(*tx->pxhdr));
     tx->hold = calloc(HOLD_SLOTS, sizeof(*tx->hold));
+    tx->att = calloc(b, sizeof(*tx->att));
+    tx->attmm = calloc(b, sizeof(*tx->attmm));
+    tx->attiov = calloc((size_t)b * 2, sizeof(*tx->attiov));
     tx->replycap = 256 * 1024;
     tx->replybuf = malloc(tx->replycap);
     if (!tx->up || !tx->pub || !tx->mm || !tx->iov || !tx->ctrl || !tx->names || !tx->pxhdr ||
-        !tx->replybuf || !tx->hold)
+        !tx->replybuf || !tx->hold || !tx->att || !tx->attmm || !tx->attiov)
         return -ENOMEM;
     return 0;
 }
@@ -1602,6 +1684,9 @@ static void tx_free(struct txstate *tx)
     free(tx->names);
     free(tx->pxhdr);
     free(tx->hold);
+    free(tx->att);
+    free(tx->attmm);
+    free(tx->attiov);
     free(tx->replybuf);
     free(tx);
 }
