@@ -10,8 +10,8 @@
  *    each datagram, then the median, p90, p99 and mean over datagrams.
  *    Also per protocol directory (median).
  * 2. Mixed stream: PASSES passes over the corpus in a shuffled order (so
- *    branch predictors do not see one datagram many times in a row); ns
- *    per datagram overall.
+ *    branch predictors do not see one datagram many times in a row), in 5
+ *    rounds, the fastest counts; ns per datagram overall.
  * 3. Keyed probes: microseconds per QUIC Initial decryption + ClientHello
  *    parse (quic sni=...), with and without the per-thread key cache;
  *    WireGuard mac1 and OpenVPN tls-auth verification.
@@ -155,16 +155,22 @@ static double keyed_us(const struct umx_probe *p, void *params, struct dg *a, st
                        int iters, int want_a, int want_b)
 {
     struct umx_probe_in ia = {a->d, a->n, NULL, 0, NULL}, ib = {b->d, b->n, NULL, 0, NULL};
-    uint64_t t0 = now_ns();
+    double best = 1e18;
     int ok = 0;
-    for (int i = 0; i < iters; i++) {
-        ok += p->match(params, &ia) == want_a;
-        ok += p->match(params, &ib) == want_b;
+
+    /* best of 5 rounds, as for the per-datagram numbers */
+    for (int round = 0; round < 5; round++) {
+        uint64_t t0 = now_ns();
+        for (int i = 0; i < iters / 5; i++) {
+            ok += p->match(params, &ia) == want_a;
+            ok += p->match(params, &ib) == want_b;
+        }
+        if ((double)(now_ns() - t0) < best)
+            best = (double)(now_ns() - t0);
     }
-    if (ok != 2 * iters)
-        fprintf(stderr, "warning: %s gave unexpected verdicts (%d/%d right)\n", p->name, ok,
-                2 * iters);
-    return (double)(now_ns() - t0) / 1000.0 / (2.0 * iters);
+    if (ok != 2 * (iters / 5) * 5)
+        fprintf(stderr, "warning: %s gave unexpected verdicts\n", p->name);
+    return best / 1000.0 / (2.0 * (iters / 5));
 }
 
 static int first_line(const char *path, char *out, size_t cap)
@@ -293,21 +299,30 @@ int main(int argc, char **argv)
            "ns\n",
            pct(v, ng, 0.5), pct(v, ng, 0.9), pct(v, ng, 0.99));
 
-    /* 2. mixed stream */
-    t0 = now_ns();
-    for (int p = 0; p < passes; p++)
-        for (size_t i = 0; i < ng; i++)
-            sink += udpmux_probe_classify(g[order[i]].d, g[order[i]].n);
-    t1 = now_ns();
-    printf("mixed stream: %zu datagrams x %d passes, %.1f ns per datagram\n", ng, passes,
-           (double)(t1 - t0) / ((double)ng * passes));
-    t0 = now_ns();
-    for (int p = 0; p < passes; p++)
-        for (size_t i = 0; i < ng; i++)
-            sink += umx_probe_classify_fast(g[order[i]].d, g[order[i]].n);
-    t1 = now_ns();
-    printf("mixed stream, umx_probe_classify_fast: %.1f ns per datagram\n",
-           (double)(t1 - t0) / ((double)ng * passes));
+    /* 2. mixed stream (best of 5 rounds of PASSES/5 passes) */
+    {
+        double best = 1e18, bestf = 1e18;
+        int pp = passes / 5 > 0 ? passes / 5 : 1;
+        for (int round = 0; round < 5; round++) {
+            t0 = now_ns();
+            for (int p = 0; p < pp; p++)
+                for (size_t i = 0; i < ng; i++)
+                    sink += udpmux_probe_classify(g[order[i]].d, g[order[i]].n);
+            t1 = now_ns();
+            if ((double)(t1 - t0) < best)
+                best = (double)(t1 - t0);
+            t0 = now_ns();
+            for (int p = 0; p < pp; p++)
+                for (size_t i = 0; i < ng; i++)
+                    sink += umx_probe_classify_fast(g[order[i]].d, g[order[i]].n);
+            t1 = now_ns();
+            if ((double)(t1 - t0) < bestf)
+                bestf = (double)(t1 - t0);
+        }
+        printf("mixed stream: %zu datagrams x %d passes, %.1f ns per datagram "
+               "(umx_probe_classify_fast: %.1f ns)\n",
+               ng, pp, best / ((double)ng * pp), bestf / ((double)ng * pp));
+    }
 
     /* 3. keyed probes */
     {
