@@ -155,6 +155,42 @@ static int p_open_read(void)
     return 0;
 }
 
+/* The open rule checks the flags argument: paths at 64 different addresses
+ * (so every low bit of the pointer varies) must all open read-only; a rule
+ * that looked at the wrong argument would refuse some of them (a bug once:
+ * the path pointer of openat was masked instead of its flags). */
+static int p_open_read_many(void)
+{
+    static char buf[128];
+    for (int i = 0; i < 64; i++) {
+        int fd;
+        memcpy(buf + i, "/proc/self/status", sizeof("/proc/self/status"));
+        fd = open(buf + i, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        close(fd);
+    }
+    return 0;
+}
+
+static int p_open_write_many(void)
+{
+    static char buf[128];
+    for (int i = 0; i < 64; i++) {
+        int fd;
+        memcpy(buf + i, "/tmp/udpmux-seccomp-check", sizeof("/tmp/udpmux-seccomp-check"));
+        fd = open(buf + i, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            unlink(buf + i);
+            return 0;
+        }
+        if (errno != EPERM)
+            return -errno;
+    }
+    return -EPERM;
+}
+
 static int p_thread(void)
 {
     pthread_t t;
@@ -186,6 +222,7 @@ static const struct probe probes[] = {
     {"socket(AF_INET, SOCK_RAW)", p_raw_socket, 0},
     {"socket(AF_INET, SOCK_STREAM)", p_tcp_socket, 0},
     {"open(O_WRONLY|O_CREAT)", p_open_write, 0},
+    {"open(O_WRONLY|O_CREAT) at 64 path addresses", p_open_write_many, 0},
     {"fork (clone without CLONE_THREAD)", p_fork, LSAN_ONLY},
     {"ptrace", p_ptrace, LSAN_ONLY},
     {"mount", p_mount, 0},
@@ -193,6 +230,7 @@ static const struct probe probes[] = {
     {"tgkill to another process", p_kill_other, 0},
     {"UDP socket + sendto", p_udp, 1},
     {"open(O_RDONLY) + read", p_open_read, 1},
+    {"open(O_RDONLY) at 64 path addresses", p_open_read_many, 1},
     {"pthread_create", p_thread, 1},
     {"socket(AF_NETLINK, NETLINK_SOCK_DIAG)", p_sock_diag, 1},
 };
