@@ -28,6 +28,7 @@
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
@@ -107,6 +108,7 @@ enum rkey {
     R_ALLOW,
     R_SHARE,
     R_REPLY_SIZE,
+    R_SOURCE,
     R_COUNT
 };
 
@@ -145,6 +147,7 @@ static const struct {
     [R_ALLOW] = {"allow", A_ATT, true},
     [R_SHARE] = {"share", A_ATT, false},
     [R_REPLY_SIZE] = {"reply-size", A_STUN, false},
+    [R_SOURCE] = {"source", A_FWD, false},
 };
 
 static const char *const action_names[] = {
@@ -1113,6 +1116,42 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
         else
             r->share = (enum umxd_share)e;
         return;
+    case R_SOURCE: {
+        /* ADDR/BITS: upstream sockets bind to an address of this prefix,
+         * chosen per flow, so more flows than one address has ephemeral
+         * ports can reach one backend */
+        char buf[INET6_ADDRSTRLEN + 8];
+        char *slash;
+        unsigned long bits;
+        int ok;
+        snprintf(buf, sizeof(buf), "%s", value);
+        slash = strchr(buf, '/');
+        if (slash)
+            *slash++ = '\0';
+        memset(&r->source, 0, sizeof(r->source));
+        if (strchr(buf, ':')) {
+            struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+            ok = inet_pton(AF_INET6, buf, &s6.sin6_addr) == 1;
+            memcpy(&r->source, &s6, sizeof(s6));
+            bits = 128;
+        } else {
+            struct sockaddr_in s4 = {.sin_family = AF_INET};
+            ok = inet_pton(AF_INET, buf, &s4.sin_addr) == 1;
+            memcpy(&r->source, &s4, sizeof(s4));
+            bits = 32;
+        }
+        if (ok && slash) {
+            char *end;
+            unsigned long b = strtoul(slash, &end, 10);
+            ok = *slash && !*end && b <= bits;
+            bits = b;
+        }
+        if (!ok)
+            errf(c, line, c->sec, key, "expected ADDRESS or ADDRESS/BITS, got '%.64s'", value);
+        else
+            r->source_bits = (unsigned)bits;
+        return;
+    }
     case R_REPLY_SIZE:
         if (strcmp(value, "request") == 0)
             r->stun_minimal = 0;
@@ -1779,6 +1818,18 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
         fprintf(out, "upstream = %s\n", r->connected ? "connected" : "unconnected");
         fprintf(out, "proxy-protocol = %s\n", r->proxy_v2 ? "v2" : "none");
         fprintf(out, "transparent = %s\n", yesno(r->transparent));
+        if (r->source.ss_family) {
+            char a[INET6_ADDRSTRLEN] = "";
+            if (r->source.ss_family == AF_INET)
+                inet_ntop(AF_INET,
+                          &((const struct sockaddr_in *)(const void *)&r->source)->sin_addr, a,
+                          sizeof(a));
+            else
+                inet_ntop(AF_INET6,
+                          &((const struct sockaddr_in6 *)(const void *)&r->source)->sin6_addr, a,
+                          sizeof(a));
+            fprintf(out, "source = %s/%u\n", a, r->source_bits);
+        }
         fprintf(out, "health = %s\n", health_names[r->health]);
         if (r->health == UMXD_HEALTH_PAYLOAD) {
             print_hex(out, "health-send", r->health_send, r->health_send_len);

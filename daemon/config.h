@@ -88,6 +88,12 @@ struct umxd_route {
      * IPv4, 44 B IPv6) is sent even to a shorter request (20-byte requests
      * of common clients), still under response-rate per prefix */
     int stun_minimal;
+    /* source = ADDR/BITS: upstream sockets bind to an address of this prefix
+     * picked per flow (all must be local, e.g. 127.1.0.0/16 or an AnyIP
+     * route); one address has only the ephemeral port range of flows per
+     * backend (about 28k by default). ss_family 0: the kernel's choice. */
+    struct sockaddr_storage source;
+    unsigned source_bits;
 };
 
 struct umxd_config {

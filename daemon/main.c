@@ -35,6 +35,9 @@
 #define EX_CONFIG_ 78
 
 #define MAX_LOOP_FDS 256
+/* descriptors kept for everything but flows: listeners, control and attach
+ * clients, metrics, health checks, epoll/timer/event fds */
+#define UMXD_FD_RESERVE 512
 #define MAX_TICKS 16
 
 struct loopent {
@@ -515,10 +518,32 @@ int main(int argc, char **argv)
         /* one upstream socket per flow: make room for max-flows of them */
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-            rlim_t want = (rlim_t)d->cfg->max_flows * d->nworkers + 1024;
+            rlim_t want = (rlim_t)d->cfg->max_flows * d->nworkers + UMXD_FD_RESERVE;
             if (rl.rlim_cur < want) {
-                rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-                setrlimit(RLIMIT_NOFILE, &rl);
+                /* as root (CAP_SYS_RESOURCE) the hard limit can grow too */
+                struct rlimit up = {want, want > rl.rlim_max ? want : rl.rlim_max};
+                if (setrlimit(RLIMIT_NOFILE, &up) < 0) {
+                    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+                    setrlimit(RLIMIT_NOFILE, &rl);
+                }
+                getrlimit(RLIMIT_NOFILE, &rl);
+            }
+            /* Every flow holds one descriptor. If the limit cannot cover
+             * max-flows, cap the flow tables instead of letting the
+             * descriptor table run full: then the control and attach
+             * sockets would fail to accept (and spin), and new flows would
+             * fail one by one with EMFILE. */
+            if (rl.rlim_cur < want) {
+                rlim_t room = rl.rlim_cur > UMXD_FD_RESERVE * 2 ? rl.rlim_cur - UMXD_FD_RESERVE
+                                                                : rl.rlim_cur / 2;
+                uint32_t cap = (uint32_t)(room / d->nworkers);
+                if (cap < 1)
+                    cap = 1;
+                umxd_log(LOG_WARNING,
+                         "descriptor limit %llu is too low for max-flows = %u x %u workers: "
+                         "flow tables capped at %u flows each (raise LimitNOFILE / ulimit -n)",
+                         (unsigned long long)rl.rlim_cur, d->cfg->max_flows, d->nworkers, cap);
+                d->cfg->max_flows = cap;
             }
         }
     }

@@ -396,6 +396,38 @@ static int bind_transparent(int fd, const struct sockaddr_in6 *peer, int family)
     return 0;
 }
 
+/* `source = PREFIX`: the upstream socket binds to an address of the prefix
+ * picked from the flow's peer (keyed hash), port 0. Each address has its own
+ * ephemeral port range, so the number of flows per backend is no longer
+ * capped by one address's ports. */
+static int bind_source(struct umxd_worker *w, int fd, const struct umxd_route *rt,
+                       const struct sockaddr_in6 *peer)
+{
+    struct sockaddr_storage a = rt->source;
+    unsigned bits = rt->source_bits;
+    uint64_t h = umx_siphash24(w->d->hashkey, peer, sizeof(*peer));
+    uint8_t *p;
+    size_t alen;
+    if (a.ss_family == AF_INET) {
+        p = (uint8_t *)&((struct sockaddr_in *)(void *)&a)->sin_addr;
+        alen = 4;
+    } else {
+        p = (uint8_t *)&((struct sockaddr_in6 *)(void *)&a)->sin6_addr;
+        alen = 16;
+    }
+    /* fill the host bits from the hash, lowest byte first */
+    for (size_t i = alen; i-- > 0 && alen * 8 - (i * 8 + 8) < alen * 8 - bits;) {
+        unsigned hostbits_here = (unsigned)(alen * 8 - bits) - (unsigned)((alen - 1 - i) * 8);
+        uint8_t mask = hostbits_here >= 8 ? 0xff : (uint8_t)((1u << hostbits_here) - 1);
+        p[i] = (uint8_t)((p[i] & ~mask) | ((uint8_t)h & mask));
+        h >>= 8;
+    }
+    if (bind(fd, (struct sockaddr *)&a,
+             a.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)
+        return -errno;
+    return 0;
+}
+
 static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt)
 {
     struct flow *fl = fdata(f);
@@ -412,6 +444,13 @@ static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct
          * backend's replies to that address must be routed back to this
          * host (policy routing; see udpmux.conf(5), transparent). */
         int r = bind_transparent(fd, &fl->peer, be->addr.ss_family);
+        if (r < 0) {
+            close(fd);
+            return r;
+        }
+    }
+    if (!rt->transparent && rt->source.ss_family == be->addr.ss_family) {
+        int r = bind_source(w, fd, rt, &fl->peer);
         if (r < 0) {
             close(fd);
             return r;
