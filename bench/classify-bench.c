@@ -200,10 +200,10 @@ int main(int argc, char **argv)
             root = optarg;
             break;
         case 'i':
-            iters = atoi(optarg);
+            iters = (int)strtol(optarg, NULL, 10);
             break;
         case 'p':
-            passes = atoi(optarg);
+            passes = (int)strtol(optarg, NULL, 10);
             break;
         case 'q':
             quick++;

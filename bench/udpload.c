@@ -155,7 +155,7 @@ static int parse_cidr(const char *s, uint32_t *base, uint32_t *n)
     char *slash = strchr(buf, '/');
     if (slash) {
         *slash = 0;
-        prefix = (unsigned)atoi(slash + 1);
+        prefix = (unsigned)strtoul(slash + 1, NULL, 10);
         if (prefix < 8 || prefix > 32)
             return -1;
     }
@@ -897,7 +897,7 @@ int main(int argc, char **argv)
             o.idle_ms = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'B':
-            o.rcvbuf = atoi(optarg);
+            o.rcvbuf = (int)strtol(optarg, NULL, 10);
             break;
         case 'k':
             o.tag = optarg;
