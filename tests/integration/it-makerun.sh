@@ -35,7 +35,8 @@ if it_ask 127.0.0.1:7000 "anything else" --timeout 0.5 >/dev/null 2>&1; then
 fi
 # Ctrl-C
 kill -INT "$daemon"
-for _ in $(seq 1 50); do
+# up to 15 s: a sanitizer build scans the heap for leaks at exit
+for _ in $(seq 1 150); do
     kill -0 "$daemon" 2>/dev/null || break
     sleep 0.1
 done
