@@ -577,15 +577,15 @@ int main(int argc, char **argv)
     umxd_loop_add(d, tfd, EPOLLIN, on_tick_timer, NULL);
 
     /* modules that bind their own sockets do it before privileges drop */
-    if (umxd_control_init && (r = umxd_control_init(d)) < 0)
+    if ((r = umxd_control_init(d)) < 0)
         umxd_log(LOG_ERR, "control socket: %s", strerror(-r));
-    if (umxd_metrics_init && (r = umxd_metrics_init(d)) < 0)
+    if ((r = umxd_metrics_init(d)) < 0)
         umxd_log(LOG_ERR, "metrics: %s", strerror(-r));
-    if (umxd_attach_init && (r = umxd_attach_init(d)) < 0)
+    if ((r = umxd_attach_init(d)) < 0)
         umxd_log(LOG_ERR, "attach socket: %s", strerror(-r));
-    if (umxd_health_init && (r = umxd_health_init(d)) < 0)
+    if ((r = umxd_health_init(d)) < 0)
         umxd_log(LOG_ERR, "health checks: %s", strerror(-r));
-    if (umxd_guard_init && (r = umxd_guard_init(d)) < 0)
+    if ((r = umxd_guard_init(d)) < 0)
         umxd_log(LOG_ERR, "foreign-socket watch: %s", strerror(-r));
 
     if (drop_privileges(d) < 0) {
@@ -604,7 +604,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (umxd_harden && (r = umxd_harden(d)) < 0) {
+    if ((r = umxd_harden(d)) < 0) {
         umxd_log(LOG_ERR, "hardening failed: %s", strerror(-r));
         rc = EX_OSERR_;
         goto out;
@@ -638,10 +638,7 @@ out:
     umxd_worker_stop_all(d);
     if (d->roam_ft)
         umxd_roam_fini(d);
-    if (umxd_attach_fini)
-        umxd_attach_fini(d);
-    if (umxd_modules_fini)
-        umxd_modules_fini(d);
+    umxd_attach_fini(d);
     for (unsigned li = 0; li < d->cfg->nlisten; li++)
         for (unsigned w = 0; w < d->nworkers; w++)
             if (d->lfd[li][w] > 0)

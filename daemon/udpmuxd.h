@@ -153,18 +153,15 @@ int umxd_tick_add(struct umxd *d, umxd_tick_fn *fn, void *arg);
 /* Asks the daemon to stop (as SIGTERM does). */
 void umxd_shutdown(struct umxd *d);
 
-/* Module entry points, each in its own file; weak so the daemon builds
- * while a module is absent. Called after the listeners exist and before
- * privileges drop (so they can bind their own sockets). */
-int umxd_control_init(struct umxd *d) __attribute__((weak));
-int umxd_metrics_init(struct umxd *d) __attribute__((weak));
-int umxd_attach_init(struct umxd *d) __attribute__((weak));
-int umxd_health_init(struct umxd *d) __attribute__((weak));
-int umxd_guard_init(struct umxd *d) __attribute__((weak));
+/* Module entry points, each in its own file. Called after the listeners
+ * exist and before privileges drop (so they can bind their own sockets). */
+int umxd_control_init(struct umxd *d);
+int umxd_metrics_init(struct umxd *d);
+int umxd_attach_init(struct umxd *d);
+int umxd_health_init(struct umxd *d);
+int umxd_guard_init(struct umxd *d);
 /* Called after privileges are dropped (seccomp filters etc.). */
-int umxd_harden(struct umxd *d) __attribute__((weak));
-/* Called once at exit to release module resources. */
-void umxd_modules_fini(struct umxd *d) __attribute__((weak));
+int umxd_harden(struct umxd *d);
 
 /* main.c */
 /* Reloads the config file: 0 on success; on failure the old config keeps
@@ -180,21 +177,21 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen);
  * client goes away, so a stale pinned flow is noticed and closed. */
 #define UMXD_ATTACH_FANOUT 0xffffu
 int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client, uint32_t *gen,
-                     char *route, size_t routelen) __attribute__((weak));
+                     char *route, size_t routelen);
 int umxd_attach_pick(struct umxd *d, const char *route, const struct sockaddr *peer,
-                     uint16_t *client, uint32_t *gen) __attribute__((weak));
-void umxd_attach_fini(struct umxd *d) __attribute__((weak));
+                     uint16_t *client, uint32_t *gen);
+void umxd_attach_fini(struct umxd *d);
 /* Sends n prepared DATA messages to one program with sendmmsg: returns how
  * many went, -ESTALE if (client, gen) is gone, -EAGAIN if its socket is full. */
 int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct mmsghdr *mm,
-                           unsigned n) __attribute__((weak));
+                           unsigned n);
 /* 1 if (client, gen) is still attached (workers sweep stale pinned flows). */
-int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen) __attribute__((weak));
+int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen);
 /* Wakes every worker (after a departure, a drain...). */
 void umxd_wake_workers(struct umxd *d);
 /* 0 delivered, -ESTALE client gone, -EAGAIN its socket is full, -ENOENT
  * nobody holds the route (fanout). */
 int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const char *route,
-                        const struct umx_rx_slot *s) __attribute__((weak));
+                        const struct umx_rx_slot *s);
 
 #endif

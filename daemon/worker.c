@@ -1230,10 +1230,6 @@ static void handle_dgram(struct umxd_worker *w, unsigned li, struct umx_rx_slot 
     struct flow *fl;
     int r, more;
 
-    if (!s->has_local) {
-        /* no PKTINFO (adopted socket without it): use the bound address */
-        s->local_len = 0;
-    }
     umx_flow_key_make(&k, s->has_local ? (const struct sockaddr *)&s->local : NULL,
                       (const struct sockaddr *)&s->peer, 0);
     f = umx_ft_lookup(w->ft, &k);
@@ -1401,7 +1397,7 @@ forward:
     UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, s->len);
     umx_ft_touch(w->ft, f, UMX_FT_MAX_CLASSES, now);
     if (fl->attach) {
-        if (fl->client == UMXD_ATTACH_FANOUT || !umxd_attach_send_batch) {
+        if (fl->client == UMXD_ATTACH_FANOUT) {
             int ar =
                 umxd_attach_deliver(w->d, fl->client, fl->cgen, route_of(w, fl->route)->name, s);
             if (ar < 0)
@@ -1598,7 +1594,7 @@ static void sweep_attach(struct umxd_worker *w)
 {
     uint64_t e = __atomic_load_n(&w->d->attach_epoch, __ATOMIC_ACQUIRE);
     uint32_t cap;
-    if (e == w->attach_epoch_seen || !umxd_attach_alive)
+    if (e == w->attach_epoch_seen)
         return;
     w->attach_epoch_seen = e;
     cap = umx_ft_capacity(w->ft);

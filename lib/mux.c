@@ -22,6 +22,7 @@ struct endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint32_t ovfl_last;
+    int dualstack; /* IPv6 socket that also takes IPv4 (V6ONLY off) */
 };
 
 struct handler {
@@ -159,6 +160,12 @@ static int add_endpoint(struct udpmux *m, int fd)
     if (getsockname(fd, (struct sockaddr *)&e->addr, &e->addrlen) < 0)
         return -errno;
     e->family = e->addr.ss_family;
+    if (e->family == AF_INET6) {
+        /* read once here, not on every send to an IPv4 peer */
+        int v6only = 1;
+        socklen_t l = sizeof(v6only);
+        e->dualstack = getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 && !v6only;
+    }
     if (e->family == AF_INET) {
         struct sockaddr_in s4;
         memcpy(&s4, &e->addr, sizeof(s4));
@@ -417,13 +424,9 @@ static int pick_endpoint(const struct udpmux *m, const struct udpmux_msg *msg)
             return (int)i;
     /* an IPv4 peer can be reached from a dual-stack IPv6 endpoint */
     if (msg->peer->sa_family == AF_INET)
-        for (unsigned i = 0; i < m->neps; i++) {
-            int v6only = 1;
-            socklen_t l = sizeof(v6only);
-            if (m->eps[i].family == AF_INET6 &&
-                getsockopt(m->eps[i].fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 && !v6only)
+        for (unsigned i = 0; i < m->neps; i++)
+            if (m->eps[i].dualstack)
                 return (int)i;
-        }
     return -EAFNOSUPPORT;
 }
 
