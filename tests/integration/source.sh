@@ -37,13 +37,13 @@ CONF
     # paced well below the flow set-up cost so nothing is shed for overload
     # (the load tool is not under test: its sanitizer leak report at exit
     # must not fail the run)
-    ASAN_OPTIONS=detect_leaks=0 "$UDPLOAD" flows -t 127.0.0.1:$IT_PORT -S 10.77.0.0/16 -r 3000 -n $N -d 30 -s 32 \
+    ASAN_OPTIONS=detect_leaks=0 "$UDPLOAD" flows -t 127.0.0.1:$IT_PORT -S 10.77.0.0/16 -r 1000 -n $N -d 30 -s 32 \
         >"$T/$name-gen.log" 2>&1 || it_fail "generator failed"
     local active drops i
     for i in $(seq 1 50); do
         active=$("$UDPMUXCTL" -s "$T/$name.sock" stats | sed -n 's/^flows.active=//p')
         drops=$("$UDPMUXCTL" -s "$T/$name.sock" stats | sed -n 's/^drop.socket=//p')
-        [ "$((active + ${drops:-0}))" -ge $((N * 99 / 100)) ] && break
+        [ "$((active + ${drops:-0}))" -ge $((N * 95 / 100)) ] && break
         sleep 0.2
     done
     echo "${active:-0} ${drops:-0}"
@@ -51,9 +51,12 @@ CONF
     wait "$(it_pid "$name")" 2>/dev/null || true
 }
 
+# 95 %: on a loaded machine a few newcomers may be shed by the overload
+# budget (drop.rate_limited); without `source` at most ~1000 (the port
+# range) can exist, so the bound still tells the two cases apart
 read -r active drops <<<"$(run spread 'source = 127.2.0.0/16')"
 it_log "with source = 127.2.0.0/16: $active flows, $drops socket drops"
-[ "$active" -ge $((N * 99 / 100)) ] || it_fail "only $active of $N flows with source ="
+[ "$active" -ge $((N * 95 / 100)) ] || it_fail "only $active of $N flows with source ="
 it_eq "$drops" 0 "socket drops with source ="
 read -r active drops <<<"$(run plain '')"
 it_log "without source: $active flows, $drops socket drops"
