@@ -15,6 +15,7 @@ NAMES = {
     "direct": "direct (no proxy)",
     "mux1": "udpmuxd -w 1",
     "mux2": "udpmuxd -w 2",
+    "muxs": "udpmuxd -w 1, upstream = shared",
     "muxa": "udpmuxd -w 1, any, classify every",
     "muxp": "udpmuxd -w 1, all probes, classify every",
     "nginx": "nginx stream",
@@ -301,6 +302,25 @@ def tables(meta, r, paths, plots):
         row("≥ 50k new flows/s", fmt_k(m_nf), None if m_nf is None else m_nf >= 50000)
         m_nfn, _ = r.any_flows("mux1", "newflows_norm")
         row("… per proxy CPU-second ≥ 50k", fmt_k(m_nfn), None if m_nfn is None else m_nfn >= 50000)
+        if "muxs" in paths:
+            # upstream = shared: no descriptor per flow, so 100k flows are
+            # measured, not extrapolated
+            s_nf, _ = r.any_flows("muxs", "newflows_ps")
+            s_nfn, _ = r.any_flows("muxs", "newflows_norm")
+            s_rss, _, s_rfl, s_est = r.rss("muxs")
+            row("≥ 50k new flows/s, upstream = shared", fmt_k(s_nf),
+                None if s_nf is None else s_nf >= 50000)
+            row("… per proxy CPU-second ≥ 50k, upstream = shared", fmt_k(s_nfn),
+                None if s_nfn is None else s_nfn >= 50000)
+            if s_rss is None or not s_rfl:
+                row("100k flows ≤ 64 MiB RSS, upstream = shared", "–", None)
+            elif s_rfl >= 99000:
+                row("100k flows ≤ 64 MiB RSS, upstream = shared",
+                    "%.1f MiB at %d flows (measured)" % (s_rss / 1024, s_rfl), s_rss <= 64 * 1024)
+            else:
+                row("100k flows ≤ 64 MiB RSS, upstream = shared",
+                    "%.1f MiB at %d flows → ≈ %.0f MiB at 100k, extrapolated" % (
+                        s_rss / 1024, s_rfl, s_est / 1024), s_est <= 64 * 1024)
         if "muxp" in paths and "muxa" in paths:
             a_cpu, p_cpu = r.med("muxa", "cpu_ns"), r.med("muxp", "cpu_ns")
             row("classification < 2 % overhead (CPU/pkt)",
@@ -365,7 +385,7 @@ def main():
     if os.path.exists(fp):
         meta["failed"] = " ".join(open(fp).read().split())
     r = R(data)
-    order = ["direct", "mux1", "mux2", "muxa", "muxp", "nginx", "socat"]
+    order = ["direct", "mux1", "mux2", "muxs", "muxa", "muxp", "nginx", "socat"]
     paths = [p for p in order if any(k[0] == p for k in data)]
     png = os.path.join(outdir, "bench-pps.png")
     plots = ["bench-pps.png"] if plot(outdir, r, paths, png) else []

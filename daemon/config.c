@@ -457,6 +457,7 @@ static void route_defaults(struct umxd_route *r)
     r->unanswered_timeout_ns = 30 * NS_PER_S;
     r->classify_every = 0;
     r->connected = 1;
+    r->shared = 0;
     r->proxy_v2 = 0;
     r->transparent = 0;
     r->roaming = 1;
@@ -690,6 +691,28 @@ static void finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_l
             errf(c, kl[R_HEALTH_EXPECT], sec, "health-expect", "only valid with health = payload");
     } else if (!r->health_send_len) {
         errf(c, kl[R_HEALTH], sec, "health", "health = payload needs health-send = HEX");
+    }
+    if (r->shared && r->action == UMXD_FORWARD) {
+        /* one socket per worker for every flow of the route: flows differ
+         * by their source address, so they need a prefix of local addresses
+         * of the backends' family, and the client's own address
+         * (transparent) cannot be one of them */
+        if (!r->source.ss_family)
+            errf(c, kl[R_UPSTREAM], sec, "upstream",
+                 "upstream = shared needs source = PREFIX (local addresses, e.g. 127.77.0.0/16)");
+        else if (r->source_bits + 2 > (r->source.ss_family == AF_INET ? 32u : 128u))
+            errf(c, kl[R_SOURCE], sec, "source",
+                 "upstream = shared needs a prefix with at least 2 host bits");
+        if (r->transparent)
+            errf(c, kl[R_TRANSPARENT], sec, "transparent",
+                 "transparent = yes cannot be combined with upstream = shared");
+        for (unsigned b = 0; b < r->nbackends && r->source.ss_family; b++)
+            if (r->backends[b].addr.ss_family != r->source.ss_family) {
+                errf(c, kl[R_FORWARD], sec, "forward",
+                     "upstream = shared: backend %u is not of the source prefix's address family",
+                     b + 1);
+                break;
+            }
     }
     if (r->health_timeout_ns > r->health_interval_ns) {
         int l = kl[R_HEALTH_TIMEOUT] ? kl[R_HEALTH_TIMEOUT] : kl[R_HEALTH_INTERVAL];
@@ -1062,10 +1085,14 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
             errf(c, line, c->sec, key, "expected first or every, got '%.64s'", value);
         return;
     case R_UPSTREAM:
-        if (!strcmp(value, "connected") || !strcmp(value, "unconnected"))
+        if (!strcmp(value, "connected") || !strcmp(value, "unconnected") ||
+            !strcmp(value, "shared")) {
             r->connected = value[0] == 'c';
-        else
-            errf(c, line, c->sec, key, "expected connected or unconnected, got '%.64s'", value);
+            r->shared = value[0] == 's';
+        } else {
+            errf(c, line, c->sec, key, "expected connected, unconnected or shared, got '%.64s'",
+                 value);
+        }
         return;
     case R_PROXY:
         if (!strcmp(value, "v2") || !strcmp(value, "none"))
@@ -1815,7 +1842,10 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
             fprintf(out, "share = %s\n", share_names[r->share]);
             continue;
         }
-        fprintf(out, "upstream = %s\n", r->connected ? "connected" : "unconnected");
+        fprintf(out, "upstream = %s\n",
+                r->shared      ? "shared"
+                : r->connected ? "connected"
+                               : "unconnected");
         fprintf(out, "proxy-protocol = %s\n", r->proxy_v2 ? "v2" : "none");
         fprintf(out, "transparent = %s\n", yesno(r->transparent));
         if (r->source.ss_family) {

@@ -61,6 +61,7 @@ struct umxd_route {
     uint64_t unanswered_timeout_ns; /* unanswered-timeout = 30s: no reply from backend yet */
     int classify_every;             /* classify = every (default: first) */
     int connected;                  /* upstream = connected (default) | unconnected */
+    int shared;                     /* upstream = shared: one socket per worker (source = PREFIX) */
     int proxy_v2;                   /* proxy-protocol = v2 | none */
     int transparent;                /* transparent = yes | no */
     int roaming;                    /* roaming = yes (default) | no */

@@ -514,6 +514,7 @@ int main(int argc, char **argv)
         rc = EX_OSERR_;
         goto out;
     }
+    d->fd_budget = UINT32_MAX;
     {
         /* one upstream socket per flow: make room for max-flows of them */
         struct rlimit rl;
@@ -528,22 +529,34 @@ int main(int argc, char **argv)
                 }
                 getrlimit(RLIMIT_NOFILE, &rl);
             }
-            /* Every flow holds one descriptor. If the limit cannot cover
-             * max-flows, cap the flow tables instead of letting the
-             * descriptor table run full: then the control and attach
-             * sockets would fail to accept (and spin), and new flows would
-             * fail one by one with EMFILE. */
+            /* Every flow of a connected/unconnected route holds one
+             * descriptor. If the limit cannot cover max-flows, cap the flow
+             * tables instead of letting the descriptor table run full: then
+             * the control and attach sockets would fail to accept (and
+             * spin), and new flows would fail one by one with EMFILE.
+             * Flows of upstream = shared routes hold none: when every
+             * forward route is shared the tables keep their size, and the
+             * per-worker descriptor budget still guards a route that a
+             * reload turns into one socket per flow. */
             if (rl.rlim_cur < want) {
                 rlim_t room = rl.rlim_cur > UMXD_FD_RESERVE * 2 ? rl.rlim_cur - UMXD_FD_RESERVE
                                                                 : rl.rlim_cur / 2;
                 uint32_t cap = (uint32_t)(room / d->nworkers);
+                int per_flow_fd = 0;
                 if (cap < 1)
                     cap = 1;
-                umxd_log(LOG_WARNING,
-                         "descriptor limit %llu is too low for max-flows = %u x %u workers: "
-                         "flow tables capped at %u flows each (raise LimitNOFILE / ulimit -n)",
-                         (unsigned long long)rl.rlim_cur, d->cfg->max_flows, d->nworkers, cap);
-                d->cfg->max_flows = cap;
+                d->fd_budget = cap;
+                for (unsigned i = 0; i < d->cfg->nroutes; i++)
+                    if (d->cfg->routes[i].action == UMXD_FORWARD && !d->cfg->routes[i].shared)
+                        per_flow_fd = 1;
+                if (per_flow_fd) {
+                    umxd_log(LOG_WARNING,
+                             "descriptor limit %llu is too low for max-flows = %u x %u workers: "
+                             "flow tables capped at %u flows each (raise LimitNOFILE / ulimit -n, "
+                             "or use upstream = shared)",
+                             (unsigned long long)rl.rlim_cur, d->cfg->max_flows, d->nworkers, cap);
+                    d->cfg->max_flows = cap;
+                }
             }
         }
     }

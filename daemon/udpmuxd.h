@@ -84,6 +84,13 @@ struct umxd_worker {
     uint64_t loops; /* atomic: loop iterations, for quiescence checks */
     void *mbox;     /* worker.c: datagrams handed over by other workers */
     uint64_t attach_epoch_seen;
+    /* upstream = shared: one socket per family ([0] IPv4, [1] IPv6) for
+     * every such flow, and an open-addressing map from a flow's source
+     * address to its index + 1 (0: empty), twice the flow table's size */
+    int shr_fd[2];
+    uint32_t *shr_map;
+    uint32_t shr_mask;
+    uint32_t fd_flows; /* flows holding their own upstream descriptor */
 };
 
 struct umxd {
@@ -119,6 +126,7 @@ struct umxd {
     uint32_t roam_lens; /* atomic: union of the workers' roam_lens */
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
+    uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
 };
 
 /* worker.c */

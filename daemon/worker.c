@@ -39,6 +39,7 @@
 #define EV_UP 2u
 #define EV_WAKE 3u
 #define EV_TIMER 4u
+#define EV_SHR 5u /* the shared upstream socket of a family (upstream = shared) */
 
 /* The kernel caps one GSO send at 64 segments (UDP_MAX_SEGMENTS) and at
  * 64 KiB of payload. */
@@ -46,7 +47,13 @@
 #define GSO_MAX_BYTES 65000
 #define RATE_SLOTS 8192
 #define PASSIVE_DOWN_DEFAULT_NS (10ull * 1000000000ull)
-#define OVERLOAD_NEW_FLOWS 8 /* new flows per full receive batch, see read_public() */
+/* New-flow budget per full receive batch, see read_public(), in units: a
+ * flow with its own socket costs 3 (socket, connect, epoll_ctl: ~34 us of
+ * CPU at 5k new flows/s), one on the shared upstream socket 1 (~11 us,
+ * mostly forwarding its first datagram; bench/profile --new-flows). */
+#define OVERLOAD_BUDGET 24
+#define OVERLOAD_COST_SOCKET 3
+#define OVERLOAD_COST_SHARED 1
 
 /* New-flow budget of the current shared-port batch (per worker thread). */
 static __thread unsigned overload_new_flows = UINT_MAX;
@@ -62,12 +69,14 @@ struct flow {
     uint8_t attach; /* pinned to an attached program (client, cgen) */
     uint8_t relay;  /* datagrams go to another worker's flow (roamed peer) */
     uint8_t relay_worker;
+    uint8_t shared; /* up_fd is the worker's shared socket; upsrc tells the flow apart */
     uint32_t relay_idx, relay_gen;
     uint16_t client;
     uint32_t cgen;
     struct sockaddr_in6 peer; /* holds a sockaddr_in for IPv4 */
     struct sockaddr_in6 local;
     struct sockaddr_in6 upaddr; /* backend address (unconnected upstreams) */
+    struct sockaddr_in6 upsrc;  /* shared upstream: this flow's source address */
     uint64_t rx_dgrams, rx_bytes, tx_dgrams, tx_bytes;
 };
 
@@ -190,12 +199,19 @@ static void apply_classes(struct umxd_worker *w)
     umx_ft_set_class(w->ft, UMX_FT_MAX_CLASSES - 1, 180ull * 1000000000ull, 1);
 }
 
+static void shr_del(struct umxd_worker *w, struct umx_flow *f);
+
 static void close_flow(struct umxd_worker *w, struct umx_flow *f)
 {
     struct flow *fl = fdata(f);
-    if (fl->up_fd >= 0) {
+    if (fl->shared) {
+        shr_del(w, f);
+        fl->shared = 0;
+        fl->up_fd = -1;
+    } else if (fl->up_fd >= 0) {
         close(fl->up_fd);
         fl->up_fd = -1;
+        w->fd_flows--;
     }
     if (fl->relay)
         return; /* not counted as a route's flow */
@@ -428,12 +444,217 @@ static int bind_source(struct umxd_worker *w, int fd, const struct umxd_route *r
     return 0;
 }
 
+/* Shared upstream sockets (upstream = shared) -----------------------------
+ *
+ * One unconnected socket per worker and address family, bound to the
+ * wildcard address and an ephemeral port, carries every flow of the routes
+ * with upstream = shared. Flows differ by their source address instead of
+ * their socket: each gets an address of the route's prefix (local
+ * addresses, 127.0.0.0/8 or an AnyIP route), picked from a keyed hash of the
+ * peer's address and port, and the backend answers to that address. Replies are told apart by their
+ * destination address (PKTINFO), looked up in an open-addressing map. A new flow then costs no
+ * system call (socket + connect + epoll_ctl cost about 29 us of CPU per flow, most of the new-flow
+ * budget), holds no descriptor (the descriptor limit no longer caps the flow count), and one
+ * sendmmsg carries datagrams of many flows.
+ */
+
+static int add_ev(int epfd, int fd, uint64_t data);
+
+static void addr16(const struct sockaddr_in6 *sa, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (sa->sin6_family == AF_INET)
+        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    else
+        memcpy(out, &sa->sin6_addr, 16);
+}
+
+/* The addresses come from a keyed hash of the peer, so a plain mix is
+ * enough: nobody outside can aim at one chain. */
+static uint32_t shr_hash(const uint8_t a[16])
+{
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, a + 8, 8);
+    x ^= y * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return (uint32_t)x;
+}
+
+/* The map has twice as many slots as the flow table, so an empty slot
+ * always ends a probe sequence. */
+static struct umx_flow *shr_find(struct umxd_worker *w, const uint8_t a[16])
+{
+    for (uint32_t i = shr_hash(a) & w->shr_mask;; i = (i + 1) & w->shr_mask) {
+        uint32_t v = w->shr_map[i];
+        struct umx_flow *f;
+        uint8_t b[16];
+        if (!v)
+            return NULL;
+        f = umx_ft_at(w->ft, v - 1);
+        if (!f)
+            continue;
+        addr16(&fdata(f)->upsrc, b);
+        if (memcmp(a, b, 16) == 0)
+            return f;
+    }
+}
+
+static void shr_add(struct umxd_worker *w, struct umx_flow *f, const uint8_t a[16])
+{
+    uint32_t i = shr_hash(a) & w->shr_mask;
+    while (w->shr_map[i])
+        i = (i + 1) & w->shr_mask;
+    w->shr_map[i] = f->idx + 1;
+}
+
+/* Linear probing deletes by shifting later members of the probe run back,
+ * so lookups never need tombstones. */
+static void shr_del(struct umxd_worker *w, struct umx_flow *f)
+{
+    uint8_t a[16];
+    uint32_t i, j;
+    addr16(&fdata(f)->upsrc, a);
+    i = shr_hash(a) & w->shr_mask;
+    while (w->shr_map[i] != f->idx + 1) {
+        if (!w->shr_map[i])
+            return; /* not in the map */
+        i = (i + 1) & w->shr_mask;
+    }
+    j = i;
+    for (;;) {
+        struct umx_flow *g;
+        uint32_t k;
+        uint8_t b[16];
+        j = (j + 1) & w->shr_mask;
+        if (!w->shr_map[j])
+            break;
+        g = umx_ft_at(w->ft, w->shr_map[j] - 1);
+        if (!g)
+            continue;
+        addr16(&fdata(g)->upsrc, b);
+        k = shr_hash(b) & w->shr_mask;
+        /* the entry at j may move to i unless its home k lies cyclically
+         * in (i, j] */
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            w->shr_map[i] = w->shr_map[j];
+            i = j;
+        }
+    }
+    w->shr_map[i] = 0;
+}
+
+/* Picks a free address of the route's prefix for a flow of this peer. */
+static int shr_pick(struct umxd_worker *w, const struct umxd_route *rt,
+                    const struct sockaddr_in6 *peer, struct sockaddr_in6 *out)
+{
+    size_t alen = rt->source.ss_family == AF_INET ? 4 : 16;
+    unsigned hb = (unsigned)(alen * 8) - rt->source_bits;
+    uint64_t h = umx_siphash24(w->d->hashkey, peer, sizeof(*peer));
+    uint64_t all = hb >= 64 ? UINT64_MAX : (1ull << hb) - 1;
+
+    if (hb > 64)
+        hb = 64;
+    for (unsigned attempt = 0; attempt < 16; attempt++) {
+        uint64_t v = (h + attempt * 0x9e3779b97f4a7c15ull) & all;
+        uint8_t *p, a[16];
+        unsigned left = hb;
+        if (v == 0 || v == all)
+            continue; /* the prefix's own and broadcast addresses */
+        memset(out, 0, sizeof(*out));
+        memcpy(out, &rt->source,
+               alen == 4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        p = alen == 4 ? (uint8_t *)&((struct sockaddr_in *)(void *)out)->sin_addr
+                      : (uint8_t *)&out->sin6_addr;
+        for (size_t i = alen; i-- > 0 && left > 0;) {
+            unsigned take = left >= 8 ? 8 : left;
+            uint8_t mask = (uint8_t)((1u << take) - 1);
+            p[i] = (uint8_t)((p[i] & ~mask) | ((uint8_t)v & mask));
+            v >>= 8;
+            left -= take;
+        }
+        addr16(out, a);
+        if (!shr_find(w, a))
+            return 0;
+    }
+    return -EADDRINUSE;
+}
+
+/* The worker's shared socket of a family, opened on first use (also after a
+ * reload adds the first shared route): wildcard address, ephemeral port,
+ * PKTINFO on. Datagrams from anyone may reach it; only a backend's answer to
+ * a live flow's address is taken (read_shared). */
+static int shr_socket(struct umxd_worker *w, int family)
+{
+    unsigned k = family == AF_INET6;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, r;
+    if (w->shr_fd[k] >= 0)
+        return w->shr_fd[k];
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = (sa_family_t)family;
+    sl = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    fd = umx_udp_open((const struct sockaddr *)&ss, sl, 0, w->rs->cfg->rcvbuf, w->rs->cfg->sndbuf);
+    if (fd < 0)
+        return fd;
+    if (family == AF_INET6) {
+        /* IPv6 takes a PKTINFO source only if it is an assigned address,
+         * not one of an AnyIP route (ip -6 route add local PREFIX dev lo),
+         * unless the socket may bind non-local addresses; IPv4 looks the
+         * source up in the local routing table and needs nothing */
+        int one = 1;
+        if (setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0) {
+            r = -errno;
+            close(fd);
+            return r;
+        }
+    }
+    r = add_ev(w->epfd, fd, ev_make(EV_SHR, 0, k));
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    w->shr_fd[k] = fd;
+    return fd;
+}
+
+static int open_shared(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt)
+{
+    struct flow *fl = fdata(f);
+    const struct umxd_backend *be = &rt->backends[fl->backend];
+    uint8_t a[16];
+    int fd = shr_socket(w, be->addr.ss_family);
+    int r;
+    if (fd < 0)
+        return fd;
+    r = shr_pick(w, rt, &fl->peer, &fl->upsrc);
+    if (r < 0)
+        return r;
+    memset(&fl->upaddr, 0, sizeof(fl->upaddr));
+    memcpy(&fl->upaddr, &be->addr, be->addrlen);
+    addr16(&fl->upsrc, a);
+    shr_add(w, f, a);
+    fl->shared = 1;
+    fl->up_fd = fd;
+    return 0;
+}
+
 static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt)
 {
     struct flow *fl = fdata(f);
     const struct umxd_backend *be = &rt->backends[fl->backend];
     struct epoll_event ev;
-    int fd = umx_udp_open_upstream(be->addr.ss_family, w->rs->cfg->rcvbuf, w->rs->cfg->sndbuf);
+    int fd;
+    if (rt->shared && rt->source.ss_family == be->addr.ss_family)
+        return open_shared(w, f, rt);
+    /* a descriptor per flow: stay inside the limit's share of this worker
+     * (see main.c), so the control and attach sockets can still accept */
+    if (w->fd_flows >= w->d->fd_budget)
+        return -EMFILE;
+    fd = umx_udp_open_upstream(be->addr.ss_family, w->rs->cfg->rcvbuf, w->rs->cfg->sndbuf);
     if (fd < 0)
         return fd;
     memset(&fl->upaddr, 0, sizeof(fl->upaddr));
@@ -474,6 +695,7 @@ static int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct
         return e;
     }
     fl->up_fd = fd;
+    w->fd_flows++;
     return 0;
 }
 
@@ -868,17 +1090,135 @@ count:
     }
 }
 
+/* Sends the shared-socket messages built in tx->mm[0, n) (shr_flush_family). */
+static void shr_send(struct umxd_worker *w, int fd, unsigned n, const uint32_t *first)
+{
+    struct txstate *tx = w->tx;
+    unsigned off = 0;
+    unsigned counts[2048];
+    for (unsigned x = 0; x < n; x++)
+        counts[x] = tx->mm[x].msg_len;
+    while (off < n) {
+        int r = umx_sendmmsg(fd, tx->mm + off, n - off);
+        unsigned bad;
+        if (r > 0) {
+            for (unsigned x = off; x < off + (unsigned)r; x++)
+                for (unsigned y = 0; y < counts[x]; y++) {
+                    UMX_CTR_ADD(w->st.up_tx_datagrams, 1);
+                    UMX_CTR_ADD(w->st.up_tx_bytes, tx->up[first[x] + y].len);
+                }
+            off += (unsigned)r;
+            continue;
+        }
+        if (r == -EIO || r == -EINVAL || r == -EOPNOTSUPP) {
+            /* GSO refused: later batches go datagram by datagram */
+            w->gso_ok = 0;
+        }
+        /* a full buffer drops the rest of the batch; any other error only
+         * this message (e.g. a firewall rule for one backend) */
+        bad = r == -EAGAIN || r == -ENOBUFS ? n - off : 1;
+        for (unsigned x = off; x < off + bad; x++) {
+            struct flow *fl = fdata(tx->up[first[x]].f);
+            UMX_CTR_ADD(w->st.up_tx_errors, counts[x]);
+            UMX_CTR_ADD(w->rst[fl->slot].drops, counts[x]);
+            UMX_CTR_ADD(w->rst[fl->slot].drop_send, counts[x]);
+        }
+        off += bad;
+    }
+}
+
+/* Every queued datagram of shared flows of one family, as one sendmmsg:
+ * a message per datagram, or per same-size run of one flow with UDP GSO,
+ * each with the flow's backend as destination and its source address as
+ * PKTINFO. */
+static void shr_flush_family(struct umxd_worker *w, int family)
+{
+    struct txstate *tx = w->tx;
+    unsigned cap = w->rs->cfg->batch * 2, n = 0;
+    uint32_t first[2048];
+    int fd = w->shr_fd[family == AF_INET6];
+    unsigned i = 0;
+    if (cap > 2048)
+        cap = 2048;
+    while (i < tx->nup) {
+        struct umx_flow *f = tx->up[i].f;
+        struct flow *fl = fdata(f);
+        const struct umxd_route *rt;
+        struct msghdr *mh;
+        struct iovec *v;
+        unsigned k = 1;
+        if (!fl->shared || fl->upaddr.sin6_family != family || fd < 0) {
+            i++;
+            continue;
+        }
+        rt = route_of(w, fl->route);
+        mh = &tx->mm[n].msg_hdr;
+        memset(mh, 0, sizeof(*mh));
+        v = &tx->iov[w->rs->cfg->batch * 2 + n * GSO_MAX_SEGS];
+        if (rt->proxy_v2) {
+            size_t hl = umx_proxy_v2_encode(tx->pxhdr[n], (const struct sockaddr *)&fl->peer,
+                                            (const struct sockaddr *)&fl->local);
+            v[0].iov_base = tx->pxhdr[n];
+            v[0].iov_len = hl;
+            v[1].iov_base = (void *)(uintptr_t)tx->up[i].data;
+            v[1].iov_len = tx->up[i].len;
+            mh->msg_iovlen = 2;
+        } else {
+            unsigned bytes = tx->up[i].len, seg = tx->up[i].len;
+            /* a GSO run: same flow, equal sizes, the last may be shorter */
+            while (w->gso_ok && w->rs->cfg->gso && seg > 0 && i + k < tx->nup && k < GSO_MAX_SEGS &&
+                   tx->up[i + k].f == f && tx->up[i + k].len <= seg && tx->up[i + k].len > 0 &&
+                   bytes + tx->up[i + k].len <= GSO_MAX_BYTES) {
+                bytes += tx->up[i + k].len;
+                k++;
+                if (tx->up[i + k - 1].len < seg)
+                    break;
+            }
+            for (unsigned x = 0; x < k; x++) {
+                v[x].iov_base = (void *)(uintptr_t)tx->up[i + x].data;
+                v[x].iov_len = tx->up[i + x].len;
+            }
+            mh->msg_iovlen = k;
+        }
+        mh->msg_iov = v;
+        mh->msg_name = &fl->upaddr;
+        mh->msg_namelen = umx_sa_len((const struct sockaddr *)&fl->upaddr);
+        umx_tx_set_src(mh, tx->ctrl[n], family, (const struct sockaddr *)&fl->upsrc, 0);
+        if (k > 1) {
+            umx_tx_add_gso(mh, tx->ctrl[n], (uint16_t)tx->up[i].len);
+            UMX_CTR_ADD(w->st.gso_sends, 1);
+        }
+        tx->mm[n].msg_len = k; /* the count; the kernel overwrites it */
+        first[n++] = i;
+        i += k;
+        if (n == cap) {
+            shr_send(w, fd, n, first);
+            n = 0;
+        }
+    }
+    if (n)
+        shr_send(w, fd, n, first);
+}
+
 static void flush_up(struct umxd_worker *w, uint64_t now)
 {
     struct txstate *tx = w->tx;
-    unsigned i = 0;
+    unsigned i = 0, shared = 0;
     while (i < tx->nup) {
         unsigned j = i + 1;
         while (j < tx->nup && tx->up[j].f == tx->up[i].f)
             j++;
-        send_run(w, i, j, now);
+        if (fdata(tx->up[i].f)->shared)
+            shared |= fdata(tx->up[i].f)->upaddr.sin6_family == AF_INET6 ? 2u : 1u;
+        else
+            send_run(w, i, j, now);
         i = j;
     }
+    /* shared flows last: send_run() reuses the same message arrays */
+    if (shared & 1u)
+        shr_flush_family(w, AF_INET);
+    if (shared & 2u)
+        shr_flush_family(w, AF_INET6);
     tx->nup = 0;
 }
 
@@ -1365,7 +1705,9 @@ route_flow:
     }
     f = umx_ft_lookup(w->ft, &k);
     if (!f) {
-        if (overload_new_flows == 0 ||
+        unsigned cost =
+            route_of(w, (unsigned)r)->shared ? OVERLOAD_COST_SHARED : OVERLOAD_COST_SOCKET;
+        if (overload_new_flows < cost ||
             !rate_ok(w, ((struct ratestate *)w->rate)->flows, (const struct sockaddr *)&s->peer,
                      w->rs->cfg->rate_new_flows, w->rs->cfg->rate_burst, now)) {
             UMX_CTR_ADD(w->st.dropped_rate, 1);
@@ -1373,7 +1715,8 @@ route_flow:
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drop_rate, 1);
             return;
         }
-        overload_new_flows--;
+        if (overload_new_flows != UINT_MAX)
+            overload_new_flows -= cost;
         f = new_flow(w, &k, (unsigned)r, s, li, now);
         if (!f) {
             UMX_CTR_ADD(w->rst[w->rs->slot[r]].drops, 1);
@@ -1425,12 +1768,13 @@ static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
         return;
     }
     /* A full batch means a backlog in the socket: overload. Then at most
-     * OVERLOAD_NEW_FLOWS new flows per batch (each costs a socket, connect
-     * and epoll_ctl, ~30 us) so the socket keeps draining and established
+     * OVERLOAD_BUDGET units of new flows per batch (8 with a socket each:
+     * socket, connect and epoll_ctl, ~30 us; 24 on a shared upstream
+     * socket) so the socket keeps draining and established
      * flows keep their datagrams; unvalidated newcomers are shed first
      * (drop.rate_limited). Per-prefix limits cannot do this against a flood
      * spread over many prefixes (tests/security/sec-flood.sh). */
-    overload_new_flows = (unsigned)n >= w->rxb->n ? OVERLOAD_NEW_FLOWS : UINT_MAX;
+    overload_new_flows = (unsigned)n >= w->rxb->n ? OVERLOAD_BUDGET : UINT_MAX;
     for (int i = 0; i < n; i++) {
         struct umx_rx_slot *s = &w->rxb->slots[i];
         if (s->truncated) {
@@ -1452,13 +1796,71 @@ static void read_public(struct umxd_worker *w, unsigned li, uint64_t now)
 
 /* Upstream input --------------------------------------------------------------- */
 
+/* One datagram from a flow's backend: checks, counters, roaming keys, and
+ * the reply queued to the shared port. Returns 0 if it was dropped. */
+static int up_deliver(struct umxd_worker *w, struct umx_flow *f, struct umx_rx_slot *s,
+                      uint64_t now)
+{
+    struct flow *fl = fdata(f);
+    if (s->truncated) {
+        UMX_CTR_ADD(w->st.rx_truncated, 1);
+        return 0;
+    }
+    if (fl->shared || !route_of(w, fl->route)->connected) {
+        /* unconnected upstream (TFTP answers from a new port) or the shared
+         * socket (anyone may send to it): accept the backend's host only */
+        struct sockaddr_in6 src;
+        store_addr(&src, &s->peer);
+        if (src.sin6_family != fl->upaddr.sin6_family ||
+            (src.sin6_family == AF_INET
+                 ? memcmp(&((struct sockaddr_in *)(void *)&src)->sin_addr,
+                          &((struct sockaddr_in *)(void *)&fl->upaddr)->sin_addr, 4) != 0
+                 : memcmp(&src.sin6_addr, &fl->upaddr.sin6_addr, 16) != 0)) {
+            UMX_CTR_ADD(w->st.up_rx_foreign, 1);
+            return 0;
+        }
+        /* follow the port the backend answered from: the peer's next
+         * datagrams (TFTP ACKs) belong to that transfer socket, not to
+         * the listening port the first request went to */
+        fl->upaddr = src;
+    }
+    UMX_CTR_ADD(w->st.up_rx_datagrams, 1);
+    UMX_CTR_ADD(w->st.up_rx_bytes, s->len);
+    fl->tx_dgrams++;
+    fl->tx_bytes += s->len;
+    UMX_CTR_ADD(w->rst[fl->slot].tx_datagrams, 1);
+    UMX_CTR_ADD(w->rst[fl->slot].tx_bytes, s->len);
+    fl->established = 1;
+    if (route_of(w, fl->route)->roaming) {
+        /* every handshake the backend sends may start a new session
+         * index (WireGuard rekeys every two minutes): learn each one;
+         * the probe rejects other datagrams on their first byte */
+        uint8_t key[UMX_ROAM_MAX];
+        size_t klen = 0;
+        int kind = 0;
+        if (umx_roam_key_server(s->buf, s->len, key + 1, &klen, &kind) == 1 && klen) {
+            key[0] = (uint8_t)kind;
+            umx_ft_roam_set(w->ft, f, key, klen + 1);
+            roam_publish(w, f, key, klen + 1, now);
+            /* remember the length for short-header lookups (bit 0 for
+             * WireGuard, whose key length is fixed) */
+            w->roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+            if ((__atomic_load_n(&w->d->roam_lens, __ATOMIC_RELAXED) & w->roam_lens) !=
+                w->roam_lens)
+                __atomic_or_fetch(&w->d->roam_lens, w->roam_lens, __ATOMIC_RELAXED);
+        }
+    }
+    queue_pub(w, fl->listener, s->buf, s->len, &fl->peer, &fl->local, f->idx);
+    return 1;
+}
+
 static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uint64_t now)
 {
     struct umx_flow *f = umx_ft_at(w->ft, idx);
     struct flow *fl;
     int n;
     uint32_t ovfl = 0;
-    if (!f || (fdata(f)->gen & 0xffffff) != gen || fdata(f)->up_fd < 0)
+    if (!f || (fdata(f)->gen & 0xffffff) != gen || fdata(f)->up_fd < 0 || fdata(f)->shared)
         return; /* stale event for a closed flow */
     fl = fdata(f);
     n = umx_rx(fl->up_fd, w->uprxb, w->uprxb->n, fl->upaddr.sin6_family, 0, &ovfl);
@@ -1470,60 +1872,44 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
         }
         return;
     }
-    for (int i = 0; i < n; i++) {
-        struct umx_rx_slot *s = &w->uprxb->slots[i];
-        if (s->truncated) {
-            UMX_CTR_ADD(w->st.rx_truncated, 1);
-            continue;
-        }
-        if (!route_of(w, fl->route)->connected) {
-            /* unconnected upstream (TFTP answers from a new port): accept the
-             * backend's host only */
-            struct sockaddr_in6 src;
-            store_addr(&src, &s->peer);
-            if (src.sin6_family != fl->upaddr.sin6_family ||
-                (src.sin6_family == AF_INET
-                     ? memcmp(&((struct sockaddr_in *)(void *)&src)->sin_addr,
-                              &((struct sockaddr_in *)(void *)&fl->upaddr)->sin_addr, 4) != 0
-                     : memcmp(&src.sin6_addr, &fl->upaddr.sin6_addr, 16) != 0)) {
-                UMX_CTR_ADD(w->st.up_rx_foreign, 1);
-                continue;
-            }
-            /* follow the port the backend answered from: the peer's next
-             * datagrams (TFTP ACKs) belong to that transfer socket, not to
-             * the listening port the first request went to */
-            fl->upaddr = src;
-        }
-        UMX_CTR_ADD(w->st.up_rx_datagrams, 1);
-        UMX_CTR_ADD(w->st.up_rx_bytes, s->len);
-        fl->tx_dgrams++;
-        fl->tx_bytes += s->len;
-        UMX_CTR_ADD(w->rst[fl->slot].tx_datagrams, 1);
-        UMX_CTR_ADD(w->rst[fl->slot].tx_bytes, s->len);
-        fl->established = 1;
-        if (route_of(w, fl->route)->roaming) {
-            /* every handshake the backend sends may start a new session
-             * index (WireGuard rekeys every two minutes): learn each one;
-             * the probe rejects other datagrams on their first byte */
-            uint8_t key[UMX_ROAM_MAX];
-            size_t klen = 0;
-            int kind = 0;
-            if (umx_roam_key_server(s->buf, s->len, key + 1, &klen, &kind) == 1 && klen) {
-                key[0] = (uint8_t)kind;
-                umx_ft_roam_set(w->ft, f, key, klen + 1);
-                roam_publish(w, f, key, klen + 1, now);
-                /* remember the length for short-header lookups (bit 0 for
-                 * WireGuard, whose key length is fixed) */
-                w->roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
-                if ((__atomic_load_n(&w->d->roam_lens, __ATOMIC_RELAXED) & w->roam_lens) !=
-                    w->roam_lens)
-                    __atomic_or_fetch(&w->d->roam_lens, w->roam_lens, __ATOMIC_RELAXED);
-            }
-        }
-        queue_pub(w, fl->listener, s->buf, s->len, &fl->peer, &fl->local, f->idx);
-    }
+    for (int i = 0; i < n; i++)
+        up_deliver(w, f, &w->uprxb->slots[i], now);
     if (n > 0)
         umx_ft_touch(w->ft, f, cls_established(fl->route), now);
+    flush_pub(w);
+}
+
+/* The shared socket of a family: each reply finds its flow by the address
+ * it was sent to. */
+static void read_shared(struct umxd_worker *w, unsigned k, uint64_t now)
+{
+    int fd = w->shr_fd[k];
+    uint32_t ovfl = 0;
+    int n;
+    if (fd < 0)
+        return;
+    n = umx_rx(fd, w->uprxb, w->uprxb->n, k ? AF_INET6 : AF_INET, 0, &ovfl);
+    if (n < 0) {
+        UMX_CTR_ADD(w->st.up_rx_errors, 1);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct umx_rx_slot *s = &w->uprxb->slots[i];
+        struct umx_flow *f = NULL;
+        if (s->has_local) {
+            struct sockaddr_in6 dst;
+            uint8_t a[16];
+            store_addr(&dst, &s->local);
+            addr16(&dst, a);
+            f = shr_find(w, a);
+        }
+        if (!f || !fdata(f)->shared) {
+            UMX_CTR_ADD(w->st.up_rx_foreign, 1);
+            continue;
+        }
+        if (up_deliver(w, f, s, now))
+            umx_ft_touch(w->ft, f, cls_established(fdata(f)->route), now);
+    }
     flush_pub(w);
 }
 
@@ -1637,6 +2023,8 @@ static void *worker_main(void *arg)
                 read_public(w, idx, now);
             } else if (type == EV_UP) {
                 read_upstream(w, idx, (uint32_t)(u >> 32) & 0xffffff, now);
+            } else if (type == EV_SHR) {
+                read_shared(w, idx, now);
             } else if (type == EV_WAKE) {
                 uint64_t v;
                 if (read(w->evfd, &v, sizeof(v)) < 0) {
@@ -1668,6 +2056,11 @@ static void *worker_main(void *arg)
             }
         }
     }
+    for (unsigned k = 0; k < 2; k++)
+        if (w->shr_fd[k] >= 0) {
+            close(w->shr_fd[k]);
+            w->shr_fd[k] = -1;
+        }
     return NULL;
 }
 
@@ -1735,6 +2128,7 @@ int umxd_worker_start(struct umxd *d, int id)
     w->d = d;
     w->id = id;
     w->gso_ok = 1;
+    w->shr_fd[0] = w->shr_fd[1] = -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -1746,6 +2140,17 @@ int umxd_worker_start(struct umxd *d, int id)
     r = umx_ft_new(&w->ft, d->cfg->max_flows, sizeof(struct flow), d->hashkey);
     if (r < 0)
         return r;
+    {
+        /* shared-upstream address map: a power of two, at least twice the
+         * flow table (calloc'd: untouched pages cost no memory) */
+        uint32_t sz = 2;
+        while (sz < 2u * umx_ft_capacity(w->ft) && sz < (1u << 30))
+            sz <<= 1;
+        w->shr_map = calloc(sz, sizeof(*w->shr_map));
+        if (!w->shr_map)
+            return -ENOMEM;
+        w->shr_mask = sz - 1;
+    }
     r = umx_rxb_new(&w->rxb, d->cfg->batch, 65535);
     if (r < 0)
         return r;
@@ -1817,6 +2222,7 @@ void umxd_worker_stop_all(struct umxd *d)
         if (w->thread)
             pthread_join(w->thread, NULL);
         umx_ft_free(w->ft);
+        free(w->shr_map);
         umx_rxb_free(w->rxb);
         umx_rxb_free(w->uprxb);
         tx_free(w->tx);

@@ -18,9 +18,9 @@ own timeouts, so a broken daemon makes a test fail instead of hang.
          one flow (one source port) sending numbered datagrams at N/s to an
          echo backend; prints a JSON summary: sent, answered, lost sequence
          numbers after the first answer, the set of backend tags seen.
-  burst  --to ADDR:PORT --flows N [--timeout S] [--prefix TEXT]
+  burst  --to ADDR:PORT --flows N [--timeout S] [--prefix TEXT] [--rate N]
          N flows (N source sockets), one datagram each (TEXT + "flow=I");
-         prints how many got an answer.
+         prints how many got an answer (--check: their own payload back).
 """
 import argparse
 import json
@@ -188,21 +188,36 @@ def cmd_stream(args):
 
 def cmd_burst(args):
     fam, to = parse_addr(args.to)
-    socks = []
+    socks = {}
+    payload = {}
     for i in range(args.flows):
         s = socket.socket(fam, socket.SOCK_DGRAM)
         s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
-        s.sendto(args.prefix.encode() + b"flow=%d" % i, to)
-        socks.append(s)
-    got = set()
+        payload[s.fileno()] = args.prefix.encode() + b"flow=%d" % i
+        s.sendto(payload[s.fileno()], to)
+        socks[s.fileno()] = s
+        if args.rate:
+            time.sleep(1.0 / args.rate)
+    # poll, not select: more than FD_SETSIZE sockets may be open
+    pl = select.poll()
+    for fd in socks:
+        pl.register(fd, select.POLLIN)
+    got, bad = set(), 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline and len(got) < len(socks):
-        r, _, _ = select.select([s for s in socks if s not in got], [], [], 0.2)
-        for s in r:
-            s.recvfrom(65535)
-            got.add(s)
+        for fd, _ in pl.poll(200):
+            data = socks[fd].recv(65535)
+            pl.unregister(fd)
+            # --check: an echo answer must carry this flow's own payload
+            # (the echo may put a tag in front), not another flow's
+            if args.check and not data.endswith(b"|" + payload[fd]) and data != payload[fd]:
+                bad += 1
+                continue
+            got.add(fd)
     print(len(got))
-    for s in socks:
+    if args.check:
+        print("wrong answers: %d" % bad, file=sys.stderr)
+    for s in socks.values():
         s.close()
     return 0
 
@@ -239,6 +254,8 @@ def main():
     b.add_argument("--flows", type=int, required=True)
     b.add_argument("--timeout", type=float, default=3.0)
     b.add_argument("--prefix", default="")
+    b.add_argument("--check", action="store_true")
+    b.add_argument("--rate", type=float, default=0, help="flows per second (0: flat out)")
     args = p.parse_args()
     return {"echo": cmd_echo, "proxy": cmd_proxy, "ask": cmd_ask, "stream": cmd_stream,
             "burst": cmd_burst}[args.cmd](args) or 0

@@ -148,6 +148,7 @@ static void assert_same_config(const struct umxd_config *a, const struct umxd_co
         assert_true(x->unanswered_timeout_ns == y->unanswered_timeout_ns);
         assert_int_equal(x->classify_every, y->classify_every);
         assert_int_equal(x->connected, y->connected);
+        assert_int_equal(x->shared, y->shared);
         assert_int_equal(x->proxy_v2, y->proxy_v2);
         assert_int_equal(x->transparent, y->transparent);
         assert_int_equal(x->roaming, y->roaming);
@@ -617,6 +618,56 @@ static void test_attach_allow(void **state)
              "t.conf:6: [route a] share: has no effect with action = drop");
 }
 
+/* upstream = shared and what it needs */
+static void test_upstream_shared(void **state)
+{
+    struct umxd_config *cfg;
+    static const char head[] = "[listen]\naddress = 127.0.0.1:7000\n[route a]\nmatch = any\n";
+    char text[512];
+
+    (void)state;
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000\nupstream = shared\n"
+             "source = 127.77.0.0/16\n",
+             head);
+    cfg = load_ok(text);
+    assert_int_equal(cfg->routes[0].shared, 1);
+    assert_int_equal(cfg->routes[0].connected, 0);
+    assert_int_equal(cfg->routes[0].source_bits, 16);
+    round_trip(cfg);
+    umxd_config_free(cfg);
+    snprintf(text, sizeof(text),
+             "%sforward = [::1]:9000\nupstream = shared\n"
+             "source = fd00:77::/64\n",
+             head);
+    cfg = load_ok(text);
+    assert_int_equal(cfg->routes[0].shared, 1);
+    round_trip(cfg);
+    umxd_config_free(cfg);
+    snprintf(text, sizeof(text), "%sforward = 127.0.0.1:9000\nupstream = shared\n", head);
+    load_bad(text, "t.conf:6: [route a] upstream: upstream = shared needs source = PREFIX");
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000\nupstream = shared\n"
+             "source = 127.77.0.1/31\n",
+             head);
+    load_bad(text, "t.conf:7: [route a] source: upstream = shared needs a prefix with at least 2 "
+                   "host bits");
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000\nupstream = shared\n"
+             "source = 127.77.0.0/16\ntransparent = yes\n",
+             head);
+    load_bad(text, "t.conf:8: [route a] transparent: transparent = yes cannot be combined");
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000, [::1]:9000\nupstream = shared\n"
+             "source = 127.77.0.0/16\n",
+             head);
+    load_bad(text, "t.conf:5: [route a] forward: upstream = shared: backend 2 is not of the source "
+                   "prefix's address family");
+    snprintf(text, sizeof(text), "%sforward = 127.0.0.1:9000\nupstream = sharde\n", head);
+    load_bad(text, "t.conf:6: [route a] upstream: expected connected, unconnected or shared, got "
+                   "'sharde'");
+}
+
 static void test_errors_misc(void **state)
 {
     struct umxd_config *cfg = (struct umxd_config *)(uintptr_t)1;
@@ -802,8 +853,9 @@ int main(void)
         cmocka_unit_test(test_bundled_confs),  cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_durations),      cmocka_unit_test(test_sizes_bools_numbers),
         cmocka_unit_test(test_health_and_hex), cmocka_unit_test(test_lists_and_order),
-        cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_errors_misc),
-        cmocka_unit_test(test_dialect),        cmocka_unit_test(test_quick),
+        cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_upstream_shared),
+        cmocka_unit_test(test_errors_misc),    cmocka_unit_test(test_dialect),
+        cmocka_unit_test(test_quick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
