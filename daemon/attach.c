@@ -359,7 +359,7 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
     (void)events;
     (void)arg;
     for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int cfd = umxd_accept(d, fd);
         unsigned i;
         if (cfd < 0)
             return;

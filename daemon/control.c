@@ -602,7 +602,7 @@ static void on_accept(struct umxd *d, int lfd, uint32_t events, void *arg)
     for (int k = 0; k < 32; k++) {
         struct ucred uc;
         struct client *c = NULL;
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = umxd_accept(d, lfd);
         if (fd < 0)
             return;
         if (!peer_allowed(ctl, fd, &uc)) {

@@ -401,6 +401,27 @@ static void on_signal(struct umxd *d, int fd, uint32_t ev, void *arg)
     }
 }
 
+int umxd_accept(struct umxd *d, int lfd)
+{
+    static struct umxd_ratelimit rl = UMXD_RATELIMIT_INIT(10, 1);
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    if (errno != EMFILE && errno != ENFILE)
+        return -errno;
+    if (d->spare_fd >= 0) {
+        close(d->spare_fd);
+        d->spare_fd = -1;
+    }
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    /* take the spare back (any descriptor will do: the listener's own) */
+    d->spare_fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+    umxd_log_rl(&rl, LOG_WARNING, "out of file descriptors: refused a local connection");
+    return -EMFILE;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfgpath = NULL;
@@ -475,6 +496,7 @@ int main(int argc, char **argv)
     d = calloc(1, sizeof(*d));
     if (!d)
         return EX_OSERR_;
+    d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nql || nqr) {
         r = umxd_config_quick(qlisten, nql, qroutes, nqr, &d->cfg, err, sizeof(err));
         if (r == 0 && qworkers)
@@ -675,6 +697,8 @@ out:
         close(tfd);
     if (loop.epfd >= 0)
         close(loop.epfd);
+    if (d->spare_fd >= 0)
+        close(d->spare_fd);
     free(d);
     if (rc == 0)
         umxd_log(LOG_INFO, "stopped");

@@ -127,7 +127,15 @@ struct umxd {
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
     uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
+    int spare_fd;             /* given up to accept-and-close when descriptors run out */
 };
+
+/* main.c: accept4() for the control and attach sockets (main thread). When
+ * the descriptor table is full (EMFILE/ENFILE) a pending connection would
+ * keep the listener readable and spin the loop: the spare descriptor is
+ * freed to accept that connection and close it at once. Returns the new
+ * descriptor or -errno (-EMFILE after such a drop). */
+int umxd_accept(struct umxd *d, int lfd);
 
 /* worker.c */
 int umxd_worker_start(struct umxd *d, int id);
