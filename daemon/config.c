@@ -77,12 +77,13 @@ enum gkey {
     G_RESPONSE_RATE,
     G_SECCOMP,
     G_LOG_LEVEL,
+    G_BUSY_POLL,
     G_COUNT
 };
 static const char *const gkey_names[G_COUNT] = {
-    "user",           "group",         "workers", "control",   "attach", "metrics",
-    "max-flows",      "rcvbuf",        "sndbuf",  "batch",     "gso",    "new-flow-rate",
-    "new-flow-burst", "response-rate", "seccomp", "log-level",
+    "user",           "group",         "workers", "control",   "attach",    "metrics",
+    "max-flows",      "rcvbuf",        "sndbuf",  "batch",     "gso",       "new-flow-rate",
+    "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll",
 };
 
 enum rkey {
@@ -958,6 +959,17 @@ static void udpmux_key(struct ctx *c, const char *key, const char *value, int li
         }
         cfg->batch = (unsigned)v;
         return;
+    case G_BUSY_POLL:
+        /* capped at 1 ms: the budget is CPU spun after every burst of
+         * traffic, and a backend slower than that is not worth spinning for */
+        r = parse_uint(value, 0, UMXD_BUSY_POLL_MAX_US, &v);
+        if (r) {
+            errf(c, line, c->sec, key, "expected microseconds 0..%u (0 = off), got '%.64s'",
+                 UMXD_BUSY_POLL_MAX_US, value);
+            return;
+        }
+        cfg->busy_poll_us = (unsigned)v;
+        return;
     case G_GSO:
     case G_SECCOMP:
         if (parse_bool(value, k == G_GSO ? &cfg->gso : &cfg->seccomp))
@@ -1810,6 +1822,7 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
     print_size(out, "sndbuf", cfg->sndbuf);
     fprintf(out, "batch = %u\n", cfg->batch);
     fprintf(out, "gso = %s\n", yesno(cfg->gso));
+    fprintf(out, "busy-poll = %u\n", cfg->busy_poll_us);
     fprintf(out, "new-flow-rate = %" PRIu32 "\n", cfg->rate_new_flows);
     fprintf(out, "new-flow-burst = %" PRIu32 "\n", cfg->rate_burst);
     fprintf(out, "response-rate = %" PRIu32 "\n", cfg->rate_responses);

@@ -22,6 +22,8 @@
 #define UMXD_MAX_ALLOW 16
 #define UMXD_NAME_MAX 64
 #define UMXD_RULE_MAX 1024
+/* busy-poll = US upper bound (1 ms): see umxd_config.busy_poll_us */
+#define UMXD_BUSY_POLL_MAX_US 1000
 
 enum umxd_action {
     UMXD_FORWARD = 0,
@@ -114,6 +116,7 @@ struct umxd_config {
     int rcvbuf, sndbuf;     /* rcvbuf = 4M, sndbuf = 4M (bytes, K/M suffixes) */
     unsigned batch;         /* batch = 64 (recvmmsg/sendmmsg size, 1..1024) */
     int gso;                /* gso = yes (default) | no */
+    unsigned busy_poll_us;  /* busy-poll = 0 (off) .. UMXD_BUSY_POLL_MAX_US, see worker_main */
     /* admission control (per source prefix, new flows and built-in replies) */
     uint32_t rate_new_flows; /* new-flow-rate = 1000 per second per /24 or /56 (0 off) */
     uint32_t rate_burst;     /* new-flow-burst = 2000 */

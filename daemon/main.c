@@ -200,6 +200,10 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
         umxd_config_free(nc);
         goto fail;
     }
+    /* busy-poll is read by each worker from its route set: it follows
+     * the reload; say so, since it changes how much CPU idle gaps cost */
+    if (nc->busy_poll_us != d->cfg->busy_poll_us)
+        umxd_log(LOG_NOTICE, "busy-poll %u -> %u us", d->cfg->busy_poll_us, nc->busy_poll_us);
     d->cfg = nc;
     umxd_publish(d, rs);
     d->loaded_at = (int64_t)time(NULL);
@@ -350,12 +354,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: udpmuxd [-c FILE] [-t | -T] [-v]\n"
             "       udpmuxd -l ADDR:PORT [-l ...] -r RULE=BACKEND[,BACKEND] [-r ...] [-w N]\n"
+            "               [-b US]\n"
             "  -c FILE   configuration file (default %s)\n"
             "  -t        check the configuration and exit (0 ok, 78 bad)\n"
             "  -T        check, then print the resolved configuration\n"
             "  -l ADDR   quick mode: listen address (repeatable)\n"
             "  -r R=B    quick mode: route PROBE|any|\"RULE\" to BACKEND, or =echo|stun|drop\n"
             "  -w N      worker threads (quick mode; default 1)\n"
+            "  -b US     busy-poll budget in microseconds (quick mode; default 0 = off)\n"
             "  -v        more verbose logging (repeatable)\n"
             "  -V        print the version\n",
             default_config);
@@ -427,6 +433,7 @@ int main(int argc, char **argv)
     const char *cfgpath = NULL;
     const char *qlisten[UMXD_MAX_LISTEN], *qroutes[UMXD_MAX_ROUTES];
     unsigned nql = 0, nqr = 0, qworkers = 0;
+    long qbusy = -1;
     int check = 0, print = 0, verbose = 0, opt, r, sfd = -1, tfd = -1, rc = 0;
     char err[1024];
     struct umxd *d;
@@ -440,7 +447,7 @@ int main(int argc, char **argv)
     memset(&loop, 0, sizeof(loop));
     loop.epfd = -1;
 
-    while ((opt = getopt(argc, argv, "c:tTl:r:w:vVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tTl:r:w:b:vVh")) != -1) {
         switch (opt) {
         case 'c':
             cfgpath = optarg;
@@ -475,6 +482,15 @@ int main(int argc, char **argv)
             qworkers = (unsigned)v;
             break;
         }
+        case 'b': {
+            char *end;
+            qbusy = strtol(optarg, &end, 10);
+            if (!*optarg || *end || qbusy < 0 || qbusy > UMXD_BUSY_POLL_MAX_US) {
+                fprintf(stderr, "udpmuxd: -b takes 0..%d microseconds\n", UMXD_BUSY_POLL_MAX_US);
+                return EX_USAGE_;
+            }
+            break;
+        }
         case 'v':
             verbose++;
             break;
@@ -493,6 +509,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE_;
     }
+    if (qbusy >= 0 && !(nql || nqr)) {
+        /* a flag silently overridden by (or overriding) the file would make
+         * the resolved configuration lie */
+        fprintf(stderr, "udpmuxd: -b is for quick mode; set busy-poll in [udpmux] of the "
+                        "configuration file\n");
+        return EX_USAGE_;
+    }
     d = calloc(1, sizeof(*d));
     if (!d)
         return EX_OSERR_;
@@ -503,6 +526,8 @@ int main(int argc, char **argv)
             d->cfg->workers = qworkers;
         else if (r == 0)
             d->cfg->workers = 1;
+        if (r == 0 && qbusy >= 0)
+            d->cfg->busy_poll_us = (unsigned)qbusy;
     } else {
         d->config_path = cfgpath ? cfgpath : default_config;
         r = umxd_config_load(d->config_path, &d->cfg, err, sizeof(err));
@@ -644,6 +669,10 @@ int main(int argc, char **argv)
         rc = EX_OSERR_;
         goto out;
     }
+    if (d->cfg->busy_poll_us)
+        umxd_log(LOG_INFO,
+                 "busy-poll %u us: workers keep polling that long after traffic before sleeping",
+                 d->cfg->busy_poll_us);
     umxd_log(LOG_NOTICE, "udpmuxd %s ready: %u listener%s, %u route%s, %u worker%s",
              udpmux_version(), d->cfg->nlisten, d->cfg->nlisten == 1 ? "" : "s", d->cfg->nroutes,
              d->cfg->nroutes == 1 ? "" : "s", d->nworkers, d->nworkers == 1 ? "" : "s");

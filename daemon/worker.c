@@ -1998,15 +1998,41 @@ static void sweep_attach(struct umxd_worker *w)
     }
 }
 
+/* Adaptive busy polling (`busy-poll = US`). A request/response exchange
+ * through the proxy costs it two wake-ups from epoll_wait (peer -> proxy,
+ * backend -> proxy), each a cross-CPU wake-up of an idle, often halted,
+ * vCPU: that, not the forwarding work, is most of the latency we add. Kernel
+ * busy polling (SO_BUSY_POLL) needs a NAPI id, which loopback and many
+ * virtual NICs lack, so the worker polls itself: after a round that saw
+ * datagrams it keeps calling epoll_wait with timeout 0 until `busy-poll` us
+ * have passed since the last one, then sleeps again. The reply the backend
+ * sends a few microseconds after our forward is then picked up without a
+ * wake-up. The budget is read from the worker's route set, so a reload
+ * changes it between rounds (0 stops polling at once). The cost: a worker
+ * whose traffic never pauses longer than the budget never sleeps. */
+static int busy_poll_timeout(const struct umxd_worker *w, int traffic, uint64_t now,
+                             uint64_t *until)
+{
+    uint64_t budget = (uint64_t)w->rs->cfg->busy_poll_us * 1000u;
+    if (!budget)
+        return 1000;
+    if (traffic)
+        *until = now + budget;
+    return now < *until ? 0 : 1000;
+}
+
 static void *worker_main(void *arg)
 {
     struct umxd_worker *w = arg;
     struct epoll_event evs[64];
+    uint64_t poll_until = 0; /* busy-poll: do not sleep before this time */
+    int timeout = 1000;
     maybe_switch(w);
     arm_timer(w, umx_now_ns());
     while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
-        int n = epoll_wait(w->epfd, evs, (int)UMX_ARRAY_LEN(evs), 1000);
+        int n = epoll_wait(w->epfd, evs, (int)UMX_ARRAY_LEN(evs), timeout);
         uint64_t now = umx_now_ns();
+        int traffic = 0;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -2021,10 +2047,13 @@ static void *worker_main(void *arg)
             uint32_t idx = (uint32_t)u;
             if (type == EV_PUB) {
                 read_public(w, idx, now);
+                traffic = 1;
             } else if (type == EV_UP) {
                 read_upstream(w, idx, (uint32_t)(u >> 32) & 0xffffff, now);
+                traffic = 1;
             } else if (type == EV_SHR) {
                 read_shared(w, idx, now);
+                traffic = 1;
             } else if (type == EV_WAKE) {
                 uint64_t v;
                 if (read(w->evfd, &v, sizeof(v)) < 0) {
@@ -2044,6 +2073,7 @@ static void *worker_main(void *arg)
         }
         mbox_drain(w, now);
         serve_snapshot(w, now);
+        timeout = busy_poll_timeout(w, traffic, now, &poll_until);
     }
     /* close every flow's upstream socket */
     {

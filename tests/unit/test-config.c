@@ -125,6 +125,7 @@ static void assert_same_config(const struct umxd_config *a, const struct umxd_co
     assert_int_equal(a->sndbuf, b->sndbuf);
     assert_int_equal(a->batch, b->batch);
     assert_int_equal(a->gso, b->gso);
+    assert_int_equal(a->busy_poll_us, b->busy_poll_us);
     assert_int_equal(a->rate_new_flows, b->rate_new_flows);
     assert_int_equal(a->rate_burst, b->rate_burst);
     assert_int_equal(a->rate_responses, b->rate_responses);
@@ -352,6 +353,7 @@ static void test_defaults(void **state)
     assert_int_equal(d.sndbuf, 4 << 20);
     assert_int_equal(d.batch, 64);
     assert_int_equal(d.gso, 1);
+    assert_int_equal(d.busy_poll_us, 0);
     assert_int_equal(d.rate_new_flows, 1000);
     assert_int_equal(d.rate_burst, 2000);
     assert_int_equal(d.rate_responses, 100);
@@ -493,6 +495,48 @@ static void test_sizes_bools_numbers(void **state)
     assert_int_equal(cfg->rate_new_flows, 0);
     round_trip(cfg);
     umxd_config_free(cfg);
+}
+
+/* busy-poll = US: 0 (off) to UMXD_BUSY_POLL_MAX_US; anything else is an
+ * error at the key's line, never a silent clamp. */
+static void test_busy_poll(void **state)
+{
+    static const struct {
+        const char *text;
+        unsigned v;
+    } good[] = {{"0", 0}, {"1", 1}, {"50", 50}, {"1000", 1000}, {"0050", 50}};
+    static const char *const bad[] = {"1001", "4294967296", "-1",   "50us", "abc",
+                                      "1e3",  "5 0",        "0x10", ""};
+    char text[512];
+    struct umxd_config *cfg;
+
+    (void)state;
+    assert_int_equal(UMXD_BUSY_POLL_MAX_US, 1000);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "[listen]\naddress = 127.0.0.1:7000\n[udpmux]\nbusy-poll = %s\n"
+                 "[route a]\nmatch = any\naction = drop\n",
+                 good[i].text);
+        cfg = load_ok(text);
+        assert_int_equal(cfg->busy_poll_us, good[i].v);
+        round_trip(cfg);
+        umxd_config_free(cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "[listen]\naddress = 127.0.0.1:7000\n[udpmux]\nworkers = 1\nbusy-poll = %s\n"
+                 "[route a]\nmatch = any\naction = drop\n",
+                 bad[i]);
+        load_bad(text, "t.conf:5: [udpmux] busy-poll: expected microseconds 0..1000 (0 = off)");
+    }
+    /* in a route it means nothing: unknown key there */
+    load_bad("[listen]\naddress = 127.0.0.1:7000\n[route a]\nmatch = any\naction = drop\n"
+             "busy-poll = 50\n",
+             "t.conf:6: [route a] busy-poll");
+    /* repeated: an error like every other single-valued key */
+    load_bad("[listen]\naddress = 127.0.0.1:7000\n[udpmux]\nbusy-poll = 50\nbusy-poll = 60\n"
+             "[route a]\nmatch = any\naction = drop\n",
+             "t.conf:5: [udpmux] busy-poll");
 }
 
 static void test_health_and_hex(void **state)
@@ -855,7 +899,7 @@ int main(void)
         cmocka_unit_test(test_health_and_hex), cmocka_unit_test(test_lists_and_order),
         cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_upstream_shared),
         cmocka_unit_test(test_errors_misc),    cmocka_unit_test(test_dialect),
-        cmocka_unit_test(test_quick),
+        cmocka_unit_test(test_quick),          cmocka_unit_test(test_busy_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
