@@ -897,6 +897,18 @@ static void test_rule_index(void **unused)
      * syslog, utp, bittorrent-tracker, any */
     assert_int_equal(s->idx.n[0x31], 7);
     assert_int_equal(s->idx.n[UMX_RULE_INDEX_EMPTY], 1);
+    /* a one-probe rule calls its probe directly: same verdict as the probe
+     * behind its own bitmap, independently of the rule engine's loop */
+    for (size_t i = 0; i < g_nsamples; i++)
+        for (size_t k = 0; k < umx_nprobes; k++) {
+            const struct umx_probe *p = umx_probes[k];
+            const struct sample *d = &g_samples[i];
+            struct umx_probe_in in = {d->data, d->len, NULL, 0, NULL};
+            int want = (d->len == 0 ? p->match_empty : umx_first_has(p->first, d->data[0]))
+                           ? run(p, NULL, d->data, d->len, NULL, 0)
+                           : UMX_NOMATCH;
+            assert_int_equal(umx_rule_eval(s->r[k], &in), want);
+        }
     index_corpus(s);
     set_free(s);
     /* the probes alone: most datagrams match nothing */
