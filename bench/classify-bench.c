@@ -1,7 +1,7 @@
 /*
  * classify-bench.c - cost of the built-in probes.
  *
- *   classify-bench [-d TESTDATA] [-i ITERS] [-p PASSES] [-q]
+ *   classify-bench [-d TESTDATA] [-i ITERS] [-p PASSES] [-q] [-r]
  *
  * 1. Per datagram: every sample of tests/data/samples (all 24 protocols,
  *    mid-session packets and the negative set: a mixed corpus) is run
@@ -17,6 +17,12 @@
  *    WireGuard mac1 and OpenVPN tls-auth verification.
  * -q runs only pass 2 once (for `valgrind --tool=callgrind`, which then
  *    gives instructions per datagram = Ir / datagrams printed).
+ * -r runs only the route-set comparison, the daemon's classify() as bench/run
+ *    sees it with muxa/muxp: one rule per built-in probe then `any`, against
+ *    `any` alone, on bench/udpload's payload (which no probe matches), by
+ *    trying every rule in order (may_match + umx_rule_eval, the loop
+ *    classify() had) and through the candidate lists (umx_rule_index_eval);
+ *    then both walks over the corpus, which must agree.
  * The data directory is -d, else $UMX_TESTDATA, else tests/data.
  */
 #include <dirent.h>
@@ -28,6 +34,7 @@
 #include <unistd.h>
 
 #include "udpmux.h"
+#include "internal.h"
 #include "rules/probe.h"
 #include "rules/probes/registry.h"
 
@@ -173,6 +180,96 @@ static double keyed_us(const struct umx_probe *p, void *params, struct dg *a, st
     return best / 1000.0 / (2.0 * (iters / 5));
 }
 
+/* Every rule in order behind its pre-filter: classify() before the lists. */
+static int loop_eval(struct udpmux_rule *const *rules, size_t n, const struct umx_probe_in *in)
+{
+    for (size_t r = 0; r < n; r++) {
+        int v;
+        if (!umx_rule_may_match(rules[r], in->data, in->len))
+            continue;
+        v = umx_rule_eval(rules[r], in);
+        if (v == UMX_MATCH)
+            return (int)r;
+        if (v == UMX_MORE)
+            return -2;
+    }
+    return -1;
+}
+
+static int index_eval(const struct umx_rule_index *idx, const struct umx_probe_in *in)
+{
+    int more, r = umx_rule_index_eval(idx, in, &more);
+    return more ? -2 : r;
+}
+
+/* ns per datagram over the payloads, best of 5 rounds; lists or loop. */
+static double route_ns(const struct umx_rule_index *idx, struct udpmux_rule *const *rules, size_t n,
+                       uint8_t (*pl)[64], size_t npl, int iters)
+{
+    double best = 1e18;
+    for (int round = 0; round < 5; round++) {
+        uint64_t t0 = now_ns();
+        for (int it = 0; it < iters / 5; it++)
+            for (size_t i = 0; i < npl; i++) {
+                struct umx_probe_in in = {pl[i], 64, NULL, 0, NULL};
+                sink += idx ? index_eval(idx, &in) : loop_eval(rules, n, &in);
+            }
+        if ((double)(now_ns() - t0) < best)
+            best = (double)(now_ns() - t0);
+    }
+    return best / ((double)(iters / 5) * (double)npl);
+}
+
+static int routes_bench(int iters)
+{
+    static struct umx_rule_index idx, idx_any;
+    static uint8_t pl[256][64];
+    struct udpmux_rule *rules[UMX_RULE_INDEX_MAX];
+    size_t n = 0, bad = 0;
+    char err[256];
+    double loop_p, loop_a, list_p, list_a;
+
+    for (size_t i = 0; i < umx_nprobes && n + 1 < UMX_RULE_INDEX_MAX; i++)
+        if (udpmux_rule_compile(&rules[n++], umx_probes[i]->name, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s: %s\n", umx_probes[i]->name, err);
+            return 1;
+        }
+    if (udpmux_rule_compile(&rules[n++], "any", err, sizeof(err)) < 0)
+        return 1;
+    if (umx_rule_index_build(&idx, (const struct udpmux_rule *const *)rules, n) < 0 ||
+        umx_rule_index_build(&idx_any, (const struct udpmux_rule *const *)&rules[n - 1], 1) < 0)
+        return 1;
+    /* bench/udpload's payload: magic 0x554c4431 (little-endian), flow id,
+     * sequence, send time, zero filler; 256 sequence numbers */
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t magic = 0x554c4431u, flow = 1;
+        uint64_t seq = 1000 + i, ts = 123456789000ull + 12500ull * i;
+        memcpy(pl[i], &magic, 4);
+        memcpy(pl[i] + 4, &flow, 4);
+        memcpy(pl[i] + 8, &seq, 8);
+        memcpy(pl[i] + 16, &ts, 8);
+    }
+    loop_a = route_ns(NULL, &rules[n - 1], 1, pl, 256, iters);
+    loop_p = route_ns(NULL, rules, n, pl, 256, iters);
+    list_a = route_ns(&idx_any, NULL, 0, pl, 256, iters);
+    list_p = route_ns(&idx, NULL, 0, pl, 256, iters);
+    printf("route set on udpload's payload (%zu rules: every probe, then any; %u candidates "
+           "for 0x31), ns per datagram:\n",
+           n, idx.n[0x31]);
+    printf("  every rule in order:  any alone %.1f  probes+any %.1f  (+%.1f ns)\n", loop_a, loop_p,
+           loop_p - loop_a);
+    printf("  candidate lists:      any alone %.1f  probes+any %.1f  (+%.1f ns)\n", list_a, list_p,
+           list_p - list_a);
+    for (size_t i = 0; i < ng; i++) {
+        struct umx_probe_in in = {g[i].d, g[i].n, NULL, 0, NULL};
+        bad += loop_eval(rules, n, &in) != index_eval(&idx, &in);
+    }
+    printf("  corpus: %zu datagrams, %zu disagreements\n", ng, bad);
+    for (size_t i = 0; i < n; i++)
+        udpmux_rule_free(rules[i]);
+    return bad != 0;
+}
+
 static int first_line(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -189,12 +286,12 @@ static int first_line(const char *path, char *out, size_t cap)
 int main(int argc, char **argv)
 {
     const char *root = getenv("UMX_TESTDATA");
-    int iters = 2000, passes = 2000, quick = 0, opt;
+    int iters = 2000, passes = 2000, quick = 0, routes = 0, opt;
     double *v;
     size_t *order;
     uint64_t t0, t1;
 
-    while ((opt = getopt(argc, argv, "d:i:p:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:i:p:qr")) != -1) {
         switch (opt) {
         case 'd':
             root = optarg;
@@ -208,8 +305,12 @@ int main(int argc, char **argv)
         case 'q':
             quick++;
             break;
+        case 'r':
+            routes = 1;
+            break;
         default:
-            fprintf(stderr, "usage: classify-bench [-d TESTDATA] [-i ITERS] [-p PASSES] [-q]\n");
+            fprintf(stderr,
+                    "usage: classify-bench [-d TESTDATA] [-i ITERS] [-p PASSES] [-q] [-r]\n");
             return 2;
         }
     }
@@ -228,6 +329,8 @@ int main(int argc, char **argv)
         order[i] = order[j];
         order[j] = t;
     }
+    if (routes)
+        return routes_bench(iters);
     if (quick) {
         /* -q: the engine's loop; -q -q (quick 2): the candidate lists */
         for (size_t i = 0; i < ng; i++)

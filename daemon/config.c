@@ -44,6 +44,7 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "internal.h"
 
 #define CONF_MAX_FILE (1024 * 1024) /* bytes; a config is a few KiB */
 #define CONF_MAX_LINE 4096          /* bytes per line, without the newline */
@@ -498,6 +499,17 @@ void umxd_config_free(struct umxd_config *cfg)
     for (unsigned i = 0; i < cfg->nroutes && i < UMXD_MAX_ROUTES; i++)
         udpmux_rule_free(cfg->routes[i].rule);
     free(cfg);
+}
+
+_Static_assert(UMXD_MAX_ROUTES <= UMX_RULE_INDEX_MAX, "route positions must fit the index");
+
+int umxd_config_index(const struct umxd_config *cfg, struct umx_rule_index *idx)
+{
+    const struct udpmux_rule *rules[UMXD_MAX_ROUTES];
+    unsigned n = cfg->nroutes < UMXD_MAX_ROUTES ? cfg->nroutes : UMXD_MAX_ROUTES;
+    for (unsigned r = 0; r < n; r++)
+        rules[r] = cfg->routes[r].rule;
+    return umx_rule_index_build(idx, rules, n);
 }
 
 int umxd_config_route(const struct umxd_config *cfg, const char *name)

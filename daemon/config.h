@@ -152,6 +152,13 @@ void umxd_config_free(struct umxd_config *cfg);
  * dialect, so `udpmuxd -T` output can be loaded again. */
 void umxd_config_print(const struct umxd_config *cfg, FILE *out);
 
+/* Fills idx with the candidate lists of cfg's routes, index = route
+ * position (lib/internal.h), for classification that tries only the routes
+ * whose rule can match a datagram's first byte. Built once per config, off
+ * the packet path. 0, or -E2BIG (cannot happen: UMXD_MAX_ROUTES fits). */
+struct umx_rule_index;
+int umxd_config_index(const struct umxd_config *cfg, struct umx_rule_index *idx);
+
 /* Finds a route by name; -1 if absent. */
 int umxd_config_route(const struct umxd_config *cfg, const char *name);
 

@@ -148,6 +148,10 @@ static int build_routeset(struct umxd *d, struct umxd_config *cfg, struct umxd_r
         }
         rs->slot[r] = (uint16_t)s;
     }
+    if (umxd_config_index(cfg, &rs->idx) < 0) {
+        free(rs);
+        return -E2BIG;
+    }
     rs->cfg = cfg;
     *out = rs;
     return 0;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "internal.h"
 #include "flow/flow.h"
 #include "io/udp.h"
 #include "stats.h"
@@ -25,6 +26,7 @@ struct umxd_routeset {
     uint64_t epoch;
     struct umxd_config *cfg;        /* owns the compiled rules */
     uint16_t slot[UMXD_MAX_ROUTES]; /* route index -> stable stats/drain slot */
+    struct umx_rule_index idx;      /* cfg's routes by first byte, for classify() */
     struct umxd_routeset *older;    /* retired sets waiting to be freed */
 };
 

@@ -1412,27 +1412,20 @@ static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, un
 
 /* Shared-port input ---------------------------------------------------------- */
 
+/* First match wins over the routes in order; the route set's candidate
+ * lists skip the routes whose rule cannot match the first byte (same
+ * answer and UMX_MORE handling as trying every route, see
+ * umx_rule_index_eval), so a datagram costs only the probes that could
+ * claim it. */
 static int classify(struct umxd_worker *w, struct umx_rx_slot *s, uint64_t now, int *more)
 {
-    const struct umxd_config *c = w->rs->cfg;
     struct umx_probe_in in = {s->buf, s->len, (const struct sockaddr *)&s->peer, now, w->pstate};
-    *more = 0;
+    int r;
     UMX_CTR_ADD(w->st.classified, 1);
-    for (unsigned r = 0; r < c->nroutes; r++) {
-        int v;
-        if (!umx_rule_may_match(c->routes[r].rule, s->buf, s->len))
-            continue;
-        v = umx_rule_eval(c->routes[r].rule, &in);
-        if (v == UMX_MATCH) {
-            UMX_CTR_ADD(w->rst[w->rs->slot[r]].matched, 1);
-            return (int)r;
-        }
-        if (v == UMX_MORE) {
-            *more = 1;
-            return -1;
-        }
-    }
-    return -1;
+    r = umx_rule_index_eval(&w->rs->idx, &in, more);
+    if (r >= 0)
+        UMX_CTR_ADD(w->rst[w->rs->slot[r]].matched, 1);
+    return r;
 }
 
 /* Attach batches ----------------------------------------------------------- */

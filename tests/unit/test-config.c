@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,6 +28,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "internal.h"
 
 #define S (UINT64_C(1000000000))
 #define MS (UINT64_C(1000000))
@@ -206,6 +208,72 @@ static bool have_probes(void)
     return udpmux_probe_count() > 0;
 }
 
+/* Candidate lists (umxd_config_index, used by the workers' classify()):
+ * for every first byte, a few lengths and the empty datagram, the same
+ * route as trying every route in order, including negated terms, which
+ * leave a rule's first-byte bitmap open. Returns how many datagrams went to
+ * some route. */
+static int route_loop(const struct umxd_config *cfg, const struct umx_probe_in *in)
+{
+    for (unsigned r = 0; r < cfg->nroutes; r++) {
+        int v;
+        if (!umx_rule_may_match(cfg->routes[r].rule, in->data, in->len))
+            continue;
+        v = umx_rule_eval(cfg->routes[r].rule, in);
+        if (v == UMX_MATCH)
+            return (int)r;
+        if (v == UMX_MORE)
+            return -2;
+    }
+    return -1;
+}
+
+static int check_index(const struct umxd_config *cfg)
+{
+    static const size_t lens[] = {0, 1, 2, 8, 20, 24, 48, 64, 148, 1200};
+    static struct umx_rule_index idx;
+    static uint8_t buf[1200];
+    struct sockaddr_in sin;
+    uint32_t x = 2463534242u;
+    int matched = 0;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(5000);
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    assert_int_equal(umxd_config_index(cfg, &idx), 0);
+    assert_int_equal(idx.nrules, cfg->nroutes);
+    for (unsigned b = 0; b < 256; b++)
+        for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+            struct umx_probe_in in = {buf, lens[k], (const struct sockaddr *)&sin, 0, NULL};
+            int want, got, more;
+            if (lens[k] == 0 && b > 0)
+                continue;
+            for (size_t i = 0; i < lens[k]; i++) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                buf[i] = (uint8_t)x;
+            }
+            if (lens[k])
+                buf[0] = (uint8_t)b;
+            /* text and STUN-shaped variants reach the regex and prefix routes */
+            if (k == 4 && b == 'p')
+                memcpy(buf, "ping hello, world!!!", 20);
+            if (k == 4 && b == 0)
+                memcpy(buf, "\x00\x01\x00\x00\x21\x12\xa4\x42", 8);
+            want = route_loop(cfg, &in);
+            got = umx_rule_index_eval(&idx, &in, &more);
+            if (more)
+                got = -2;
+            if (want != got)
+                fail_msg("%s: %zu bytes, first byte %u: loop %d, candidate lists %d", cfg->path,
+                         lens[k], b, want, got);
+            matched += want >= 0;
+        }
+    return matched;
+}
+
 /* Data-driven files ------------------------------------------------------ */
 
 static void test_good_files(void **state)
@@ -227,6 +295,7 @@ static void test_good_files(void **state)
             fail_msg("%s: expected success, got %d: %s", names[i], rc, err);
         assert_string_equal(cfg->path, path);
         round_trip(cfg);
+        check_index(cfg);
         umxd_config_free(cfg);
     }
     free_list(names, n);
@@ -302,6 +371,7 @@ static void test_bundled_confs(void **state)
         if (rc != 0)
             fail_msg("%s: %d: %s", files[i], rc, err);
         round_trip(cfg);
+        assert_true(check_index(cfg) > 0);
         umxd_config_free(cfg);
     }
     /* make run's contract: loopback 7000, routes stun, echo, rest; no root */
@@ -807,6 +877,30 @@ static int quick(const char *const *l, unsigned nl, const char *const *r, unsign
     return umxd_config_quick(l, nl, r, nr, out, err, errlen);
 }
 
+static void test_route_index(void **state)
+{
+    struct umxd_config *cfg;
+    int matched;
+
+    (void)state;
+    /* negations first, so they are tried on every byte before the rest */
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n"
+                  "[route a]\nmatch = not dns and len 20 and not stun\naction = drop\n"
+                  "[route b]\nmatch = prefix 0x0001 and len 20..\naction = stun\n"
+                  "[route c]\nmatch = not len 1.. and port 5000\naction = echo\n"
+                  "[route d]\nmatch = regex \"^ping\" and not prefix 0x70696e67ff\n"
+                  "action = echo\n"
+                  "[route e]\nmatch = bytes 0 0x80 mask 0xc0 and not rtcp\naction = drop\n"
+                  "[route f]\nmatch = not any\naction = drop\n"
+                  "[route g]\nmatch = dns\naction = drop\n"
+                  "[route h]\nmatch = not quic and from 127.0.0.0/8 and len 48..64\n"
+                  "action = drop\n");
+    matched = check_index(cfg);
+    /* the loop and the lists agree on a mix that matches and does not */
+    assert_true(matched > 100 && matched < 2000);
+    umxd_config_free(cfg);
+}
+
 static void test_quick(void **state)
 {
     static const char *const l[] = {"127.0.0.1:7000", "[::1]:7000"};
@@ -900,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_upstream_shared),
         cmocka_unit_test(test_errors_misc),    cmocka_unit_test(test_dialect),
         cmocka_unit_test(test_quick),          cmocka_unit_test(test_busy_poll),
+        cmocka_unit_test(test_route_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "udpmux.h"
+#include "internal.h"
 #include "rules/probe.h"
 #include "rules/probes/crypto.h"
 #include "rules/probes/registry.h"
@@ -455,9 +456,13 @@ static void test_random(void **unused)
         for (size_t k = 0; k < umx_nprobes; k++)
             if (run(umx_probes[k], NULL, buf, n, NULL, 0) == UMX_MATCH)
                 hits[k]++;
-        /* The candidate-list dispatch agrees with the engine's loop. */
-        if (it % 16 == 0)
-            assert_int_equal(umx_probe_classify_fast(buf, n), udpmux_probe_classify(buf, n));
+        /* The candidate-list dispatch (also behind udpmux_probe_classify)
+         * agrees with the loop over every probe's bitmap. */
+        if (it % 16 == 0) {
+            int want = classify(buf, n);
+            assert_int_equal(umx_probe_classify_fast(buf, n), want < 0 ? -ENOENT : want);
+            assert_int_equal(udpmux_probe_classify(buf, n), want < 0 ? -ENOENT : want);
+        }
     }
     for (size_t k = 0; k < umx_nprobes; k++) {
         int strong = 0;
@@ -734,6 +739,288 @@ static void test_quic_split_hello(void **unused)
 
     q->params_free(want);
     q->params_free(other);
+}
+
+/* ---- candidate lists over a rule set (daemon/worker.c classify()) ------- */
+
+/* The reference: every rule in order behind its pre-filter, which is what
+ * classify() did before umx_rule_index; -2 stands for UMX_MORE. */
+static int rules_loop(struct udpmux_rule *const *rules, size_t n, const struct umx_probe_in *in)
+{
+    for (size_t r = 0; r < n; r++) {
+        int v;
+        if (!umx_rule_may_match(rules[r], in->data, in->len))
+            continue;
+        v = umx_rule_eval(rules[r], in);
+        if (v == UMX_MATCH)
+            return (int)r;
+        if (v == UMX_MORE)
+            return -2;
+    }
+    return -1;
+}
+
+static int rules_index(const struct umx_rule_index *idx, const struct umx_probe_in *in)
+{
+    int more = 7, r = umx_rule_index_eval(idx, in, &more);
+    assert_true(more == 0 || more == 1);
+    if (more) {
+        assert_int_equal(r, -1);
+        return -2;
+    }
+    return r;
+}
+
+struct rule_set {
+    struct udpmux_rule *r[UMX_RULE_INDEX_MAX];
+    size_t n;
+    struct umx_rule_index idx;
+};
+
+static void set_build(struct rule_set *s, const char *const *texts, size_t n)
+{
+    char err[256];
+    assert_true(n <= UMX_RULE_INDEX_MAX);
+    s->n = n;
+    for (size_t i = 0; i < n; i++)
+        if (udpmux_rule_compile(&s->r[i], texts[i], err, sizeof(err)) < 0)
+            fail_msg("%s: %s", texts[i], err);
+    assert_int_equal(umx_rule_index_build(&s->idx, (const struct udpmux_rule *const *)s->r, n), 0);
+}
+
+static void set_free(struct rule_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        udpmux_rule_free(s->r[i]);
+}
+
+/* datagrams compared; how many went to a rule before the last one, and
+ * how many to no rule (so the comparison is not all catch-all) */
+static int g_index_checks, g_index_early, g_index_none;
+
+/* One datagram, stateless, from a peer: both walks give the same route. */
+static void index_same(const struct rule_set *s, const uint8_t *d, size_t n)
+{
+    struct sockaddr_in sin = {0};
+    struct umx_probe_in in = {d, n, (const struct sockaddr *)&sin, 0, NULL};
+    int want, got;
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(5000);
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    want = rules_loop(s->r, s->n, &in);
+    got = rules_index(&s->idx, &in);
+    if (want != got)
+        fail_msg("%zu-byte datagram (first byte %d): loop %d, candidate lists %d", n, n ? d[0] : -1,
+                 want, got);
+    g_index_checks++;
+    g_index_early += want >= 0 && (size_t)want + 1 < s->n;
+    g_index_none += want == -1;
+}
+
+static void index_corpus(const struct rule_set *s)
+{
+    static uint8_t buf[1500];
+    static const uint8_t uld1[24] = {0x31, 0x44, 0x4c, 0x55, 1, 0, 0, 0, 0xe8, 3};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    index_same(s, NULL, 0);
+    index_same(s, uld1, sizeof(uld1));
+    memcpy(buf, uld1, sizeof(uld1));
+    memset(buf + sizeof(uld1), 0, 64 - sizeof(uld1));
+    index_same(s, buf, 64);
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *p = &g_samples[i];
+        index_same(s, p->data, p->len);
+        index_same(s, p->data, p->len / 2);
+        index_same(s, p->data, p->len ? 1 : 0);
+    }
+    /* every first byte, short and long, random rest */
+    for (unsigned b = 0; b < 256; b++)
+        for (size_t n = 1; n <= 1200; n = n * 4 + 3) {
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf[i] = (uint8_t)x;
+            }
+            buf[0] = (uint8_t)b;
+            index_same(s, buf, n);
+        }
+}
+
+static void test_rule_index(void **unused)
+{
+    /* what bench/run's muxp runs: one rule per probe, then any */
+    const char *probes_any[UMX_RULE_INDEX_MAX];
+    /* negations (not in the bitmap: candidates for every byte, and for
+     * empty datagrams), mixed terms, prefixes with masks, and rules that
+     * never match */
+    static const char *const mixed[] = {
+        "not any",
+        "len 0",
+        "prefix 31:44 and not syslog",
+        "bytes 0 80 mask c0 and not quic",
+        "stun and not len 0..19",
+        "rtp and not rtcp",
+        "not dns and prefix 17:fe",
+        "regex \"^\\\\x16\\\\xfe[\\\\xfd\\\\xff]\"",
+        "dns and from 127.0.0.0/8",
+        "wireguard and port 1..1000",
+        "not len 0 and not quic and not stun and len 3..40",
+        "dtls and not dtls hello=yes",
+        "not dns",
+        "any",
+    };
+    /* only negations: every rule is a candidate everywhere */
+    static const char *const negated[] = {
+        "not len 1.. and not any",
+        "not quic",
+        "not dns and not rtp",
+        "not len 0",
+    };
+    /* the empty datagram: match_empty differs rule by rule */
+    static const char *const empty[] = {
+        "stun", "len 1..10", "not len 0 and any", "len 0..2 and not dns", "port 5000",
+    };
+    struct rule_set *s = calloc(1, sizeof(*s));
+    const char *too_many[UMX_RULE_INDEX_MAX];
+    char err[256];
+    size_t n = 0;
+
+    (void)unused;
+    assert_non_null(s);
+    for (size_t i = 0; i < umx_nprobes; i++)
+        probes_any[n++] = umx_probes[i]->name;
+    probes_any[n++] = "any";
+    set_build(s, probes_any, n);
+    /* the benchmark's first byte has few candidates: ike, dtls, dns,
+     * syslog, utp, bittorrent-tracker, any */
+    assert_int_equal(s->idx.n[0x31], 7);
+    assert_int_equal(s->idx.n[UMX_RULE_INDEX_EMPTY], 1);
+    /* a one-probe rule calls its probe directly: same verdict as the probe
+     * behind its own bitmap, independently of the rule engine's loop */
+    for (size_t i = 0; i < g_nsamples; i++)
+        for (size_t k = 0; k < umx_nprobes; k++) {
+            const struct umx_probe *p = umx_probes[k];
+            const struct sample *d = &g_samples[i];
+            struct umx_probe_in in = {d->data, d->len, NULL, 0, NULL};
+            int want = (d->len == 0 ? p->match_empty : umx_first_has(p->first, d->data[0]))
+                           ? run(p, NULL, d->data, d->len, NULL, 0)
+                           : UMX_NOMATCH;
+            assert_int_equal(umx_rule_eval(s->r[k], &in), want);
+        }
+    index_corpus(s);
+    set_free(s);
+    /* the probes alone: most datagrams match nothing */
+    set_build(s, probes_any, n - 1);
+    index_corpus(s);
+    set_free(s);
+
+    set_build(s, mixed, sizeof(mixed) / sizeof(mixed[0]));
+    /* `not any` and `not dns` have all-ones bitmaps despite naming a probe */
+    for (unsigned b = 0; b <= UMX_RULE_INDEX_EMPTY; b++) {
+        assert_true(s->idx.n[b] >= 3);
+        assert_int_equal(s->idx.list[b][0], 0);
+        for (unsigned k = 1; k < s->idx.n[b]; k++)
+            assert_true(s->idx.list[b][k - 1] < s->idx.list[b][k]);
+    }
+    index_corpus(s);
+    set_free(s);
+
+    set_build(s, negated, sizeof(negated) / sizeof(negated[0]));
+    for (unsigned b = 0; b <= UMX_RULE_INDEX_EMPTY; b++)
+        assert_int_equal(s->idx.n[b], 4);
+    index_corpus(s);
+    set_free(s);
+
+    set_build(s, empty, sizeof(empty) / sizeof(empty[0]));
+    /* len 0..2, not len 0, port: the rest cannot match an empty datagram */
+    assert_int_equal(s->idx.n[UMX_RULE_INDEX_EMPTY], 3);
+    index_corpus(s);
+    set_free(s);
+
+    /* the maximum: 64 rules, positions up to 63 in uint8 lists */
+    for (size_t i = 0; i < UMX_RULE_INDEX_MAX; i++)
+        too_many[i] = i + 1 == UMX_RULE_INDEX_MAX ? "any" : umx_probes[i % umx_nprobes]->name;
+    set_build(s, too_many, UMX_RULE_INDEX_MAX);
+    assert_int_equal(s->idx.list[0x31][s->idx.n[0x31] - 1], UMX_RULE_INDEX_MAX - 1);
+    index_corpus(s);
+    /* one more is refused before anything is read */
+    assert_int_equal(umx_rule_index_build(&s->idx, (const struct udpmux_rule *const *)s->r,
+                                          UMX_RULE_INDEX_MAX + 1),
+                     -E2BIG);
+    set_free(s);
+
+    /* a NULL rule is never a candidate */
+    assert_int_equal(udpmux_rule_compile(&s->r[1], "any", err, sizeof(err)), 0);
+    s->r[0] = NULL;
+    assert_int_equal(umx_rule_index_build(&s->idx, (const struct udpmux_rule *const *)s->r, 2), 0);
+    {
+        struct umx_probe_in in = {(const uint8_t *)"x", 1, NULL, 0, NULL};
+        assert_int_equal(rules_index(&s->idx, &in), 1);
+        assert_int_equal(s->idx.n['x'], 1);
+    }
+    udpmux_rule_free(s->r[1]);
+
+    fprintf(stderr, "# rule index: %d checks, %d to an early rule, %d to none\n", g_index_checks,
+            g_index_early, g_index_none);
+    assert_true(g_index_checks > 10000);
+    assert_true(g_index_early > 1000);
+    assert_true(g_index_none > 1000);
+    free(s);
+}
+
+/* A QUIC ClientHello split over two Initials: the first datagram leaves the
+ * quic rule undecided (UMX_MORE), which must stop the walk exactly as the
+ * full loop stops, also when later rules (`any`) would match; a negated
+ * quic term reads UMX_MORE as "not matched yet". Each walk has its own
+ * probe state, fed the same datagrams. */
+static void test_rule_index_more(void **unused)
+{
+    static const char *const sets[][4] = {
+        {"dns", "quic sni=split.example.org", "any", NULL},
+        {"any", "quic sni=split.example.org", NULL, NULL},
+        {"quic sni=*.other.org", "quic sni=split.example.org", "not quic", "any"},
+        {"not quic sni=split.example.org", "any", NULL, NULL},
+        {"quic sni=split.example.org and len 1200", "rtp", NULL, NULL},
+        {"not dns and quic sni=split.example.org", NULL, NULL, NULL},
+    };
+    uint8_t hello[4096], frames[1200], d1[1200], d2[1200];
+    uint8_t dcid[8] = {7, 7, 7, 1, 2, 3, 4, 5};
+    size_t hl = make_hello(hello, "split.example.org", 1700), fl;
+    struct rule_set *s = calloc(1, sizeof(*s));
+    int saw_more = 0;
+
+    (void)unused;
+    assert_non_null(s);
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+    for (size_t k = 0; k < sizeof(sets) / sizeof(sets[0]); k++) {
+        struct umx_probe_state *sa, *sb;
+        const uint8_t *seq[] = {d1, d1, d2, d1};
+        size_t n = 0;
+        while (n < 4 && sets[k][n])
+            n++;
+        set_build(s, sets[k], n);
+        assert_int_equal(umx_probe_state_new(&sa, 4), 0);
+        assert_int_equal(umx_probe_state_new(&sb, 4), 0);
+        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+            struct umx_probe_in ia = {seq[i], 1200, NULL, 1000000000ull + i, sa};
+            struct umx_probe_in ib = {seq[i], 1200, NULL, 1000000000ull + i, sb};
+            int want = rules_loop(s->r, s->n, &ia), got = rules_index(&s->idx, &ib);
+            if (want != got)
+                fail_msg("set %zu datagram %zu: loop %d, candidate lists %d", k, i, want, got);
+            saw_more += want == -2;
+        }
+        umx_probe_state_free(sa);
+        umx_probe_state_free(sb);
+        set_free(s);
+    }
+    /* sets 0, 2, 4, 5 hold the first half: UMX_MORE twice each */
+    assert_int_equal(saw_more, 8);
+    free(s);
 }
 
 /* ---- WireGuard ---------------------------------------------------------- */
@@ -1114,6 +1401,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_openvpn_keys),     cmocka_unit_test(test_openvpn_replay_window),
         cmocka_unit_test(test_stun_params),      cmocka_unit_test(test_dtls_params),
         cmocka_unit_test(test_turn_params),      cmocka_unit_test(test_roam),
+        cmocka_unit_test(test_rule_index),       cmocka_unit_test(test_rule_index_more),
     };
     int r;
 
