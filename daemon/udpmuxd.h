@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addrmap.h"
 #include "config.h"
 #include "internal.h"
 #include "flow/flow.h"
@@ -87,11 +88,9 @@ struct umxd_worker {
     void *mbox;     /* worker.c: datagrams handed over by other workers */
     uint64_t attach_epoch_seen;
     /* upstream = shared: one socket per family ([0] IPv4, [1] IPv6) for
-     * every such flow, and an open-addressing map from a flow's source
-     * address to its index + 1 (0: empty), twice the flow table's size */
+     * every such flow, and a map from a flow's source address to its index */
     int shr_fd[2];
-    uint32_t *shr_map;
-    uint32_t shr_mask;
+    struct umxd_addrmap shr;
     uint32_t fd_flows; /* flows holding their own upstream descriptor */
 };
 

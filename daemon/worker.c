@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "addrmap.h"
 #include "attach/proto.h"
 #include "proxy.h"
 #include "rules/roam.h"
@@ -469,81 +470,29 @@ static void addr16(const struct sockaddr_in6 *sa, uint8_t out[16])
         memcpy(out, &sa->sin6_addr, 16);
 }
 
-/* The addresses come from a keyed hash of the peer, so a plain mix is
- * enough: nobody outside can aim at one chain. */
-static uint32_t shr_hash(const uint8_t a[16])
+static int shr_key(uint32_t idx, uint8_t out[16], void *ctx)
 {
-    uint64_t x, y;
-    memcpy(&x, a, 8);
-    memcpy(&y, a + 8, 8);
-    x ^= y * 0x9e3779b97f4a7c15ull;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    return (uint32_t)x;
+    struct umxd_worker *w = ctx;
+    struct umx_flow *f = umx_ft_at(w->ft, idx);
+    if (!f || !fdata(f)->shared)
+        return -1;
+    addr16(&fdata(f)->upsrc, out);
+    return 0;
 }
 
-/* The map has twice as many slots as the flow table, so an empty slot
- * always ends a probe sequence. */
 static struct umx_flow *shr_find(struct umxd_worker *w, const uint8_t a[16])
 {
-    for (uint32_t i = shr_hash(a) & w->shr_mask;; i = (i + 1) & w->shr_mask) {
-        uint32_t v = w->shr_map[i];
-        struct umx_flow *f;
-        uint8_t b[16];
-        if (!v)
-            return NULL;
-        f = umx_ft_at(w->ft, v - 1);
-        if (!f)
-            continue;
-        addr16(&fdata(f)->upsrc, b);
-        if (memcmp(a, b, 16) == 0)
-            return f;
-    }
+    uint32_t idx;
+    if (!umxd_addrmap_find(&w->shr, a, shr_key, w, &idx))
+        return NULL;
+    return umx_ft_at(w->ft, idx);
 }
 
-static void shr_add(struct umxd_worker *w, struct umx_flow *f, const uint8_t a[16])
-{
-    uint32_t i = shr_hash(a) & w->shr_mask;
-    while (w->shr_map[i])
-        i = (i + 1) & w->shr_mask;
-    w->shr_map[i] = f->idx + 1;
-}
-
-/* Linear probing deletes by shifting later members of the probe run back,
- * so lookups never need tombstones. */
 static void shr_del(struct umxd_worker *w, struct umx_flow *f)
 {
     uint8_t a[16];
-    uint32_t i, j;
     addr16(&fdata(f)->upsrc, a);
-    i = shr_hash(a) & w->shr_mask;
-    while (w->shr_map[i] != f->idx + 1) {
-        if (!w->shr_map[i])
-            return; /* not in the map */
-        i = (i + 1) & w->shr_mask;
-    }
-    j = i;
-    for (;;) {
-        struct umx_flow *g;
-        uint32_t k;
-        uint8_t b[16];
-        j = (j + 1) & w->shr_mask;
-        if (!w->shr_map[j])
-            break;
-        g = umx_ft_at(w->ft, w->shr_map[j] - 1);
-        if (!g)
-            continue;
-        addr16(&fdata(g)->upsrc, b);
-        k = shr_hash(b) & w->shr_mask;
-        /* the entry at j may move to i unless its home k lies cyclically
-         * in (i, j] */
-        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
-            w->shr_map[i] = w->shr_map[j];
-            i = j;
-        }
-    }
-    w->shr_map[i] = 0;
+    umxd_addrmap_del(&w->shr, a, f->idx, shr_key, w);
 }
 
 /* Picks a free address of the route's prefix for a flow of this peer. */
@@ -636,7 +585,7 @@ static int open_shared(struct umxd_worker *w, struct umx_flow *f, const struct u
     memset(&fl->upaddr, 0, sizeof(fl->upaddr));
     memcpy(&fl->upaddr, &be->addr, be->addrlen);
     addr16(&fl->upsrc, a);
-    shr_add(w, f, a);
+    umxd_addrmap_add(&w->shr, a, f->idx);
     fl->shared = 1;
     fl->up_fd = fd;
     return 0;
@@ -2163,17 +2112,11 @@ int umxd_worker_start(struct umxd *d, int id)
     r = umx_ft_new(&w->ft, d->cfg->max_flows, sizeof(struct flow), d->hashkey);
     if (r < 0)
         return r;
-    {
-        /* shared-upstream address map: a power of two, at least twice the
-         * flow table (calloc'd: untouched pages cost no memory) */
-        uint32_t sz = 2;
-        while (sz < 2u * umx_ft_capacity(w->ft) && sz < (1u << 30))
-            sz <<= 1;
-        w->shr_map = calloc(sz, sizeof(*w->shr_map));
-        if (!w->shr_map)
-            return -ENOMEM;
-        w->shr_mask = sz - 1;
-    }
+    /* shared-upstream address map: twice the flow table, so a probe run
+     * always ends at an empty slot */
+    r = umxd_addrmap_init(&w->shr, 2u * umx_ft_capacity(w->ft));
+    if (r < 0)
+        return r;
     r = umx_rxb_new(&w->rxb, d->cfg->batch, 65535);
     if (r < 0)
         return r;
@@ -2245,7 +2188,7 @@ void umxd_worker_stop_all(struct umxd *d)
         if (w->thread)
             pthread_join(w->thread, NULL);
         umx_ft_free(w->ft);
-        free(w->shr_map);
+        umxd_addrmap_free(&w->shr);
         umx_rxb_free(w->rxb);
         umx_rxb_free(w->uprxb);
         tx_free(w->tx);

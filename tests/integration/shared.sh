@@ -11,6 +11,8 @@
 #  - a datagram to the shared socket from anyone but the flow's backend, or
 #    to an address no flow owns, is counted (upstream.rx.foreign) and not
 #    delivered;
+#  - IPv6 with an AnyIP prefix; flows that expire and are replaced (the
+#    address map under churn) keep getting their own answers;
 #  - a reload that turns the route into `upstream = connected` keeps the
 #    running flow (it keeps its shared socket) with no loss.
 . "$(dirname "$0")/lib.sh"
@@ -119,7 +121,24 @@ it_eq "$(sort -u "$T/peers6" | grep -c '^\[fd00:77::')" 200 "IPv6 sources in the
 it_stop v6
 it_daemon "$T/shared.conf" shared
 
-# 5. reload to per-flow sockets while a flow runs: no loss
+# 5. churn: flows expire (1 s) while new ones arrive, so addresses leave
+# the map and are handed out again; every round must get its own answers
+it_stop shared
+sed -e 's/^idle-timeout = 60s/idle-timeout = 1s\nunanswered-timeout = 1s/' \
+    -e 's/^max-flows = 20000/max-flows = 1024/' "$T/shared.conf" >"$T/churn.conf"
+it_daemon "$T/churn.conf" churn
+for round in 1 2 3; do
+    got=$(timeout 60 $IT_UDP burst --to "127.0.0.1:$IT_PORT" --flows 400 --timeout 10 --check --rate 2000 2>"$T/churn$round.err")
+    it_log "churn round $round: $got of 400 answered; $(cat "$T/churn$round.err"); expired so far $(stat flows.expired)"
+    it_contains "$(cat "$T/churn$round.err")" "wrong answers: 0"
+    [ "$got" -ge 380 ] || it_fail "churn round $round: only $got of 400 answered"
+    sleep 2.5
+done
+[ "$(stat flows.expired)" -ge 700 ] || it_fail "flows did not expire between rounds ($(stat flows.expired))"
+it_stop churn
+it_daemon "$T/shared.conf" shared
+
+# 6. reload to per-flow sockets while a flow runs: no loss
 $IT_UDP stream --to "127.0.0.1:$IT_PORT" --seconds 4 --rate 200 --drain 1 >"$T/stream.json" &
 spid=$!
 IT_PIDS+=("$spid")
