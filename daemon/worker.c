@@ -22,7 +22,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/errqueue.h>
 
 #include "internal.h"
 #include "addrmap.h"
@@ -370,14 +373,20 @@ static int pick_backend(struct umxd_worker *w, const struct umxd_route *rt, unsi
     return pick;
 }
 
-static void mark_down(struct umxd_worker *w, struct flow *fl, uint64_t now)
+static void mark_down_backend(struct umxd_worker *w, unsigned r, unsigned b, uint64_t now)
 {
-    const struct umxd_route *rt = route_of(w, fl->route);
+    const struct umxd_route *rt = route_of(w, r);
     uint64_t dt = rt->down_time_ns ? rt->down_time_ns : PASSIVE_DOWN_DEFAULT_NS;
-    struct umxd_health *h = &w->d->health[fl->slot][fl->backend];
+    struct umxd_health *h = &w->d->health[w->rs->slot[r]][b];
     if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now)
         UMX_CTR_ADD(w->st.backend_down, 1);
     __atomic_store_n(&h->down_until_ns, now + dt, __ATOMIC_RELAXED);
+}
+
+static void mark_down(struct umxd_worker *w, struct flow *fl, uint64_t now)
+{
+    if (fl->route < w->rs->cfg->nroutes && fl->backend < route_of(w, fl->route)->nbackends)
+        mark_down_backend(w, fl->route, fl->backend, now);
 }
 
 /* Flow creation -------------------------------------------------------------- */
@@ -556,6 +565,21 @@ static int shr_socket(struct umxd_worker *w, int family)
          * source up in the local routing table and needs nothing */
         int one = 1;
         if (setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0) {
+            r = -errno;
+            close(fd);
+            return r;
+        }
+    }
+    {
+        /* ICMP errors (port unreachable from a backend) are queued with the
+         * destination they answer, which names the backend: passive health
+         * as on connected sockets (read_shared_errors) */
+        int one = 1;
+        if (family == AF_INET6)
+            r = setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+        else
+            r = setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+        if (r < 0) {
             r = -errno;
             close(fd);
             return r;
@@ -1045,12 +1069,14 @@ static void shr_send(struct umxd_worker *w, int fd, unsigned n, const uint32_t *
     struct txstate *tx = w->tx;
     unsigned off = 0;
     unsigned counts[2048];
+    int retried = 0;
     for (unsigned x = 0; x < n; x++)
         counts[x] = tx->mm[x].msg_len;
     while (off < n) {
         int r = umx_sendmmsg(fd, tx->mm + off, n - off);
         unsigned bad;
         if (r > 0) {
+            retried = 0;
             for (unsigned x = off; x < off + (unsigned)r; x++)
                 for (unsigned y = 0; y < counts[x]; y++) {
                     UMX_CTR_ADD(w->st.up_tx_datagrams, 1);
@@ -1059,6 +1085,13 @@ static void shr_send(struct umxd_worker *w, int fd, unsigned n, const uint32_t *
             off += (unsigned)r;
             continue;
         }
+        if ((r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ENETUNREACH) && !retried) {
+            /* an ICMP error for an earlier datagram (IP_RECVERR) fails the
+             * next send once, without sending it: try that one again */
+            retried = 1;
+            continue;
+        }
+        retried = 0;
         if (r == -EIO || r == -EINVAL || r == -EOPNOTSUPP) {
             /* GSO refused: later batches go datagram by datagram */
             w->gso_ok = 0;
@@ -1821,18 +1854,74 @@ static void read_upstream(struct umxd_worker *w, uint32_t idx, uint32_t gen, uin
     flush_pub(w);
 }
 
+/* The shared socket's error queue (EPOLLERR): an ICMP port unreachable
+ * names the destination it answers, a backend of a shared route, which is
+ * then marked down as a connected socket's ECONNREFUSED would. Bounded: the
+ * queue is drained at most 64 entries per wake-up (the rest keep EPOLLERR
+ * up for the next one). */
+static void read_shared_errors(struct umxd_worker *w, int fd, uint64_t now)
+{
+    const struct umxd_config *c = w->rs->cfg;
+    for (int k = 0; k < 64; k++) {
+        struct sockaddr_storage dst;
+        uint8_t ctrl[512];
+        uint8_t byte;
+        struct iovec iov = {&byte, 1};
+        struct msghdr mh;
+        struct sockaddr_in6 to;
+        int refused = 0;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_name = &dst;
+        mh.msg_namelen = sizeof(dst);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = ctrl;
+        mh.msg_controllen = sizeof(ctrl);
+        if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+            return;
+        UMX_CTR_ADD(w->st.up_rx_errors, 1);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            struct sock_extended_err ee;
+            if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                  (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)) ||
+                cm->cmsg_len < CMSG_LEN(sizeof(ee)))
+                continue;
+            memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+            refused |= ee.ee_errno == ECONNREFUSED;
+        }
+        if (!refused || mh.msg_namelen == 0)
+            continue;
+        store_addr(&to, &dst);
+        for (unsigned r = 0; r < c->nroutes; r++) {
+            const struct umxd_route *rt = &c->routes[r];
+            if (!rt->shared || rt->action != UMXD_FORWARD)
+                continue;
+            for (unsigned b = 0; b < rt->nbackends; b++) {
+                struct sockaddr_in6 ba;
+                store_addr(&ba, &rt->backends[b].addr);
+                if (umx_sa_equal((const struct sockaddr *)&ba, (const struct sockaddr *)&to))
+                    mark_down_backend(w, r, b, now);
+            }
+        }
+    }
+}
+
 /* The shared socket of a family: each reply finds its flow by the address
  * it was sent to. */
-static void read_shared(struct umxd_worker *w, unsigned k, uint64_t now)
+static void read_shared(struct umxd_worker *w, unsigned k, uint32_t events, uint64_t now)
 {
     int fd = w->shr_fd[k];
     uint32_t ovfl = 0;
     int n;
     if (fd < 0)
         return;
+    if (events & EPOLLERR)
+        read_shared_errors(w, fd, now);
     n = umx_rx(fd, w->uprxb, w->uprxb->n, k ? AF_INET6 : AF_INET, 0, &ovfl);
     if (n < 0) {
-        UMX_CTR_ADD(w->st.up_rx_errors, 1);
+        /* a pending ICMP error is reported once here too; the queue has it */
+        if (n != -ECONNREFUSED && n != -EAGAIN)
+            UMX_CTR_ADD(w->st.up_rx_errors, 1);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -1994,7 +2083,7 @@ static void *worker_main(void *arg)
                 read_upstream(w, idx, (uint32_t)(u >> 32) & 0xffffff, now);
                 traffic = 1;
             } else if (type == EV_SHR) {
-                read_shared(w, idx, now);
+                read_shared(w, idx, evs[i].events, now);
                 traffic = 1;
             } else if (type == EV_WAKE) {
                 uint64_t v;

@@ -5,6 +5,8 @@
 # is killed: the next datagram towards it draws ICMP port unreachable
 # (ECONNREFUSED on the flow's connected upstream socket), the backend is
 # marked down (passive health) and every new flow goes to the survivor.
+# IT_UPSTREAM=shared: the same with `upstream = shared` (the error comes
+# through the worker's shared socket's error queue).
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 for i in 2 3 4 5 6 7 8; do ip addr add "127.0.0.$i/8" dev lo 2>/dev/null || true; done
@@ -21,6 +23,7 @@ address = 127.0.0.1:$IT_PORT
 match = any
 forward = 127.0.0.1:5001, 127.0.0.1:5002
 down-time = 30s
+$([ "${IT_UPSTREAM:-}" = shared ] && printf 'upstream = shared\nsource = 127.66.0.0/16\n')
 CONF
 it_daemon "$T/udpmux.conf"
 
@@ -28,6 +31,9 @@ declare -A first
 for i in 1 2 3 4 5 6 7 8; do
     r=$(it_ask "127.0.0.1:$IT_PORT" "hello-$i" --bind "127.0.0.$i:6000")
     first[$i]=${r%%|*}
+    if [ "${IT_UPSTREAM:-}" = shared ]; then
+        it_contains "$r" "|from=127.66."
+    fi
 done
 it_log "before: ${first[*]}"
 seen=$(printf '%s\n' "${first[@]}" | sort -u | tr '\n' ' ')
