@@ -11,6 +11,7 @@
 #  - a datagram to the shared socket from anyone but the flow's backend, or
 #    to an address no flow owns, is counted (upstream.rx.foreign) and not
 #    delivered;
+#  - a source prefix that is not local is refused (-t, file:line);
 #  - IPv6 with an AnyIP prefix; flows that expire and are replaced (the
 #    address map under churn) keep getting their own answers;
 #  - a reload that turns the route into `upstream = connected` keeps the
@@ -45,6 +46,18 @@ idle-timeout = 60s
 CONF
 }
 stat() { "$UDPMUXCTL" -s "$T/control.sock" stats | sed -n "s/^$1=//p"; }
+
+# 0. the prefix must be local: refused with file:line until it is routed
+conf "$T/nonlocal.conf" shared
+sed -i 's|^source = .*|source = 10.99.0.0/16|' "$T/nonlocal.conf"
+if out=$("$REAL" -t -c "$T/nonlocal.conf" 2>&1); then
+    it_fail "a non-local source prefix passed -t: $out"
+fi
+it_contains "$out" "nonlocal.conf:"
+it_contains "$out" "source: 10.99.0.1 is not a local address"
+ip route add local 10.99.0.0/16 dev lo
+"$REAL" -t -c "$T/nonlocal.conf" >/dev/null 2>&1 || it_fail "an AnyIP prefix was refused"
+it_log "non-local source prefix refused, accepted once routed to lo"
 
 # 1. per-flow sockets under the same limit: a few flows only
 conf "$T/connected.conf" connected
