@@ -9,7 +9,7 @@
 # checks once it answers again (SIGCONT).
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
-for i in 2 3 4 5 6 7 8; do ip addr add "127.0.0.$i/8" dev lo 2>/dev/null || true; done
+for i in $(seq 2 16); do ip addr add "127.0.0.$i/8" dev lo 2>/dev/null || true; done
 
 it_echo a 127.0.0.1:5001
 it_echo b 127.0.0.1:5002
@@ -50,7 +50,7 @@ sleep 1.2 # a few rounds of checks, all good
 it_log_lacks udpmuxd "health: " "no state change while everything answers"
 
 declare -A first
-for i in 1 2 3 4 5 6 7 8; do
+for i in $(seq 1 16); do
     r=$(it_ask "127.0.0.1:$IT_PORT" "x-$i" --bind "127.0.0.$i:6000")
     first[$i]=${r%%|*}
 done
@@ -69,7 +69,7 @@ it_wait_log "$T/udpmuxd.log" "health: route dns backend 127.0.0.1:5053 is DOWN" 
 it_log "a marked down after $((t1 - t0)) ms"
 it_log_lacks udpmuxd "backend 127.0.0.1:5002 is DOWN" "b stays up"
 # every new flow goes to b
-for i in 1 2 3 4 5 6 7 8; do
+for i in $(seq 1 16); do
     r=$(it_ask "127.0.0.1:$IT_PORT" "y-$i" --bind "127.0.0.$i:6001")
     it_eq "${r%%|*}" b "new flow of client $i while a is down"
 done
@@ -85,7 +85,7 @@ it_wait_log "$T/udpmuxd.log" "health: route pool backend 127.0.0.1:5001 is UP ag
 it_wait_log "$T/udpmuxd.log" "health: route dns backend 127.0.0.1:5053 is UP again" 5
 t1=$(it_now_ms)
 it_log "up again after $((t1 - t0)) ms"
-for i in 1 2 3 4 5 6 7 8; do
+for i in $(seq 1 16); do
     [ "${first[$i]}" = a ] || continue
     r=$(it_ask "127.0.0.1:$IT_PORT" "z-$i" --bind "127.0.0.$i:6002")
     it_eq "${r%%|*}" a "new flow of client $i after a came back"
