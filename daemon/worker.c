@@ -422,6 +422,27 @@ static int bind_transparent(int fd, const struct sockaddr_in6 *peer, int family)
     return 0;
 }
 
+/* The route's `source` prefix with its host bits filled from v, lowest
+ * byte first (host bits beyond v's 64 are zero); out holds a sockaddr_in
+ * for IPv4, port 0. */
+static void prefix_host(const struct umxd_route *rt, uint64_t v, struct sockaddr_in6 *out)
+{
+    size_t alen = rt->source.ss_family == AF_INET ? 4 : 16;
+    unsigned left = (unsigned)(alen * 8) - rt->source_bits;
+    uint8_t *p;
+    memset(out, 0, sizeof(*out));
+    memcpy(out, &rt->source, alen == 4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    p = alen == 4 ? (uint8_t *)&((struct sockaddr_in *)(void *)out)->sin_addr
+                  : (uint8_t *)&out->sin6_addr;
+    for (size_t i = alen; i-- > 0 && left > 0;) {
+        unsigned take = left >= 8 ? 8 : left;
+        uint8_t mask = (uint8_t)((1u << take) - 1);
+        p[i] = (uint8_t)((p[i] & ~mask) | ((uint8_t)v & mask));
+        v >>= 8;
+        left -= take;
+    }
+}
+
 /* `source = PREFIX`: the upstream socket binds to an address of the prefix
  * picked from the flow's peer (keyed hash), port 0. Each address has its own
  * ephemeral port range, so the number of flows per backend is no longer
@@ -429,27 +450,9 @@ static int bind_transparent(int fd, const struct sockaddr_in6 *peer, int family)
 static int bind_source(struct umxd_worker *w, int fd, const struct umxd_route *rt,
                        const struct sockaddr_in6 *peer)
 {
-    struct sockaddr_storage a = rt->source;
-    unsigned bits = rt->source_bits;
-    uint64_t h = umx_siphash24(w->d->hashkey, peer, sizeof(*peer));
-    uint8_t *p;
-    size_t alen;
-    if (a.ss_family == AF_INET) {
-        p = (uint8_t *)&((struct sockaddr_in *)(void *)&a)->sin_addr;
-        alen = 4;
-    } else {
-        p = (uint8_t *)&((struct sockaddr_in6 *)(void *)&a)->sin6_addr;
-        alen = 16;
-    }
-    /* fill the host bits from the hash, lowest byte first */
-    for (size_t i = alen; i-- > 0 && alen * 8 - (i * 8 + 8) < alen * 8 - bits;) {
-        unsigned hostbits_here = (unsigned)(alen * 8 - bits) - (unsigned)((alen - 1 - i) * 8);
-        uint8_t mask = hostbits_here >= 8 ? 0xff : (uint8_t)((1u << hostbits_here) - 1);
-        p[i] = (uint8_t)((p[i] & ~mask) | ((uint8_t)h & mask));
-        h >>= 8;
-    }
-    if (bind(fd, (struct sockaddr *)&a,
-             a.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)
+    struct sockaddr_in6 a;
+    prefix_host(rt, umx_siphash24(w->d->hashkey, peer, sizeof(*peer)), &a);
+    if (bind(fd, (struct sockaddr *)&a, umx_sa_len((const struct sockaddr *)&a)) < 0)
         return -errno;
     return 0;
 }
@@ -508,31 +511,16 @@ static void shr_del(struct umxd_worker *w, struct umx_flow *f)
 static int shr_pick(struct umxd_worker *w, const struct umxd_route *rt,
                     const struct sockaddr_in6 *peer, struct sockaddr_in6 *out)
 {
-    size_t alen = rt->source.ss_family == AF_INET ? 4 : 16;
-    unsigned hb = (unsigned)(alen * 8) - rt->source_bits;
+    unsigned hb = (rt->source.ss_family == AF_INET ? 32u : 128u) - rt->source_bits;
     uint64_t h = umx_siphash24(w->d->hashkey, peer, sizeof(*peer));
     uint64_t all = hb >= 64 ? UINT64_MAX : (1ull << hb) - 1;
 
-    if (hb > 64)
-        hb = 64;
     for (unsigned attempt = 0; attempt < 16; attempt++) {
         uint64_t v = (h + attempt * 0x9e3779b97f4a7c15ull) & all;
-        uint8_t *p, a[16];
-        unsigned left = hb;
+        uint8_t a[16];
         if (v == 0 || v == all)
             continue; /* the prefix's own and broadcast addresses */
-        memset(out, 0, sizeof(*out));
-        memcpy(out, &rt->source,
-               alen == 4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-        p = alen == 4 ? (uint8_t *)&((struct sockaddr_in *)(void *)out)->sin_addr
-                      : (uint8_t *)&out->sin6_addr;
-        for (size_t i = alen; i-- > 0 && left > 0;) {
-            unsigned take = left >= 8 ? 8 : left;
-            uint8_t mask = (uint8_t)((1u << take) - 1);
-            p[i] = (uint8_t)((p[i] & ~mask) | ((uint8_t)v & mask));
-            v >>= 8;
-            left -= take;
-        }
+        prefix_host(rt, v, out);
         addr16(out, a);
         if (!shr_find(w, a))
             return 0;
@@ -549,7 +537,7 @@ static int shr_socket(struct umxd_worker *w, int family)
     unsigned k = family == AF_INET6;
     struct sockaddr_storage ss;
     socklen_t sl;
-    int fd, r;
+    int fd, r, one = 1;
     if (w->shr_fd[k] >= 0)
         return w->shr_fd[k];
     memset(&ss, 0, sizeof(ss));
@@ -558,34 +546,19 @@ static int shr_socket(struct umxd_worker *w, int family)
     fd = umx_udp_open((const struct sockaddr *)&ss, sl, 0, w->rs->cfg->rcvbuf, w->rs->cfg->sndbuf);
     if (fd < 0)
         return fd;
-    if (family == AF_INET6) {
-        /* IPv6 takes a PKTINFO source only if it is an assigned address,
-         * not one of an AnyIP route (ip -6 route add local PREFIX dev lo),
-         * unless the socket may bind non-local addresses; IPv4 looks the
-         * source up in the local routing table and needs nothing */
-        int one = 1;
-        if (setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0) {
-            r = -errno;
-            close(fd);
-            return r;
-        }
-    }
-    {
-        /* ICMP errors (port unreachable from a backend) are queued with the
-         * destination they answer, which names the backend: passive health
-         * as on connected sockets (read_shared_errors) */
-        int one = 1;
-        if (family == AF_INET6)
-            r = setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
-        else
-            r = setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
-        if (r < 0) {
-            r = -errno;
-            close(fd);
-            return r;
-        }
-    }
-    r = add_ev(w->epfd, fd, ev_make(EV_SHR, 0, k));
+    /* ICMP errors (port unreachable from a backend) are queued with the
+     * destination they answer, which names the backend: passive health as
+     * on connected sockets (read_shared_errors). IPv6 also takes a PKTINFO
+     * source only if it is an assigned address, not one of an AnyIP route
+     * (ip -6 route add local PREFIX dev lo), unless the socket may bind
+     * non-local addresses; IPv4 looks the source up in the local routing
+     * table and needs nothing. */
+    if (setsockopt(fd, family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+                   family == AF_INET6 ? IPV6_RECVERR : IP_RECVERR, &one, sizeof(one)) < 0 ||
+        (family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0))
+        r = -errno;
+    else
+        r = add_ev(w->epfd, fd, ev_make(EV_SHR, 0, k));
     if (r < 0) {
         close(fd);
         return r;
@@ -953,6 +926,27 @@ static void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *d
     q->len = (uint32_t)len;
 }
 
+/* How many queued datagrams from i on (same flow, before end) leave as one
+ * UDP GSO send: equal sizes, the last may be shorter but not empty (an
+ * empty last segment adds no bytes to the send, so it would vanish). 1 when
+ * GSO is off or refused. */
+static unsigned up_gso_run(const struct umxd_worker *w, unsigned i, unsigned end)
+{
+    const struct txstate *tx = w->tx;
+    unsigned k = 1, bytes = tx->up[i].len, seg = tx->up[i].len;
+    if (!w->gso_ok || !w->rs->cfg->gso || seg == 0)
+        return 1;
+    while (i + k < end && k < GSO_MAX_SEGS && tx->up[i + k].f == tx->up[i].f &&
+           tx->up[i + k].len > 0 && tx->up[i + k].len <= seg &&
+           bytes + tx->up[i + k].len <= GSO_MAX_BYTES) {
+        bytes += tx->up[i + k].len;
+        k++;
+        if (tx->up[i + k - 1].len < seg)
+            break;
+    }
+    return k;
+}
+
 /* Sends queued datagrams of one flow [i, j) to its backend. */
 static void send_run(struct umxd_worker *w, unsigned i, unsigned j, uint64_t now)
 {
@@ -989,17 +983,8 @@ static void send_run(struct umxd_worker *w, unsigned i, unsigned j, uint64_t now
         goto count;
     }
     while (sent < n) {
-        unsigned k = 0, bytes = 0, seg = tx->up[i + sent].len;
+        unsigned k = up_gso_run(w, i + sent, j), seg = tx->up[i + sent].len;
         struct msghdr *mh = &tx->mm[0].msg_hdr;
-        /* a GSO run: equal sizes, the last may be shorter */
-        while (w->gso_ok && w->rs->cfg->gso && sent + k < n && k < GSO_MAX_SEGS && seg > 0 &&
-               bytes + tx->up[i + sent + k].len <= GSO_MAX_BYTES &&
-               tx->up[i + sent + k].len <= seg) {
-            bytes += tx->up[i + sent + k].len;
-            k++;
-            if (tx->up[i + sent + k - 1].len < seg)
-                break;
-        }
         if (k >= 2) {
             memset(mh, 0, sizeof(*mh));
             for (unsigned x = 0; x < k; x++) {
@@ -1146,16 +1131,7 @@ static void shr_flush_family(struct umxd_worker *w, int family)
             v[1].iov_len = tx->up[i].len;
             mh->msg_iovlen = 2;
         } else {
-            unsigned bytes = tx->up[i].len, seg = tx->up[i].len;
-            /* a GSO run: same flow, equal sizes, the last may be shorter */
-            while (w->gso_ok && w->rs->cfg->gso && seg > 0 && i + k < tx->nup && k < GSO_MAX_SEGS &&
-                   tx->up[i + k].f == f && tx->up[i + k].len <= seg && tx->up[i + k].len > 0 &&
-                   bytes + tx->up[i + k].len <= GSO_MAX_BYTES) {
-                bytes += tx->up[i + k].len;
-                k++;
-                if (tx->up[i + k - 1].len < seg)
-                    break;
-            }
+            k = up_gso_run(w, i, tx->nup);
             for (unsigned x = 0; x < k; x++) {
                 v[x].iov_base = (void *)(uintptr_t)tx->up[i + x].data;
                 v[x].iov_len = tx->up[i + x].len;
