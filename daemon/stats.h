@@ -34,6 +34,8 @@
     X(dropped_rate, "drop.rate_limited", "New flows or replies refused by per-prefix rate limits") \
     X(dropped_table_full, "drop.table_full", "New flows refused because the flow table is full")   \
     X(dropped_route_full, "drop.route_full", "New flows refused by a route's max-flows")           \
+    X(dropped_prefix_full, "drop.prefix_full",                                                     \
+      "New flows refused because their source prefix holds its share of the table")                \
     X(dropped_no_backend, "drop.no_backend", "New flows refused because every backend is down")    \
     X(dropped_socket, "drop.socket", "New flows refused because no upstream socket could be made") \
     X(dropped_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")      \
@@ -71,6 +73,7 @@ struct umxd_stats {
     X(drop_rate, "drop.rate_limited", "New flows or replies refused by rate limits")               \
     X(drop_table_full, "drop.table_full", "New flows refused because the flow table is full")      \
     X(drop_route_full, "drop.route_full", "New flows refused by the route's max-flows")            \
+    X(drop_prefix_full, "drop.prefix_full", "New flows refused: their source prefix is full")      \
     X(drop_no_backend, "drop.no_backend", "New flows refused: route drained or no backend up")     \
     X(drop_socket, "drop.socket", "New flows refused: no upstream socket could be made")           \
     X(drop_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")         \
@@ -99,6 +102,7 @@ struct umxd_route_stats {
     X(RATE, dropped_rate, drop_rate, "rate_limited")                                               \
     X(TABLE_FULL, dropped_table_full, drop_table_full, "table_full")                               \
     X(ROUTE_FULL, dropped_route_full, drop_route_full, "route_full")                               \
+    X(PREFIX_FULL, dropped_prefix_full, drop_prefix_full, "prefix_full")                           \
     X(NO_BACKEND, dropped_no_backend, drop_no_backend, "no_backend")                               \
     X(SOCKET, dropped_socket, drop_socket, "socket")                                               \
     X(UNCLAIMED, dropped_unclaimed, drop_unclaimed, "unclaimed")                                   \

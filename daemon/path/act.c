@@ -68,6 +68,7 @@ void close_flow(struct umxd_worker *w, struct umx_flow *f)
 {
     struct umxd_flow *fl = umxd_fl(f);
     close_upstream(w, f);
+    umxd_flow_gone(&w->eng, f);
     if (fl->relay)
         return; /* not counted as a route's flow */
     if (w->rst[fl->slot].active_flows)
@@ -115,10 +116,7 @@ void remap_flows(struct umxd_worker *w, const struct umxd_routeset *old)
             continue;
         }
         fl->route = (uint16_t)nr;
-        umx_ft_touch(w->ft, f,
-                     fl->established ? umxd_cls_established((unsigned)nr)
-                                     : umxd_cls_unanswered((unsigned)nr),
-                     f->last_ns);
+        umx_ft_touch(w->ft, f, umxd_cls_of(fl, (unsigned)nr), f->last_ns);
     }
 }
 

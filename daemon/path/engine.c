@@ -48,14 +48,11 @@ static void drop(struct umxd_verdict *v, enum umxd_drop why)
 
 /* Admission ------------------------------------------------------------------ */
 
-int umxd_rate_ok(const uint8_t hashkey[16], struct umxd_rate_slot *tab, const struct sockaddr *peer,
-                 uint32_t rate, uint32_t burst, uint64_t now)
+/* The keyed hash of a peer's prefix: /24 for IPv4 (v4-mapped too), /56 for
+ * IPv6. */
+static uint64_t prefix_hash(const uint8_t hashkey[16], const struct sockaddr *peer)
 {
     uint8_t pfx[9] = {0};
-    uint64_t h, add;
-    struct umxd_rate_slot *s;
-    if (rate == 0)
-        return 1;
     if (peer->sa_family == AF_INET) {
         struct sockaddr_in s4;
         memcpy(&s4, peer, sizeof(s4));
@@ -72,7 +69,17 @@ int umxd_rate_ok(const uint8_t hashkey[16], struct umxd_rate_slot *tab, const st
             memcpy(pfx + 1, s6.sin6_addr.s6_addr, 7);
         }
     }
-    h = umx_siphash24(hashkey, pfx, sizeof(pfx));
+    return umx_siphash24(hashkey, pfx, sizeof(pfx));
+}
+
+int umxd_rate_ok(const uint8_t hashkey[16], struct umxd_rate_slot *tab, const struct sockaddr *peer,
+                 uint32_t rate, uint32_t burst, uint64_t now)
+{
+    uint64_t h, add;
+    struct umxd_rate_slot *s;
+    if (rate == 0)
+        return 1;
+    h = prefix_hash(hashkey, peer);
     s = &tab[h % UMXD_RATE_SLOTS];
     if (s->key != h || s->last_ns == 0) {
         s->key = h;
@@ -89,6 +96,14 @@ int umxd_rate_ok(const uint8_t hashkey[16], struct umxd_rate_slot *tab, const st
         return 0;
     s->tokens -= 1000;
     return 1;
+}
+
+static struct umxd_prefix_slot *prefix_slot(const struct umxd_engine *e,
+                                            const struct sockaddr *peer)
+{
+    if (!e->prefix)
+        return NULL;
+    return &e->prefix[prefix_hash(e->hashkey, peer) % UMXD_PREFIX_SLOTS];
 }
 
 static int backend_up(const struct umxd_engine *e, unsigned slot, unsigned b, uint64_t now)
@@ -145,6 +160,24 @@ static int classify(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t
     v->classified = 1;
     v->matched = umx_rule_index_eval(&e->rs->idx, &in, more);
     return v->matched;
+}
+
+/* A route claims a datagram by its content unless its rule is the
+ * catch-all `any` (a last `match = any` route takes what nothing else
+ * wants; it does not take a pinned peer's answers from its program). */
+static int claims(const struct umxd_engine *e, int r)
+{
+    const char *m;
+    if (r < 0)
+        return 0;
+    m = route_of(e, (unsigned)r)->match;
+    while (*m == ' ' || *m == '\t')
+        m++;
+    if (strncmp(m, "any", 3) != 0)
+        return 1;
+    for (m += 3; *m == ' ' || *m == '\t'; m++)
+        ;
+    return *m != '\0';
 }
 
 /* A datagram on an existing flow: where the flow's kind says. */
@@ -222,6 +255,11 @@ static void decide_route(struct umxd_engine *e, const struct umx_rx_slot *d, uns
         drop(v, UMXD_DROP_NO_BACKEND);
         return;
     }
+    if (e->prefix && e->prefix_cap && prefix_slot(e, peer_sa(d))->flows >= e->prefix_cap) {
+        /* one prefix may not fill the table */
+        drop(v, UMXD_DROP_PREFIX_FULL);
+        return;
+    }
     if (rt->max_flows && env && env->route_flows &&
         env->route_flows(env->ctx, slot) >= rt->max_flows) {
         drop(v, UMXD_DROP_ROUTE_FULL);
@@ -243,9 +281,12 @@ static void decide_known(struct umxd_engine *e, const struct umx_rx_slot *d, str
                          uint64_t now, struct umxd_verdict *v)
 {
     struct umxd_flow *fl = umxd_fl(f);
-    if (!fl->relay && !fl->attach && route_of(e, fl->route)->classify_every) {
+    /* a pin made by an attached program's own send carries the peer's
+     * answers, but never what another route claims by its content */
+    if (!fl->relay &&
+        ((fl->attach && fl->pinned) || (!fl->attach && route_of(e, fl->route)->classify_every))) {
         int more, r = classify(e, d, now, &more, v);
-        if (r >= 0 && (unsigned)r != fl->route) {
+        if (r >= 0 && (unsigned)r != fl->route && (!fl->attach || claims(e, r))) {
             umx_flow_key_make(&v->key, d->has_local ? (const struct sockaddr *)&d->local : NULL,
                               peer_sa(d), (uint32_t)r + 1);
             decide_route(e, d, (unsigned)r, umx_ft_lookup(e->ft, &v->key), now, v);
@@ -321,6 +362,7 @@ static int decide_attached(struct umxd_engine *e, const struct umx_rx_slot *d,
     v->route = r;
     v->how = UMXD_HOW_NEW;
     v->kind = v->client == UMXD_ATTACH_FANOUT ? UMXD_V_FANOUT : UMXD_V_DELIVER;
+    v->pin = 1;
     return 1;
 }
 
@@ -345,8 +387,25 @@ void umxd_decide(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t no
         decide_known(e, d, f, now, v);
         return;
     }
-    if (decide_roamed(e, d, v) || decide_attached(e, d, v))
+    if (decide_roamed(e, d, v))
         return;
+    if (decide_attached(e, d, v)) {
+        /* the peer answers a program's send, unless its datagram is
+         * another route's by content */
+        struct umxd_verdict pin = *v;
+        r = classify(e, d, now, &more, v);
+        if (r < 0 || r == pin.route || !claims(e, r)) {
+            pin.classified = v->classified;
+            pin.matched = v->matched;
+            *v = pin;
+            return;
+        }
+        v->pin = 0;
+        v->client = 0;
+        v->cgen = 0;
+        decide_route(e, d, (unsigned)r, NULL, now, v);
+        return;
+    }
     r = classify(e, d, now, &more, v);
     if (r < 0) {
         if (more)
@@ -415,12 +474,14 @@ void umxd_engine_classes(struct umxd_engine *e)
     const struct umxd_config *c = e->rs->cfg;
     for (unsigned r = 0; r < c->nroutes; r++) {
         umx_ft_set_class(e->ft, umxd_cls_unanswered(r), c->routes[r].unanswered_timeout_ns, 1);
+        umx_ft_set_class(e->ft, umxd_cls_answered(r), c->routes[r].idle_timeout_ns, 1);
         umx_ft_set_class(e->ft, umxd_cls_established(r), c->routes[r].idle_timeout_ns, 0);
     }
     /* classes of routes that no longer exist: flows there are moved or
      * closed after a switch; give them a short timeout meanwhile */
     for (unsigned r = c->nroutes; r < UMXD_MAX_ROUTES; r++) {
         umx_ft_set_class(e->ft, umxd_cls_unanswered(r), 1, 1);
+        umx_ft_set_class(e->ft, umxd_cls_answered(r), 1, 1);
         umx_ft_set_class(e->ft, umxd_cls_established(r), 1, 1);
     }
     umx_ft_set_class(e->ft, UMXD_CLS_RELAY, 180ull * 1000000000ull, 1);
@@ -437,6 +498,7 @@ struct umx_flow *umxd_flow_add(struct umxd_engine *e, const struct umxd_verdict 
         cls = UMXD_CLS_RELAY;
     else if (v->kind == UMXD_V_FORWARD)
         cls = umxd_cls_unanswered((unsigned)v->route);
+    /* attach flows: the program decides who it talks to; established */
     else
         cls = umxd_cls_established((unsigned)v->route);
     f = umx_ft_insert(e->ft, &v->key, cls, now, release, arg);
@@ -462,10 +524,14 @@ struct umx_flow *umxd_flow_add(struct umxd_engine *e, const struct umxd_verdict 
         fl->backend = (uint8_t)v->backend;
     } else {
         fl->attach = 1;
+        fl->pinned = (uint8_t)v->pin;
+        fl->answered = 1;
         fl->established = 1;
         fl->client = v->client;
         fl->cgen = v->cgen;
     }
+    if (e->prefix)
+        prefix_slot(e, (const struct sockaddr *)&fl->peer)->flows++;
     return f;
 }
 
@@ -482,14 +548,32 @@ int umxd_flow_move(struct umxd_engine *e, struct umx_flow *f, const struct umx_f
     return 0;
 }
 
+void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f)
+{
+    const struct umxd_flow *fl = umxd_fl(f);
+    struct umxd_prefix_slot *ps;
+    if (fl->relay || !e->prefix)
+        return;
+    ps = prefix_slot(e, (const struct sockaddr *)&fl->peer);
+    if (ps->flows)
+        ps->flows--;
+}
+
 void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, size_t len, unsigned listener,
                   uint64_t now)
 {
     struct umxd_flow *fl = umxd_fl(f);
+    unsigned cls = UMXD_CLS_KEEP;
     fl->rx_dgrams++;
     fl->rx_bytes += len;
     fl->listener = (uint8_t)listener;
-    umx_ft_touch(e->ft, f, UMXD_CLS_KEEP, now);
+    if (!fl->relay && fl->answered && !fl->established) {
+        /* the peer sent again after our answer: it receives what we send
+         * (a spoofed source cannot), so the flow is proven */
+        fl->established = 1;
+        cls = umxd_cls_established(fl->route);
+    }
+    umx_ft_touch(e->ft, f, cls, now);
 }
 
 void umxd_flow_reply(struct umxd_engine *e, struct umx_flow *f, const struct umx_rx_slot *d,
@@ -500,12 +584,12 @@ void umxd_flow_reply(struct umxd_engine *e, struct umx_flow *f, const struct umx
         umxd_store_addr(&fl->upaddr, &d->peer);
     fl->tx_dgrams++;
     fl->tx_bytes += d->len;
-    fl->established = 1;
+    fl->answered = 1;
     if (v->klen) {
         umx_ft_roam_set(e->ft, f, v->key, v->klen);
         /* remember the length for short-header lookups (bit 0 for
          * WireGuard, whose key length is fixed) */
         e->roam_lens |= v->key_kind == UMX_ROAM_QUIC ? 1u << (v->klen - 1) : 1u;
     }
-    umx_ft_touch(e->ft, f, umxd_cls_established(fl->route), now);
+    umx_ft_touch(e->ft, f, umxd_cls_of(fl, fl->route), now);
 }

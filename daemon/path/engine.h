@@ -49,8 +49,12 @@ struct umxd_flow {
     uint16_t slot;  /* stable stats slot */
     uint8_t backend;
     uint8_t listener;
-    uint8_t established; /* the backend answered */
+    uint8_t answered;    /* the backend answered */
+    uint8_t established; /* proven: the peer sent again after an answer (return
+                          * routability), or an attach flow; never evicted */
     uint8_t attach;      /* pinned to an attached program (client, cgen) */
+    uint8_t pinned;      /* made by the program's own send: other routes' traffic
+                          * from the peer still goes to those routes */
     uint8_t relay;       /* datagrams go to another worker's flow (roamed peer) */
     uint8_t relay_worker;
     uint32_t relay_idx, relay_gen;
@@ -71,20 +75,35 @@ static inline struct umxd_flow *umxd_fl(struct umx_flow *f)
     return umx_flow_data(f);
 }
 
-/* Timeout classes of the flow table: per route, unanswered and established;
- * the last class holds relays to another worker's flow. */
+/* Timeout classes of the flow table: per route, unanswered (its own short
+ * timeout), answered but unproven (the idle timeout, evictable) and
+ * established (proven: never evicted to make room); the last class holds
+ * relays to another worker's flow. */
 #define UMXD_CLS_RELAY (UMX_FT_MAX_CLASSES - 1)
 /* umx_ft_touch() with this class keeps the flow's class */
 #define UMXD_CLS_KEEP UMX_FT_MAX_CLASSES
 
 static inline unsigned umxd_cls_unanswered(unsigned r)
 {
-    return 2 * r;
+    return 3 * r;
+}
+
+static inline unsigned umxd_cls_answered(unsigned r)
+{
+    return 3 * r + 1;
 }
 
 static inline unsigned umxd_cls_established(unsigned r)
 {
-    return 2 * r + 1;
+    return 3 * r + 2;
+}
+
+/* The class a flow belongs in now. */
+static inline unsigned umxd_cls_of(const struct umxd_flow *fl, unsigned r)
+{
+    if (fl->established)
+        return umxd_cls_established(r);
+    return fl->answered ? umxd_cls_answered(r) : umxd_cls_unanswered(r);
 }
 
 /* An attach pin to every program attached to a route (fanout). */
@@ -129,6 +148,14 @@ struct umxd_rate_slot {
     uint32_t tokens; /* in thousandths */
 };
 
+/* Flows per source prefix (same prefixes as the token buckets): a
+ * direct-mapped table of counters, so memory stays bounded; prefixes that
+ * share a slot share its count (they can only be refused earlier). */
+#define UMXD_PREFIX_SLOTS 16384
+struct umxd_prefix_slot {
+    uint32_t flows;
+};
+
 /* One worker's decision state. The caller owns every pointer. */
 struct umxd_engine {
     struct umx_ft *ft;
@@ -142,6 +169,8 @@ struct umxd_engine {
     unsigned budget;    /* new-flow cost units left in this batch, UINT_MAX: no limit */
     struct umxd_rate_slot *rate_flows; /* UMXD_RATE_SLOTS each */
     struct umxd_rate_slot *rate_replies;
+    struct umxd_prefix_slot *prefix; /* UMXD_PREFIX_SLOTS, or NULL: no per-prefix cap */
+    uint32_t prefix_cap;             /* flows one prefix may hold in this table */
 };
 
 /* New-flow budget per full receive batch, in cost units: a flow with its
@@ -150,6 +179,11 @@ struct umxd_engine {
 #define UMXD_OVERLOAD_BUDGET 24
 #define UMXD_COST_SOCKET 3
 #define UMXD_COST_SHARED 1
+/* The budget applies once the shared port has stayed backlogged (every
+ * batch full) this long, or the kernel dropped datagrams: a burst of
+ * legitimate clients (a restart) fills a few batches and is not an
+ * overload. */
+#define UMXD_OVERLOAD_AFTER_NS (50ull * 1000000ull)
 
 /* What happens to a datagram from a peer. */
 enum umxd_verdict_kind {
@@ -184,6 +218,7 @@ struct umxd_verdict {
     uint16_t client;         /* NEW deliver/fanout: the program */
     uint32_t cgen;
     struct umxd_roam_ref ref; /* NEW relay: the owner */
+    int pin;                  /* NEW deliver: a pin from the program's own send */
 };
 
 /* What happens to a datagram from a flow's backend. */
@@ -217,7 +252,10 @@ struct umx_flow *umxd_flow_add(struct umxd_engine *e, const struct umxd_verdict 
 /* A roamed flow takes the peer's new address (verdict how == ROAMED). */
 int umxd_flow_move(struct umxd_engine *e, struct umx_flow *f, const struct umx_flow_key *k,
                    const struct umx_rx_slot *d);
-/* A datagram from the peer on flow f. */
+/* A flow leaves the table (expiry, eviction, removal): its prefix count. */
+void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f);
+/* A datagram from the peer on flow f: a datagram after the backend's answer
+ * proves the peer receives what we send it (established). */
 void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, size_t len, unsigned listener,
                   uint64_t now);
 /* A reply the engine let through (v->deliver): establishes the flow and
@@ -238,6 +276,17 @@ int umxd_rate_ok(const uint8_t hashkey[16], struct umxd_rate_slot *tab, const st
  * peer's address (not its port) over the backends that are up; -1 if none. */
 int umxd_pick_backend(const struct umxd_engine *e, unsigned route, const struct sockaddr *peer,
                       uint64_t now);
+
+/* Flows one source prefix may hold in a table of `capacity` flows:
+ * `max-flows-per-prefix`, or by default a quarter of the table (at least
+ * 64, so a small table still serves one busy NAT). 0: no cap. */
+static inline uint32_t umxd_prefix_cap(const struct umxd_config *c, uint32_t capacity)
+{
+    uint32_t q = capacity / 4;
+    if (c->max_flows_per_prefix != UINT32_MAX)
+        return c->max_flows_per_prefix;
+    return q < 64 ? 64 : q;
+}
 
 /* Copies a socket address into a sockaddr_in6-sized record. */
 void umxd_store_addr(struct sockaddr_in6 *dst, const struct sockaddr_storage *src);

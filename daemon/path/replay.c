@@ -46,6 +46,7 @@ static void replay_release(struct umx_flow *f, void *arg, int reason)
     struct umxd_replay *r = arg;
     const struct umxd_flow *fl = umxd_fl(f);
     (void)reason;
+    umxd_flow_gone(&r->eng, f);
     if (!fl->relay && fl->slot < UMXD_MAX_ROUTES && r->flows[fl->slot])
         r->flows[fl->slot]--;
 }

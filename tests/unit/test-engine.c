@@ -395,7 +395,8 @@ static void t_reply(void **st)
     assert_false(fl->established);
     rv = reply(h, v.flow, "data", 4);
     assert_true(rv.deliver);
-    assert_true(fl->established);
+    assert_true(fl->answered);
+    assert_false(fl->established); /* proven only by the peer */
     /* another host is foreign on an unconnected upstream */
     memset(&s, 0, sizeof(s));
     memcpy(&s.peer, &other, sizeof(other));
@@ -454,6 +455,127 @@ static void t_roaming_wireguard(void **st)
     h_free(h);
 }
 
+/* #12: a flow is protected from eviction only once the peer proved it
+ * receives our answers (a datagram after the backend's reply); answered
+ * but unproven flows (what a spoofed source gets) are evicted first. */
+static void t_proven(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[udpmux]\nmax-flows = 4\nmax-flows-per-prefix = 0\n"
+                        "[route p]\nmatch = any\nforward = 127.0.0.1:7001\n");
+    struct umxd_verdict v;
+    struct umx_flow *f[4];
+    (void)st;
+    for (unsigned i = 0; i < 4; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "198.51.100.%u", i + 1);
+        v = send_str(h, ip, 1, "q");
+        f[i] = v.flow;
+        assert_true(reply(h, f[i], "a", 1).deliver);
+        assert_true(umxd_fl(f[i])->answered);
+        assert_false(umxd_fl(f[i])->established);
+    }
+    /* two peers prove themselves */
+    send_str(h, "198.51.100.1", 1, "q2");
+    send_str(h, "198.51.100.2", 1, "q2");
+    assert_true(umxd_fl(f[0])->established);
+    /* a full table: new peers take the unproven flows' places, never the
+     * proven ones */
+    for (unsigned i = 0; i < 6; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "203.0.113.%u", i + 1);
+        struct umx_rx_slot s = dgram(ip, 1, "n", 1);
+        umxd_decide(&h->e, &s, h->now, &v);
+        assert_int_equal(v.how, UMXD_HOW_NEW);
+        assert_non_null(umxd_flow_add(&h->e, &v, &s, 0, h->now, NULL, NULL));
+        h->now += S / 1000;
+    }
+    v = send_str(h, "198.51.100.1", 1, "still mine");
+    assert_int_equal(v.how, UMXD_HOW_FLOW);
+    v = send_str(h, "198.51.100.2", 1, "still mine");
+    assert_int_equal(v.how, UMXD_HOW_FLOW);
+    h_free(h);
+}
+
+/* #12: one source prefix cannot fill the table. */
+static void t_prefix_cap(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[udpmux]\nmax-flows-per-prefix = 3\n"
+                        "[route p]\nmatch = any\nforward = 127.0.0.1:7001\n");
+    struct umxd_prefix_slot *tab = calloc(UMXD_PREFIX_SLOTS, sizeof(*tab));
+    struct umxd_verdict v;
+    (void)st;
+    h->e.prefix = tab;
+    h->e.prefix_cap = umxd_prefix_cap(h->cfg, 64);
+    assert_int_equal(h->e.prefix_cap, 3);
+    for (unsigned i = 1; i <= 3; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "198.51.100.%u", i);
+        assert_int_equal(send_str(h, ip, 1, "x").how, UMXD_HOW_NEW);
+    }
+    v = send_str(h, "198.51.100.9", 1, "x");
+    assert_int_equal(v.kind, UMXD_V_DROP);
+    assert_int_equal(v.why, UMXD_DROP_PREFIX_FULL);
+    /* another prefix is not affected; a flow that goes frees a place */
+    assert_int_equal(send_str(h, "198.51.101.1", 1, "x").how, UMXD_HOW_NEW);
+    {
+        struct umx_rx_slot s = dgram("198.51.100.1", 1, "x", 1);
+        struct umx_flow_key k;
+        struct umx_flow *f;
+        umx_flow_key_make(&k, (struct sockaddr *)&s.local, (struct sockaddr *)&s.peer, 0);
+        f = umx_ft_lookup(h->ft, &k);
+        assert_non_null(f);
+        umxd_flow_gone(&h->e, f);
+        umx_ft_remove(h->ft, f);
+    }
+    assert_int_equal(send_str(h, "198.51.100.9", 1, "x").how, UMXD_HOW_NEW);
+    /* auto: a quarter of the table, at least 64 */
+    h->cfg->max_flows_per_prefix = UINT32_MAX;
+    assert_int_equal(umxd_prefix_cap(h->cfg, 4096), 1024);
+    assert_int_equal(umxd_prefix_cap(h->cfg, 16), 64);
+    free(tab);
+    h_free(h);
+}
+
+/* #12: a flow pinned by an attached program's own send carries the peer's
+ * answers, never what another route claims by content. */
+static void t_pin_never_crosses_routes(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[route fwd]\nmatch = dns\nforward = 127.0.0.1:5353\n"
+                        "[route app]\nmatch = prefix fe\naction = attach\nallow = uid:0\n");
+    static const uint8_t query[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                    0x00, 0x00, 0x07, 'e',  'x',  'a',  'm',  'p',  'l',  'e',
+                                    0x03, 'c',  'o',  'm',  0x00, 0x00, 0x01, 0x00, 0x01};
+    struct umx_rx_slot s;
+    struct umxd_verdict v;
+    (void)st;
+    /* the program sent to the victim: a pin */
+    h->pins[0].peer = sin4("198.51.100.7", 53000);
+    snprintf(h->pins[0].route, sizeof(h->pins[0].route), "app");
+    h->pins[0].client = 5;
+    h->npins = 1;
+    /* the victim's DNS query is route fwd's, not the program's */
+    s = dgram("198.51.100.7", 53000, query, sizeof(query));
+    v = step(h, &s);
+    assert_int_equal(v.kind, UMXD_V_FORWARD);
+    assert_int_equal(v.route, 0);
+    /* an answer the program expects (matches nothing else): delivered */
+    h->pins[0].peer = sin4("198.51.100.8", 53000);
+    v = send_str(h, "198.51.100.8", 53000, "\xfe answer");
+    assert_int_equal(v.kind, UMXD_V_DELIVER);
+    assert_true(umxd_fl(v.flow)->pinned);
+    v = send_str(h, "198.51.100.8", 53000, "plain answer");
+    assert_int_equal(v.kind, UMXD_V_DELIVER);
+    /* later a query from the pinned peer still goes to fwd */
+    s = dgram("198.51.100.8", 53000, query, sizeof(query));
+    v = step(h, &s);
+    assert_int_equal(v.kind, UMXD_V_FORWARD);
+    assert_int_equal(v.route, 0);
+    h_free(h);
+}
+
 /* The replay (udpmuxctl classify -c) on the same engine. */
 static void t_replay(void **st)
 {
@@ -492,6 +614,9 @@ int main(void)
         cmocka_unit_test(t_reply),
         cmocka_unit_test(t_roaming_wireguard),
         cmocka_unit_test(t_replay),
+        cmocka_unit_test(t_proven),
+        cmocka_unit_test(t_prefix_cap),
+        cmocka_unit_test(t_pin_never_crosses_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
