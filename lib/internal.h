@@ -37,6 +37,12 @@ int umx_rule_match_empty(const struct udpmux_rule *rule);
 /* The original text of the rule (for printing). */
 const char *umx_rule_text(const struct udpmux_rule *rule);
 
+/* The roaming protocols (a set of enum umx_roam_proto, rules/roam.h) that
+ * datagrams matching the rule can belong to: the protocols every positive
+ * probe term of the rule shares; 0 for a rule without one (`any`,
+ * `prefix ..`, `dns`, NULL). Pass it to umx_roam_key(). */
+unsigned umx_rule_roam_protos(const struct udpmux_rule *rule);
+
 /* Fast check of the pre-filter. */
 static inline int umx_rule_may_match(const struct udpmux_rule *rule, const uint8_t *data,
                                      size_t len)

@@ -853,6 +853,28 @@ const char *umx_rule_text(const struct udpmux_rule *rule)
     return rule->text;
 }
 
+unsigned umx_rule_roam_protos(const struct udpmux_rule *rule)
+{
+    /* Every positive probe term must match, so the rule carries at most
+     * the protocols all of them share (`quic and wireguard` carries none).
+     * Negated terms and the generic terms (any, bytes, len, regex...)
+     * prove nothing about the protocol: without a positive probe term the
+     * rule could be carrying anything, and "anything" must not learn keys
+     * (a DNS reply starting with 0x80 is not a QUIC packet). */
+    unsigned set = ~0u;
+    int seen = 0;
+    if (!rule)
+        return 0;
+    for (unsigned i = 0; i < rule->nterms; i++) {
+        const struct term *t = &rule->terms[i];
+        if (t->kind != T_PROBE || t->negate)
+            continue;
+        set &= t->u.probe.probe->roam;
+        seen = 1;
+    }
+    return seen ? set : 0;
+}
+
 /* Built-in probe helpers (public) --------------------------------------- */
 
 UDPMUX_API size_t udpmux_probe_count(void)

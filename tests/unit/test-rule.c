@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "rules/roam.h"
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -604,6 +605,46 @@ static void test_probes_registry(void **state)
     }
 }
 
+/* Which roaming protocol a route's rule can carry: only probe terms say,
+ * `and` intersects, `not` and the generic terms say nothing. */
+static unsigned roam_of(const char *text)
+{
+    struct udpmux_rule *r = compile_ok(text);
+    unsigned p = umx_rule_roam_protos(r);
+    udpmux_rule_free(r);
+    return p;
+}
+
+static void test_roam_protos(void **state)
+{
+    (void)state;
+    assert_int_equal(roam_of("quic"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("quic sni=*.example.org"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("quic and from 10.0.0.0/8"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("len 1200.. and quic alpn=h3"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("wireguard"), UMX_ROAM_P_WG);
+    assert_int_equal(roam_of("wireguard types=1,2"), UMX_ROAM_P_WG);
+    assert_int_equal(roam_of("openvpn"), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(roam_of("quic and wireguard"), 0);
+    assert_int_equal(roam_of("any"), 0);
+    assert_int_equal(roam_of("prefix c0"), 0);
+    assert_int_equal(roam_of("bytes 1 00000001"), 0);
+    assert_int_equal(roam_of("regex \"^\\x80\""), 0);
+    assert_int_equal(roam_of("dns"), 0);
+    assert_int_equal(roam_of("rtp"), 0);
+    assert_int_equal(roam_of("not quic"), 0);
+    assert_int_equal(roam_of("not dns and quic"), UMX_ROAM_P_QUIC);
+    assert_int_equal(umx_rule_roam_protos(NULL), 0);
+    for (size_t i = 0; i < udpmux_probe_count(); i++) {
+        const char *name = udpmux_probe_name(i);
+        unsigned want = strcmp(name, "quic") == 0        ? UMX_ROAM_P_QUIC
+                        : strcmp(name, "wireguard") == 0 ? UMX_ROAM_P_WG
+                        : strcmp(name, "openvpn") == 0   ? UMX_ROAM_P_OPENVPN
+                                                         : 0;
+        assert_int_equal(roam_of(name), want);
+    }
+}
+
 /* Thread-safety contract: one compiled rule, matched concurrently. */
 #include <pthread.h>
 static void *match_thread(void *arg)
@@ -653,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_first_byte_prefilter),
         cmocka_unit_test(test_prefilter_consistent),
         cmocka_unit_test(test_probes_registry),
+        cmocka_unit_test(test_roam_protos),
         cmocka_unit_test(test_concurrent_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,6 +54,7 @@
 #include <openssl/evp.h>
 
 #include "common.h"
+#include "../roam.h"
 #include "crypto.h"
 
 #define OP_HARD_RESET_CLIENT_V2 7
@@ -504,4 +505,5 @@ const struct umx_probe umx_probe_openvpn = {
     .params_new = ovpn_params_new,
     .params_free = ovpn_params_free,
     .first = UMX_FIRST_PRED(FIRST),
+    .roam = UMX_ROAM_P_OPENVPN,
 };
