@@ -2,6 +2,7 @@
  * and the tools. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -180,5 +181,10 @@ UDPMUX_API const char *udpmux_version(void)
 
 UDPMUX_API const char *udpmux_strerror(int err)
 {
-    return strerror(err < 0 ? -err : err);
+    /* -INT_MIN does not exist: negate in a wider type. strerrordesc_np()
+     * (glibc 2.32) returns a constant string or NULL, where strerror()
+     * formats unknown numbers into a buffer that other threads share. */
+    long e = err < 0 ? -(long)err : (long)err;
+    const char *s = e <= INT_MAX ? strerrordesc_np((int)e) : NULL;
+    return s ? s : "Unknown error";
 }

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -1698,6 +1700,142 @@ static void test_roam_openvpn(void **unused)
     assert_int_equal(umx_roam_key(d, 40, (enum umx_roam_dir)7, UMX_ROAM_P_ALL, 0, k, &l, &kind), 0);
 }
 
+/* ---- the library's dispatch (lib/mux.c) holds a split ClientHello ------- */
+
+struct seen {
+    unsigned n;
+    int handler[8];
+    size_t len[8];
+    uint8_t tag[8];
+};
+
+static void on_seen(struct udpmux *m, const struct udpmux_dgram *d, void *arg)
+{
+    struct seen *s = arg;
+    (void)m;
+    if (s->n < 8) {
+        s->handler[s->n] = d->handler;
+        s->len[s->n] = d->len;
+        s->tag[s->n] = d->len ? d->data[d->len - 1] : 0;
+    }
+    s->n++;
+}
+
+static void mux_pump(struct udpmux *m, const unsigned *count, unsigned want)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        struct pollfd p = {udpmux_fd(m), POLLIN, 0};
+        poll(&p, 1, 20);
+        assert_true(udpmux_process(m, 0) >= 0);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (*count < want &&
+             (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+}
+
+static int udp_client(void)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void udp_send(int fd, const uint8_t *d, size_t n, const struct sockaddr_storage *to)
+{
+    assert_int_equal(sendto(fd, d, n, 0, (const struct sockaddr *)to, sizeof(struct sockaddr_in)),
+                     (ssize_t)n);
+}
+
+static void test_mux_split_hello(void **unused)
+{
+    struct udpmux *m;
+    struct seen other = {0}, want = {0}, def = {0};
+    struct udpmux_stats st;
+    struct sockaddr_storage to;
+    uint8_t hello[4096], frames[1200], d1[1200], d2[1200];
+    uint8_t dcid[8] = {7, 2, 3, 4, 5, 6, 7, 8};
+    size_t hl = make_hello(hello, "split.example.org", 1700), fl;
+    int hw, cl, cl2, fds[20];
+    unsigned total;
+
+    (void)unused;
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+
+    assert_int_equal(udpmux_new(&m, NULL), 0);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    assert_int_equal(udpmux_endpoint_addr(m, 0, &to, NULL), 0);
+    assert_true(udpmux_add_handler(m, "other", "quic sni=*.other.org", on_seen, &other, NULL, 0) >=
+                0);
+    hw = udpmux_add_handler(m, "split", "quic sni=split.example.org", on_seen, &want, NULL, 0);
+    assert_true(hw >= 0);
+    udpmux_set_default(m, on_seen, &def);
+
+    /* the second half first: undecided, held; the first half decides, and
+     * both go to the handler, in the order sent */
+    cl = udp_client();
+    udp_send(cl, d1, sizeof(d1), &to);
+    mux_pump(m, &want.n, 1);
+    assert_int_equal(want.n, 0);
+    assert_int_equal(def.n, 0);
+    udp_send(cl, d2, sizeof(d2), &to);
+    mux_pump(m, &want.n, 2);
+    assert_int_equal(want.n, 2);
+    assert_int_equal(want.handler[0], hw);
+    assert_int_equal(want.tag[0], d1[1199]);
+    assert_int_equal(want.tag[1], d2[1199]);
+    assert_int_equal(other.n, 0);
+    assert_int_equal(def.n, 0);
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_held, 1);
+    assert_int_equal(st.rx_hold_dropped, 0);
+
+    /* a held datagram of one peer never goes out with another peer's */
+    dcid[0] = 50;
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    udp_send(cl, d1, sizeof(d1), &to);
+    cl2 = udp_client();
+    udp_send(cl2, d2, sizeof(d2), &to); /* other peer: its own entry, undecided */
+    mux_pump(m, &def.n, 1);
+    assert_int_equal(want.n, 2);
+    assert_int_equal(def.n, 0);
+
+    /* the pool is bounded: 20 peers with a first half each, the oldest
+     * are dropped and counted */
+    for (int i = 0; i < 20; i++) {
+        dcid[0] = (uint8_t)(100 + i);
+        fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+        seal_initial(dcid, 0, frames, fl, d1);
+        fds[i] = udp_client();
+        udp_send(fds[i], d1, sizeof(d1), &to);
+    }
+    total = 0;
+    for (int i = 0; i < 50; i++) {
+        mux_pump(m, &total, 1);
+        udpmux_get_stats(m, &st);
+        if (st.rx_held >= 1 + 2 + 20)
+            break;
+    }
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_held, 1 + 2 + 20);
+    /* 22 undecided at once (the first one was delivered) in 16 slots */
+    assert_int_equal(st.rx_hold_dropped, 2 + 20 - 16);
+    for (int i = 0; i < 20; i++)
+        close(fds[i]);
+    close(cl);
+    close(cl2);
+    udpmux_free(m);
+}
+
 int main(int argc, char **argv)
 {
     const char *d = argc > 1 ? argv[1] : getenv("UMX_TESTDATA");
@@ -1713,7 +1851,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_roam_dns_never),   cmocka_unit_test(test_roam_other_protocols),
         cmocka_unit_test(test_roam_quic_long),   cmocka_unit_test(test_roam_quic_short),
         cmocka_unit_test(test_roam_wireguard),   cmocka_unit_test(test_roam_openvpn),
-        cmocka_unit_test(test_rule_index),       cmocka_unit_test(test_rule_index_more),
+        cmocka_unit_test(test_mux_split_hello),  cmocka_unit_test(test_rule_index),
+        cmocka_unit_test(test_rule_index_more),
     };
     int r;
 
