@@ -68,7 +68,7 @@ struct umx_probe {
 };
 
 /* The built-in probes in the default order (the order resolves collisions;
- * see docs/internals/classify.md). */
+ * see docs/internals/probes.md). */
 extern const struct umx_probe *const umx_probes[];
 extern const size_t umx_nprobes;
 

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <net/if.h>
 #include <stdlib.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -149,29 +147,6 @@ UDPMUX_API int udpmux_format_addr(const struct sockaddr *sa, char *buf, size_t b
         return snprintf(buf, buflen, "[%s]:%u", host, ntohs(s6.sin6_port));
     }
     return snprintf(buf, buflen, "(family %d)", sa->sa_family);
-}
-
-int umx_random(void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = getrandom(p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-uint64_t umx_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 UDPMUX_API const char *udpmux_version(void)
