@@ -251,6 +251,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int r = umx_roam_key(data, size, (enum umx_roam_dir)dir, protos, cl, key, &kl, &kind);
             if (r < 0 || r > 1 || kl > UMX_ROAM_KEY_MAX)
                 abort();
+            if (r == 1 && !(umx_roam_kind_proto(kind) & protos))
+                abort();
             if (r == 1 &&
                 !((kind == UMX_ROAM_QUIC && (protos & UMX_ROAM_P_QUIC) && kl >= UMX_ROAM_MIN_CID) ||
                   (kind == UMX_ROAM_WG && (protos & UMX_ROAM_P_WG) && kl == 4) ||

@@ -111,6 +111,23 @@ enum umx_roam_proto {
 };
 #define UMX_ROAM_P_ALL (UMX_ROAM_P_QUIC | UMX_ROAM_P_WG | UMX_ROAM_P_OPENVPN)
 
+/* The protocol a key kind belongs to (0 for UMX_ROAM_NONE or unknown): a
+ * looked-up key may move or route a flow only when its route's set has it. */
+static inline unsigned umx_roam_kind_proto(int kind)
+{
+    switch (kind) {
+    case UMX_ROAM_WG:
+        return UMX_ROAM_P_WG;
+    case UMX_ROAM_QUIC:
+        return UMX_ROAM_P_QUIC;
+    case UMX_ROAM_OVPN_SID:
+    case UMX_ROAM_OVPN_PEER:
+        return UMX_ROAM_P_OPENVPN;
+    default:
+        return 0;
+    }
+}
+
 enum umx_roam_dir {
     UMX_ROAM_FROM_SERVER = 0, /* a backend's reply: keys to learn */
     UMX_ROAM_FROM_CLIENT = 1, /* a client's datagram: keys to look up */

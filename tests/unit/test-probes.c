@@ -1692,6 +1692,12 @@ static void test_roam_openvpn(void **unused)
     d[0] = 4 << 3;
     assert_int_equal(umx_roam_key(d, 40, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN, 0, k, &l, &kind),
                      0);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_OVPN_SID), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_OVPN_PEER), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_WG), UMX_ROAM_P_WG);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_QUIC), UMX_ROAM_P_QUIC);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_NONE), 0);
+    assert_int_equal(umx_roam_kind_proto(99), 0);
     /* arguments */
     assert_int_equal(umx_roam_key(d, 40, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_ALL, 21, k, &l, &kind),
                      -EINVAL);
