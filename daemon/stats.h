@@ -43,6 +43,9 @@
       "STUN requests too small to answer without amplification")                                   \
     X(dropped_attach, "drop.attach_full",                                                          \
       "Datagrams lost because an attached program's socket was full")                              \
+    X(dropped_unknown_session, "drop.unknown_session",                                             \
+      "Mid-session datagrams (WireGuard data, OpenVPN) of no known session that several routes "   \
+      "could carry: never pinned to one by resemblance")                                           \
     X(flows_created, "flows.created", "Flows created")                                             \
     X(flows_expired, "flows.expired", "Flows closed by idle timeout")                              \
     X(flows_evicted, "flows.evicted", "Unanswered flows evicted to make room")                     \
@@ -79,7 +82,8 @@ struct umxd_stats {
     X(drop_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")         \
     X(drop_stun_size, "drop.stun_too_small", "STUN requests too small to answer")                  \
     X(drop_send, "drop.send_error", "Datagrams lost to send errors towards a backend")             \
-    X(drop_attach, "drop.attach_full", "Datagrams lost to an attached program's full socket")
+    X(drop_attach, "drop.attach_full", "Datagrams lost to an attached program's full socket")      \
+    X(drop_unknown_session, "drop.unknown_session", "Mid-session datagrams of no known session")
 
 struct umxd_route_stats {
 #define UMXD_RSTATS_FIELD(f, n, h) uint64_t f;
@@ -110,6 +114,7 @@ struct umxd_route_stats {
     X(SEND, up_tx_errors, drop_send, "send_error")                                                 \
     X(ATTACH_FULL, dropped_attach, drop_attach, "attach_full")                                     \
     X(RELAY, up_tx_errors, drop_send, "relay_full")                                                \
+    X(UNKNOWN_SESSION, dropped_unknown_session, drop_unknown_session, "unknown_session")           \
     X(TRUNCATED, rx_truncated, NONE, "truncated")                                                  \
     X(FOREIGN, up_rx_foreign, NONE, "foreign")
 

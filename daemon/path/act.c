@@ -303,7 +303,7 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
     default:
         break;
     }
-    if (v->how == UMXD_HOW_NEW) {
+    if (umxd_verdict_new(v)) {
         f = create(w, v, s, li, now);
         if (!f)
             return;
@@ -327,18 +327,18 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
         return;
     }
     case UMXD_V_FANOUT:
-        umxd_flow_rx(&w->eng, f, s->len, li, now);
+        umxd_flow_rx(&w->eng, f, s->buf, s->len, li, now);
         if (umxd_attach_deliver(w->d, UMXD_ATTACH_FANOUT, umxd_fl(f)->cgen,
                                 route_of(w, umxd_fl(f)->route)->name, s) < 0)
             count_drop(w, slot, UMXD_DROP_ATTACH_FULL, 1);
         return;
     case UMXD_V_DELIVER:
-        umxd_flow_rx(&w->eng, f, s->len, li, now);
+        umxd_flow_rx(&w->eng, f, s->buf, s->len, li, now);
         queue_att(w, f, s);
         return;
     case UMXD_V_FORWARD:
-        umxd_flow_rx(&w->eng, f, s->len, li, now);
-        if (v->how == UMXD_HOW_NEW && w->held)
+        umxd_flow_rx(&w->eng, f, s->buf, s->len, li, now);
+        if (umxd_verdict_new(v) && w->held)
             hold_release(w, s, f, now);
         queue_up(w, f, s->buf, s->len, now);
         return;

@@ -304,11 +304,94 @@ static uint32_t roam_lens(struct umxd_engine *e)
     return e->roam_lens;
 }
 
-/* Step 2: an unknown address carrying a session key a backend taught us. */
-static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, struct umxd_verdict *v)
+/* Sessions ------------------------------------------------------------------ */
+
+static uint64_t session_ttl(int kind)
 {
-    uint32_t lens = roam_lens(e);
-    if (!lens)
+    switch (kind) {
+    case UMX_ROAM_WG:
+        return UMXD_SESSION_WG_NS;
+    case UMX_ROAM_OVPN_SID:
+    case UMX_ROAM_OVPN_PEER:
+        return UMXD_SESSION_OVPN_NS;
+    default:
+        return 0; /* QUIC ids live as long as their flow */
+    }
+}
+
+static struct umxd_session *session_set(const struct umxd_engine *e, const uint8_t *key,
+                                        size_t klen)
+{
+    return &e->sessions[(umx_siphash24(e->hashkey, key, klen) % UMXD_SESSION_SETS) *
+                        UMXD_SESSION_WAYS];
+}
+
+static struct umxd_session *session_find(const struct umxd_engine *e, const uint8_t *key,
+                                         size_t klen, uint64_t now)
+{
+    struct umxd_session *set;
+    if (!e->sessions)
+        return NULL;
+    set = session_set(e, key, klen);
+    for (unsigned i = 0; i < UMXD_SESSION_WAYS; i++)
+        if (set[i].expires_ns > now && set[i].klen == klen && memcmp(set[i].key, key, klen) == 0)
+            return &set[i];
+    return NULL;
+}
+
+/* Remembers (or refreshes) the backend that owns a session key. */
+static void session_put(struct umxd_engine *e, const uint8_t *key, size_t klen, int kind,
+                        const struct umxd_flow *fl, uint64_t now)
+{
+    uint64_t ttl = session_ttl(kind);
+    struct umxd_session *set, *s;
+    if (!e->sessions || !ttl || klen > UMX_ROAM_MAX || fl->attach)
+        return;
+    s = session_find(e, key, klen, now);
+    if (!s) {
+        set = session_set(e, key, klen);
+        s = &set[0];
+        for (unsigned i = 1; i < UMXD_SESSION_WAYS; i++)
+            if (set[i].expires_ns < s->expires_ns)
+                s = &set[i];
+    }
+    memcpy(s->key, key, klen);
+    s->klen = (uint8_t)klen;
+    s->slot = fl->slot;
+    s->backend = fl->backend;
+    s->expires_ns = now + ttl;
+}
+
+/* The route index of a stable slot in the current set, -1 if gone. */
+static int route_of_slot(const struct umxd_engine *e, unsigned slot)
+{
+    for (unsigned r = 0; r < e->rs->cfg->nroutes; r++)
+        if (e->rs->slot[r] == slot)
+            return (int)r;
+    return -1;
+}
+
+/* Forward routes that can carry protocol p: more than one means a datagram
+ * of p with an unknown session merely resembles each of them. */
+static unsigned routes_with(const struct umxd_engine *e, unsigned p)
+{
+    unsigned n = 0;
+    for (unsigned r = 0; r < e->rs->cfg->nroutes; r++)
+        n += route_of(e, r)->action == UMXD_FORWARD && (e->protos[r] & p);
+    return n;
+}
+
+/* Step 2: an unknown address carrying a session key a backend taught us:
+ * the flow that owns it moves here (this worker's), is reached through a
+ * relay (another worker's), or, once the flow has idled out, a new flow
+ * goes to the backend that owns the session. A session key nobody knows on
+ * a protocol several routes carry is never pinned to one of them by
+ * resemblance: dropped (the client's retried handshake is classified). */
+static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t now,
+                         struct umxd_verdict *v)
+{
+    uint32_t lens = roam_lens(e) | 1u; /* bit 0: fixed-length keys (WireGuard, OpenVPN) */
+    if (!e->all_protos)
         return 0;
     /* QUIC short headers do not say how long the connection id is: try the
      * lengths learnt from the backends' long headers (usually one) */
@@ -316,19 +399,23 @@ static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, str
         uint8_t key[UMX_ROAM_MAX];
         size_t klen = 0;
         int kind = 0;
+        unsigned p;
         struct umx_flow *f;
+        struct umxd_session *ss;
         if (!(lens & (1u << cl)))
             continue;
-        if (umx_roam_key_client(d->buf, d->len, cl, key + 1, &klen, &kind) != 1 || !klen)
+        if (umx_roam_key(d->buf, d->len, UMX_ROAM_FROM_CLIENT, e->all_protos, cl, key + 1, &klen,
+                         &kind) != 1 ||
+            !klen)
             continue;
         key[0] = (uint8_t)kind;
+        p = umx_roam_kind_proto(kind);
         f = umx_ft_roam_lookup(e->ft, key, klen + 1);
         if (f && !umxd_fl(f)->relay && !umxd_fl(f)->attach && umxd_fl(f)->established &&
-            route_of(e, umxd_fl(f)->route)->roaming) {
-            /* Only established flows move: the key was learnt from the
-             * backend's reply, so a spoofer must know a live session index
-             * to get here, and the backend still authenticates every
-             * packet. */
+            (e->protos[umxd_fl(f)->route] & p)) {
+            /* Only proven flows move: the key was learnt from the backend's
+             * reply, so a spoofer must know a live session index to get
+             * here, and the backend still authenticates every packet. */
             on_flow(f, UMXD_HOW_ROAMED, v);
             return 1;
         }
@@ -340,8 +427,25 @@ static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, str
             v->how = UMXD_HOW_NEW;
             return 1;
         }
+        ss = f ? NULL : session_find(e, key, klen + 1, now);
+        if (ss) {
+            int r = route_of_slot(e, ss->slot);
+            if (r >= 0 && route_of(e, (unsigned)r)->action == UMXD_FORWARD && (e->protos[r] & p) &&
+                ss->backend < route_of(e, (unsigned)r)->nbackends) {
+                v->route = r;
+                v->backend = ss->backend;
+                v->kind = UMXD_V_FORWARD;
+                v->how = UMXD_HOW_SESSION;
+                return 1;
+            }
+        }
+        if (!f && kind != UMX_ROAM_QUIC && routes_with(e, p) > 1) {
+            v->route = -1;
+            drop(v, UMXD_DROP_UNKNOWN_SESSION);
+            return 1;
+        }
         if (kind != UMX_ROAM_QUIC)
-            break; /* WireGuard keys do not depend on the length */
+            break; /* WireGuard and OpenVPN keys do not depend on the length */
     }
     return 0;
 }
@@ -387,7 +491,7 @@ void umxd_decide(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t no
         decide_known(e, d, f, now, v);
         return;
     }
-    if (decide_roamed(e, d, v))
+    if (decide_roamed(e, d, now, v))
         return;
     if (decide_attached(e, d, v)) {
         /* the peer answers a program's send, unless its datagram is
@@ -456,8 +560,10 @@ void umxd_decide_reply(const struct umxd_engine *e, struct umx_flow *f, const st
         v->follow_port = 1;
     }
     v->deliver = 1;
-    if (rt->roaming &&
-        umx_roam_key_server(d->buf, d->len, v->key + 1, &v->klen, &v->key_kind) == 1 && v->klen) {
+    if (e->protos[fl->route] &&
+        umx_roam_key(d->buf, d->len, UMX_ROAM_FROM_SERVER, e->protos[fl->route], 0, v->key + 1,
+                     &v->klen, &v->key_kind) == 1 &&
+        v->klen) {
         /* every handshake the backend sends may start a new session index
          * (WireGuard rekeys every two minutes): learn each one */
         v->key[0] = (uint8_t)v->key_kind;
@@ -485,6 +591,16 @@ void umxd_engine_classes(struct umxd_engine *e)
         umx_ft_set_class(e->ft, umxd_cls_established(r), 1, 1);
     }
     umx_ft_set_class(e->ft, UMXD_CLS_RELAY, 180ull * 1000000000ull, 1);
+    /* a route learns roaming keys only of the protocols its rule can
+     * match (a dns route learns nothing, whatever roaming = says) */
+    e->all_protos = 0;
+    memset(e->protos, 0, sizeof(e->protos));
+    for (unsigned r = 0; r < c->nroutes; r++) {
+        const struct umxd_route *rt = &c->routes[r];
+        if (rt->roaming && rt->rule && rt->action == UMXD_FORWARD)
+            e->protos[r] = (uint8_t)umx_rule_roam_protos(rt->rule);
+        e->all_protos |= e->protos[r];
+    }
 }
 
 struct umx_flow *umxd_flow_add(struct umxd_engine *e, const struct umxd_verdict *v,
@@ -559,14 +675,32 @@ void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f)
         ps->flows--;
 }
 
-void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, size_t len, unsigned listener,
-                  uint64_t now)
+void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, const uint8_t *buf, size_t len,
+                  unsigned listener, uint64_t now)
 {
     struct umxd_flow *fl = umxd_fl(f);
     unsigned cls = UMXD_CLS_KEEP;
     fl->rx_dgrams++;
     fl->rx_bytes += len;
     fl->listener = (uint8_t)listener;
+    if (!fl->relay && !fl->attach && fl->route < UMXD_MAX_ROUTES &&
+        (e->protos[fl->route] & UMX_ROAM_P_OPENVPN) && f->roam_len == 0) {
+        /* OpenVPN's client session id is never echoed where the server's
+         * replies could teach it: learn it from the client's own control
+         * packets (rules/roam.h); a P_DATA_V2 peer-id from the server
+         * replaces it */
+        uint8_t key[UMX_ROAM_MAX];
+        size_t klen = 0;
+        int kind = 0;
+        if (buf &&
+            umx_roam_key(buf, len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN, 0, key + 1, &klen,
+                         &kind) == 1 &&
+            kind == UMX_ROAM_OVPN_SID) {
+            key[0] = (uint8_t)kind;
+            umx_ft_roam_set(e->ft, f, key, klen + 1);
+            session_put(e, key, klen + 1, kind, fl, now);
+        }
+    }
     if (!fl->relay && fl->answered && !fl->established) {
         /* the peer sent again after our answer: it receives what we send
          * (a spoofed source cannot), so the flow is proven */
@@ -587,6 +721,7 @@ void umxd_flow_reply(struct umxd_engine *e, struct umx_flow *f, const struct umx
     fl->answered = 1;
     if (v->klen) {
         umx_ft_roam_set(e->ft, f, v->key, v->klen);
+        session_put(e, v->key, v->klen, v->key_kind, fl, now);
         /* remember the length for short-header lookups (bit 0 for
          * WireGuard, whose key length is fixed) */
         e->roam_lens |= v->key_kind == UMX_ROAM_QUIC ? 1u << (v->klen - 1) : 1u;

@@ -156,6 +156,27 @@ struct umxd_prefix_slot {
     uint32_t flows;
 };
 
+/* Sessions that outlive flows: what a backend taught about a WireGuard or
+ * OpenVPN session (its key) and which backend owns it, kept for the
+ * protocol's session lifetime after the flow idles out, so the client's
+ * next datagram reaches its server without a new handshake. 2-way set
+ * associative by keyed hash; a full set replaces the entry that expires
+ * first. */
+#define UMXD_SESSION_SETS 2048
+#define UMXD_SESSION_WAYS 2
+struct umxd_session {
+    uint64_t expires_ns; /* 0: free */
+    uint8_t key[UMX_ROAM_MAX];
+    uint8_t klen;
+    uint8_t backend;
+    uint16_t slot; /* the route's stable slot (survives reloads) */
+};
+/* WireGuard keys are rejected 180 s after their handshake (REJECT_AFTER_TIME);
+ * OpenVPN renegotiates after an hour by default (reneg-sec 3600) and keeps
+ * its peer-id across renegotiations. */
+#define UMXD_SESSION_WG_NS (180ull * 1000000000ull)
+#define UMXD_SESSION_OVPN_NS (3600ull * 1000000000ull)
+
 /* One worker's decision state. The caller owns every pointer. */
 struct umxd_engine {
     struct umx_ft *ft;
@@ -170,7 +191,12 @@ struct umxd_engine {
     struct umxd_rate_slot *rate_flows; /* UMXD_RATE_SLOTS each */
     struct umxd_rate_slot *rate_replies;
     struct umxd_prefix_slot *prefix; /* UMXD_PREFIX_SLOTS, or NULL: no per-prefix cap */
-    uint32_t prefix_cap;             /* flows one prefix may hold in this table */
+    struct umxd_session *sessions;   /* UMXD_SESSION_SETS x WAYS, or NULL: none kept */
+    /* per route of rs: the roaming protocols it can carry (its rule's
+     * probes, 0 with roaming = no), and their union (umxd_engine_classes) */
+    uint8_t protos[UMXD_MAX_ROUTES];
+    unsigned all_protos;
+    uint32_t prefix_cap; /* flows one prefix may hold in this table */
 };
 
 /* New-flow budget per full receive batch, in cost units: a flow with its
@@ -199,10 +225,11 @@ enum umxd_verdict_kind {
 /* How the destination was found. */
 enum umxd_how {
     UMXD_HOW_NONE,
-    UMXD_HOW_FLOW,   /* the peer's flow */
-    UMXD_HOW_ROAMED, /* a flow found by its session key: it moves to this address */
-    UMXD_HOW_NEW,    /* a new flow (classification, attach pin or relay) */
-    UMXD_HOW_PROBE,  /* classification, no flow (builtin, drop) */
+    UMXD_HOW_FLOW,    /* the peer's flow */
+    UMXD_HOW_ROAMED,  /* a flow found by its session key: it moves to this address */
+    UMXD_HOW_NEW,     /* a new flow (classification, attach pin or relay) */
+    UMXD_HOW_PROBE,   /* classification, no flow (builtin, drop) */
+    UMXD_HOW_SESSION, /* a new flow to the backend that owns the datagram's session */
 };
 
 struct umxd_verdict {
@@ -220,6 +247,12 @@ struct umxd_verdict {
     struct umxd_roam_ref ref; /* NEW relay: the owner */
     int pin;                  /* NEW deliver: a pin from the program's own send */
 };
+
+/* The verdict asks for a new flow. */
+static inline int umxd_verdict_new(const struct umxd_verdict *v)
+{
+    return v->kind != UMXD_V_DROP && (v->how == UMXD_HOW_NEW || v->how == UMXD_HOW_SESSION);
+}
 
 /* What happens to a datagram from a flow's backend. */
 struct umxd_reply_verdict {
@@ -256,15 +289,15 @@ int umxd_flow_move(struct umxd_engine *e, struct umx_flow *f, const struct umx_f
 void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f);
 /* A datagram from the peer on flow f: a datagram after the backend's answer
  * proves the peer receives what we send it (established). */
-void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, size_t len, unsigned listener,
-                  uint64_t now);
+void umxd_flow_rx(struct umxd_engine *e, struct umx_flow *f, const uint8_t *buf, size_t len,
+                  unsigned listener, uint64_t now);
 /* A reply the engine let through (v->deliver): establishes the flow and
  * learns its roaming key. */
 void umxd_flow_reply(struct umxd_engine *e, struct umx_flow *f, const struct umx_rx_slot *d,
                      const struct umxd_reply_verdict *v, uint64_t now);
 
-/* Sets every route's timeout classes on the table (after a route set
- * switch). */
+/* Adopts e->rs: every route's timeout classes on the table and its roaming
+ * protocols (after a route set switch). */
 void umxd_engine_classes(struct umxd_engine *e);
 
 /* Token bucket per source prefix (/24 for IPv4, /56 for IPv6): 1 if the

@@ -131,6 +131,7 @@ struct umxd_worker {
     struct umxd_env env;
     struct umxd_rate_slot *rate_flows, *rate_replies;
     struct umxd_prefix_slot *prefix;
+    struct umxd_session *sessions;
     uint64_t backlog_since; /* first of the current run of full batches, 0: none */
     struct txstate tx;
     struct hold *hold;

@@ -18,6 +18,7 @@ struct umxd_replay {
     struct umx_ft *ft;
     struct umx_probe_state *pstate;
     struct umxd_rate_slot *rate_flows, *rate_replies;
+    struct umxd_session *sessions;
     uint8_t hashkey[16];
     struct umxd_engine eng;
     struct umxd_env env;
@@ -71,7 +72,8 @@ int umxd_replay_new(struct umxd_replay **out, struct umxd_config *cfg)
         r->pstate = NULL;
     r->rate_flows = calloc(UMXD_RATE_SLOTS, sizeof(*r->rate_flows));
     r->rate_replies = calloc(UMXD_RATE_SLOTS, sizeof(*r->rate_replies));
-    if (e == 0 && (!r->rate_flows || !r->rate_replies))
+    r->sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*r->sessions));
+    if (e == 0 && (!r->rate_flows || !r->rate_replies || !r->sessions))
         e = -ENOMEM;
     if (e < 0) {
         r->cfg = NULL; /* the caller keeps cfg on failure */
@@ -88,6 +90,7 @@ int umxd_replay_new(struct umxd_replay **out, struct umxd_config *cfg)
     r->eng.budget = UINT_MAX;
     r->eng.rate_flows = r->rate_flows;
     r->eng.rate_replies = r->rate_replies;
+    r->eng.sessions = r->sessions;
     *out = r;
     umxd_engine_classes(&r->eng);
     return 0;
@@ -101,6 +104,7 @@ void umxd_replay_free(struct umxd_replay *r)
     umx_probe_state_free(r->pstate);
     free(r->rate_flows);
     free(r->rate_replies);
+    free(r->sessions);
     umxd_config_free(r->cfg);
     free(r);
 }
@@ -157,6 +161,8 @@ static const char *how_name(const struct umxd_verdict *v)
         return "flow";
     case UMXD_HOW_ROAMED:
         return "roamed";
+    case UMXD_HOW_SESSION:
+        return "session";
     default:
         return "probe";
     }
@@ -200,7 +206,7 @@ void umxd_replay_datagram(struct umxd_replay *r, const struct sockaddr *src,
     umxd_decide(&r->eng, &s, now, &v);
     out->route = v.kind == UMXD_V_DROP && v.why == UMXD_DROP_UNMATCHED ? -1 : v.route;
     out->how = how_name(&v);
-    if (v.how == UMXD_HOW_NEW && v.kind != UMXD_V_RELAY) {
+    if (umxd_verdict_new(&v) && v.kind != UMXD_V_RELAY) {
         f = umxd_flow_add(&r->eng, &v, &s, 0, now, replay_release, r);
         if (!f) {
             out->how = umxd_drop_name(UMXD_DROP_TABLE_FULL);
@@ -211,11 +217,11 @@ void umxd_replay_datagram(struct umxd_replay *r, const struct sockaddr *src,
         /* the model's backend is the flow's own peer address: unconnected
          * upstreams then take its replies */
         umxd_store_addr(&umxd_fl(f)->upaddr, &s.peer);
-        umxd_flow_rx(&r->eng, f, len, 0, now);
+        umxd_flow_rx(&r->eng, f, buf, len, 0, now);
     } else if (v.how == UMXD_HOW_ROAMED) {
         if (umxd_flow_move(&r->eng, v.flow, &v.key, &s) == 0)
-            umxd_flow_rx(&r->eng, v.flow, len, 0, now);
+            umxd_flow_rx(&r->eng, v.flow, buf, len, 0, now);
     } else if (v.how == UMXD_HOW_FLOW && v.flow && v.kind != UMXD_V_RELAY) {
-        umxd_flow_rx(&r->eng, v.flow, len, 0, now);
+        umxd_flow_rx(&r->eng, v.flow, buf, len, 0, now);
     }
 }

@@ -321,7 +321,8 @@ static int engine_init(struct umxd_worker *w)
     w->rate_flows = calloc(UMXD_RATE_SLOTS, sizeof(*w->rate_flows));
     w->rate_replies = calloc(UMXD_RATE_SLOTS, sizeof(*w->rate_replies));
     w->prefix = calloc(UMXD_PREFIX_SLOTS, sizeof(*w->prefix));
-    if (!w->rate_flows || !w->rate_replies || !w->prefix)
+    w->sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*w->sessions));
+    if (!w->rate_flows || !w->rate_replies || !w->prefix || !w->sessions)
         return -ENOMEM;
     w->env.ctx = w;
     w->env.backend_up = env_backend_up;
@@ -340,6 +341,7 @@ static int engine_init(struct umxd_worker *w)
     w->eng.rate_flows = w->rate_flows;
     w->eng.rate_replies = w->rate_replies;
     w->eng.prefix = w->prefix;
+    w->eng.sessions = w->sessions;
     w->eng.prefix_cap = umxd_prefix_cap(d->rs->cfg, umx_ft_capacity(w->ft));
     return 0;
 }
@@ -421,6 +423,7 @@ void worker_free(struct umxd_worker *w)
     free(w->rate_flows);
     free(w->rate_replies);
     free(w->prefix);
+    free(w->sessions);
     mbox_free(w->mbox);
     umx_probe_state_free(w->pstate);
     if (w->epfd >= 0)

@@ -184,7 +184,7 @@ void mbox_drain(struct umxd_worker *w, uint64_t now)
             }
             UMX_CTR_ADD(w->rst[fl->slot].rx_datagrams, 1);
             UMX_CTR_ADD(w->rst[fl->slot].rx_bytes, batch[i].len);
-            umxd_flow_rx(&w->eng, f, batch[i].len, batch[i].li, now);
+            umxd_flow_rx(&w->eng, f, batch[i].data, batch[i].len, batch[i].li, now);
             queue_up(w, f, batch[i].data, batch[i].len, now);
         }
         /* batch[] lives on this stack frame: send before reusing it */

@@ -25,6 +25,7 @@
 #include "path/engine.h"
 #include "path/replay.h"
 #include "rules/probe.h"
+#include "rules/roam.h"
 
 #define S (UINT64_C(1000000000))
 
@@ -123,6 +124,7 @@ static struct h *h_new(const char *text)
     h->e.budget = UINT_MAX;
     h->e.rate_flows = h->rf;
     h->e.rate_replies = h->rr;
+    h->e.sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*h->e.sessions));
     umxd_engine_classes(&h->e);
     h->now = 10 * S;
     return h;
@@ -135,6 +137,7 @@ static void h_free(struct h *h)
     umxd_config_free(h->cfg);
     free(h->rf);
     free(h->rr);
+    free(h->e.sessions);
     free(h);
 }
 
@@ -166,7 +169,7 @@ static struct umxd_verdict step(struct h *h, struct umx_rx_slot *s)
 {
     struct umxd_verdict v;
     umxd_decide(&h->e, s, h->now, &v);
-    if (v.how == UMXD_HOW_NEW && v.kind != UMXD_V_DROP) {
+    if (umxd_verdict_new(&v)) {
         v.flow = umxd_flow_add(&h->e, &v, s, 0, h->now, NULL, NULL);
         assert_non_null(v.flow);
         if (v.route >= 0)
@@ -179,7 +182,7 @@ static struct umxd_verdict step(struct h *h, struct umx_rx_slot *s)
         assert_int_equal(umxd_flow_move(&h->e, v.flow, &v.key, s), 0);
     }
     if (v.flow && v.kind != UMXD_V_DROP && v.kind != UMXD_V_RELAY)
-        umxd_flow_rx(&h->e, v.flow, s->len, 0, h->now);
+        umxd_flow_rx(&h->e, v.flow, s->buf, s->len, 0, h->now);
     h->now += S / 1000;
     return v;
 }
@@ -576,6 +579,87 @@ static void t_pin_never_crosses_routes(void **st)
     h_free(h);
 }
 
+/* #12: a DNS route learns no roaming key, whatever its replies look like
+ * (an ID >= 0x8000 once read as a QUIC long header). */
+static void t_roam_dns_never(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[route dns]\nmatch = dns\nforward = 127.0.0.1:5353\nroaming = yes\n");
+    static const uint8_t q[] = {0x8a, 0x2f, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                0x00, 0x03, 'w',  'w',  'w',  0x00, 0x00, 0x01, 0x00, 0x01};
+    static const uint8_t a[] = {0x8a, 0x2f, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+                                0x00, 0x00, 0x03, 'w',  'w',  'w',  0x00, 0x00, 0x01, 0x00,
+                                0x01, 0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                0x3c, 0x00, 0x04, 192,  0,    2,    10};
+    struct umx_rx_slot s = dgram("198.51.100.1", 1000, q, sizeof(q));
+    struct umxd_verdict v = step(h, &s);
+    (void)st;
+    assert_int_equal(reply(h, v.flow, a, sizeof(a)).klen, 0);
+    assert_int_equal(h->e.protos[0], 0);
+    s = dgram("198.51.100.1", 1000, q, sizeof(q)); /* proves the flow */
+    step(h, &s);
+    s = dgram("203.0.113.5", 2000, q, sizeof(q));
+    v = step(h, &s);
+    assert_int_equal(v.how, UMXD_HOW_NEW); /* its own flow, not A's */
+    h_free(h);
+}
+
+/* #12: WireGuard sessions outlive flows, and a session nobody knows is
+ * never pinned to a route it merely resembles. */
+static void t_wg_sessions(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[route wa]\nmatch = wireguard and from 198.51.100.0/25\n"
+                        "forward = 127.0.0.1:51820\n"
+                        "[route wb]\nmatch = wireguard\nforward = 127.0.0.1:51821\n");
+    uint8_t init[148], resp[92], data[64];
+    struct umx_rx_slot s;
+    struct umxd_verdict v;
+    struct umx_flow_key k;
+    (void)st;
+    memset(init, 0, sizeof(init));
+    init[0] = 1;
+    memset(resp, 0, sizeof(resp));
+    resp[0] = 2;
+    memcpy(resp + 4, "\xdb\x57\x7c\xa8", 4);
+    memset(data, 0, sizeof(data));
+    data[0] = 4;
+    memcpy(data + 4, resp + 4, 4);
+    assert_int_equal(h->e.protos[0], UMX_ROAM_P_WG);
+    /* a client of server B (its address is outside wa's /25) */
+    s = dgram("198.51.100.200", 5000, init, sizeof(init));
+    v = step(h, &s);
+    assert_int_equal(v.route, 1);
+    assert_true(reply(h, v.flow, resp, sizeof(resp)).klen > 0);
+    s = dgram("198.51.100.200", 5000, data, sizeof(data));
+    assert_int_equal(step(h, &s).how, UMXD_HOW_FLOW);
+    /* the flow idles out */
+    umx_flow_key_make(&k, (struct sockaddr *)&s.local, (struct sockaddr *)&s.peer, 0);
+    umxd_flow_gone(&h->e, umx_ft_lookup(h->ft, &k));
+    umx_ft_remove(h->ft, umx_ft_lookup(h->ft, &k));
+    h->now += 100 * S;
+    /* its next data packet, even from an address route wa would claim,
+     * goes to B's backend at once */
+    s = dgram("198.51.100.7", 5001, data, sizeof(data));
+    v = step(h, &s);
+    assert_int_equal(v.kind, UMXD_V_FORWARD);
+    assert_int_equal(v.how, UMXD_HOW_SESSION);
+    assert_int_equal(v.route, 1);
+    /* a data packet of a session nobody knows: two routes carry
+     * WireGuard, so it is dropped, not pinned to the first */
+    data[4] ^= 0xff;
+    s = dgram("198.51.100.8", 5002, data, sizeof(data));
+    v = step(h, &s);
+    assert_int_equal(v.kind, UMXD_V_DROP);
+    assert_int_equal(v.why, UMXD_DROP_UNKNOWN_SESSION);
+    /* after the session's lifetime it is forgotten */
+    data[4] ^= 0xff;
+    h->now += 200 * S;
+    s = dgram("198.51.100.9", 5003, data, sizeof(data));
+    assert_int_equal(step(h, &s).why, UMXD_DROP_UNKNOWN_SESSION);
+    h_free(h);
+}
+
 /* The replay (udpmuxctl classify -c) on the same engine. */
 static void t_replay(void **st)
 {
@@ -617,6 +701,8 @@ int main(void)
         cmocka_unit_test(t_proven),
         cmocka_unit_test(t_prefix_cap),
         cmocka_unit_test(t_pin_never_crosses_routes),
+        cmocka_unit_test(t_roam_dns_never),
+        cmocka_unit_test(t_wg_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1728,6 +1728,10 @@ static void test_send_while_binding(void **state)
         assert_int_equal(pthread_create(&th, NULL, bindrace_sender, &b), 0);
         for (int i = 0; i < 16; i++)
             assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), i);
+        /* on a busy machine the sender may not have run yet: give it up to
+         * 2 s to get one datagram out before stopping it */
+        for (int spin = 0; spin < 2000 && __atomic_load_n(&b.ok, __ATOMIC_RELAXED) == 0; spin++)
+            usleep(1000);
         __atomic_store_n(&b.stop, 1, __ATOMIC_RELAXED);
         pthread_join(th, NULL);
         assert_int_equal(b.other, 0);
