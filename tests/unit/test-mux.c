@@ -1671,15 +1671,30 @@ static void test_strerror_any_int(void **state)
 struct bindrace {
     struct udpmux *m;
     struct sockaddr_storage dst;
-    volatile int stop;
+    int stop;
+    unsigned iter; /* sends tried (atomic): the binds wait for it to move */
     int ok, again, other;
 };
+
+/* Waits (bounded) until the sender has tried a send after this point: on a
+ * loaded machine the thread may otherwise not run before the binds end. */
+static void bindrace_wait(struct bindrace *b)
+{
+    unsigned from = __atomic_load_n(&b->iter, __ATOMIC_ACQUIRE);
+    uint64_t end = now_ms() + 5000;
+    while (__atomic_load_n(&b->iter, __ATOMIC_ACQUIRE) == from) {
+        if (now_ms() > end)
+            fail_msg("the sender thread did not run for 5 s");
+        sched_yield();
+    }
+}
 
 static void *bindrace_sender(void *arg)
 {
     struct bindrace *b = arg;
     static const char msg_text[] = "race";
-    for (int i = 0; i < 200000 && !__atomic_load_n(&b->stop, __ATOMIC_RELAXED); i++) {
+    uint64_t end = now_ms() + 10000; /* bounded even if the main thread stalls */
+    for (int i = 0; !__atomic_load_n(&b->stop, __ATOMIC_RELAXED) && now_ms() < end; i++) {
         struct udpmux_msg msg;
         int r;
         memset(&msg, 0, sizeof(msg));
@@ -1691,6 +1706,7 @@ static void *bindrace_sender(void *arg)
          * that may just have been published */
         msg.endpoint = (i & 1) ? -1 : i % 16;
         r = udpmux_send(b->m, &msg);
+        __atomic_fetch_add(&b->iter, 1, __ATOMIC_RELEASE);
         if (r == 0)
             b->ok++;
         else if (r == -EAGAIN || r == -ENOBUFS)
@@ -1726,12 +1742,13 @@ static void test_send_while_binding(void **state)
         }
         b.stop = 0;
         assert_int_equal(pthread_create(&th, NULL, bindrace_sender, &b), 0);
-        for (int i = 0; i < 16; i++)
+        bindrace_wait(&b);
+        for (int i = 0; i < 16; i++) {
             assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), i);
-        /* on a busy machine the sender may not have run yet: give it up to
-         * 2 s to get one datagram out before stopping it */
-        for (int spin = 0; spin < 2000 && __atomic_load_n(&b.ok, __ATOMIC_RELAXED) == 0; spin++)
-            usleep(1000);
+            if (i % 4 == 0)
+                bindrace_wait(&b);
+        }
+        bindrace_wait(&b); /* at least one send with all 16 published */
         __atomic_store_n(&b.stop, 1, __ATOMIC_RELAXED);
         pthread_join(th, NULL);
         assert_int_equal(b.other, 0);

@@ -1835,6 +1835,14 @@ static void test_mux_split_hello(void **unused)
     assert_int_equal(st.rx_held, 1 + 2 + 20);
     /* 22 undecided at once (the first one was delivered) in 16 slots */
     assert_int_equal(st.rx_hold_dropped, 2 + 20 - 16);
+    /* after 3 s nothing can decide them any more: all 16 are dropped */
+    {
+        struct timespec ts = {3, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(udpmux_process(m, 0) >= 0);
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_hold_dropped, 2 + 20);
     for (int i = 0; i < 20; i++)
         close(fds[i]);
     close(cl);
