@@ -411,6 +411,17 @@ static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, uin
         key[0] = (uint8_t)kind;
         p = umx_roam_kind_proto(kind);
         f = umx_ft_roam_lookup(e->ft, key, klen + 1);
+        if (f && p == UMX_ROAM_P_OPENVPN && !umxd_fl(f)->relay && !umxd_fl(f)->attach &&
+            (e->protos[umxd_fl(f)->route] & p)) {
+            /* OpenVPN peer-ids are small and handed out in sequence: a key
+             * chooses the backend (the server floats the client only after
+             * authenticating it), it never moves a live flow */
+            v->route = umxd_fl(f)->route;
+            v->backend = umxd_fl(f)->backend;
+            v->kind = UMXD_V_FORWARD;
+            v->how = UMXD_HOW_SESSION;
+            return 1;
+        }
         if (f && !umxd_fl(f)->relay && !umxd_fl(f)->attach && umxd_fl(f)->established &&
             (e->protos[umxd_fl(f)->route] & p)) {
             /* Only proven flows move: the key was learnt from the backend's

@@ -36,6 +36,7 @@ it_eq "$(it_fds "$UMXD_PID")" $((base + 5)) "descriptors with 5 flows"
 # global cap: 16 per worker, 5 in use (answered, not proven): 11 more fit,
 # each proven by a second datagram after its answer
 it_eq "$(burst 11 e --confirm)" 11 "flows that fit in the table"
+sleep 0.5 # the proofs are in flight: let udpmuxd read them
 it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "descriptors with a full table"
 # a full table evicts answered but unproven flows first (what a spoofed
 # source gets): the 5 capped-route flows make room for 5 newcomers, and the
