@@ -23,9 +23,7 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
-#ifdef HAVE_CTL_CLASSIFY
 #include "classify.h"
-#endif
 
 #define EX_OK_ 0
 #define EX_CMDERR_ 1
@@ -851,9 +849,7 @@ static void usage(FILE *f)
             "  undrain ROUTE|BACKEND|ROUTE/BACKEND\n"
             "                            accept new flows again\n"
             "  top [-n COUNT]            live view, refreshed every second (q quits)\n"
-#ifdef HAVE_CTL_CLASSIFY
             "  classify ...              classify datagrams from a capture (see udpmuxctl(8))\n"
-#endif
             "exit status: 0 ok, 1 refused by udpmuxd, 64 usage, 69 udpmuxd unreachable\n",
             UMX_CTL_FLOWS_DEFAULT, UMX_CTL_FLOWS_MAX);
 }
@@ -921,10 +917,8 @@ int main(int argc, char **argv)
         return EX_USAGE_;
     }
     cmd = argv[optind];
-#ifdef HAVE_CTL_CLASSIFY
     if (strcmp(cmd, "classify") == 0)
         return ctl_classify_main(argc - optind, argv + optind);
-#endif
     memset(&req, 0, sizeof(req));
     for (int i = 1; i < UMX_CTL_CMD_COUNT; i++)
         if (strcmp(cmd, umx_ctl_cmd_name((enum umx_ctl_cmd)i)) == 0)
