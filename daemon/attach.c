@@ -45,11 +45,21 @@
 #include "attach/proto.h"
 #include "internal.h"
 #include "log.h"
+#include "sockfile.h"
 #include "udpmuxd.h"
 
 #define MAX_CLIENTS 64
 #define SHARED_FLOWS 65536
 #define RX_BATCH 32
+/* Any local user may connect (the socket is 0666; routes are checked at
+ * hello), so one user must not be able to take every slot: a connection
+ * that has not claimed a route within HELLO_NS is closed, a uid other than
+ * root holds at most PER_UID_MAX connections, and the last ROOT_RESERVE
+ * slots are root's. A refused program gets an EUSERS error message
+ * (udpmux_attach returns -EUSERS). */
+#define HELLO_NS (2ull * 1000000000ull)
+#define PER_UID_MAX 16
+#define ROOT_RESERVE 8
 
 struct client {
     int fd;
@@ -59,8 +69,9 @@ struct client {
     int closing;
     uint64_t close_loops[UMXD_MAX_WORKERS];
     char route[UMXD_NAME_MAX];
-    uid_t uid;
+    uid_t uid; /* SO_PEERCRED at accept */
     pid_t pid;
+    uint64_t accept_ns; /* the hello deadline counts from here */
     uint64_t rx, tx, drops;
 };
 
@@ -72,7 +83,9 @@ struct shared_flow {
 struct attach {
     int lfd;
     char path[108];
-    pthread_mutex_t mu; /* clients[].claimed/route and the shared flow table */
+    struct umxd_sockfile file;
+    struct umxd_ratelimit rl, rl_hello; /* refusals; hello deadlines */
+    pthread_mutex_t mu;                 /* clients[].claimed/route and the shared flow table */
     struct client c[MAX_CLIENTS];
     struct umx_ft *ft;
     uint64_t sent, send_errors, unclaimed_sends;
@@ -360,19 +373,45 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
     (void)arg;
     for (;;) {
         int cfd = umxd_accept(d, fd);
-        unsigned i;
+        unsigned i, used = 0, mine = 0, fr = MAX_CLIENTS;
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        const char *why = NULL;
         if (cfd < 0)
             return;
-        for (i = 0; i < MAX_CLIENTS; i++)
-            if (!a->c[i].fd && !a->c[i].closing)
-                break;
-        if (i == MAX_CLIENTS) {
-            reply(cfd, UMX_ATT_ERR, EMFILE, "too many attached programs");
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
             close(cfd);
             continue;
         }
+        for (i = 0; i < MAX_CLIENTS; i++) {
+            if (!a->c[i].fd && !a->c[i].closing) {
+                if (fr == MAX_CLIENTS)
+                    fr = i;
+                continue;
+            }
+            used++;
+            if (!a->c[i].closing && a->c[i].uid == cr.uid)
+                mine++;
+        }
+        if (fr == MAX_CLIENTS)
+            why = "attach socket full: too many attached programs";
+        else if (cr.uid != 0 && mine >= PER_UID_MAX)
+            why = "too many attach connections from this user";
+        else if (cr.uid != 0 && used >= MAX_CLIENTS - ROOT_RESERVE)
+            why = "attach socket full: the remaining slots are root's";
+        if (why) {
+            umxd_log_rl(&a->rl, LOG_WARNING, "attach: uid %u (pid %d) refused: %s",
+                        (unsigned)cr.uid, (int)cr.pid, why);
+            reply(cfd, UMX_ATT_ERR, EUSERS, why);
+            close(cfd);
+            continue;
+        }
+        i = fr;
         memset(&a->c[i], 0, sizeof(a->c[i]));
         a->c[i].fd = cfd;
+        a->c[i].uid = cr.uid;
+        a->c[i].pid = cr.pid;
+        a->c[i].accept_ns = umx_now_ns();
         /* keep the generation moving across reuse of the slot */
         a->c[i].gen = (uint32_t)(umx_now_ns() & 0x7ffffffe) | 1u;
         {
@@ -393,11 +432,18 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
 static void on_tick(struct umxd *d, uint64_t now, void *arg)
 {
     struct attach *a = A(d);
-    (void)now;
     (void)arg;
     for (unsigned i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &a->c[i];
         int quiet = 1;
+        if (c->fd && !c->closing && !c->claimed && now - c->accept_ns > HELLO_NS) {
+            /* connected and silent: the slot goes back */
+            umxd_log_rl(&a->rl_hello, LOG_INFO,
+                        "attach: uid %u (pid %d) sent no hello within %llu s", (unsigned)c->uid,
+                        (int)c->pid, (unsigned long long)(HELLO_NS / 1000000000ull));
+            reply(c->fd, UMX_ATT_ERR, ETIMEDOUT, "no hello in time");
+            drop_client(d, i);
+        }
         if (!c->closing)
             continue;
         for (unsigned w = 0; w < d->nworkers; w++)
@@ -430,6 +476,8 @@ int umxd_attach_init(struct umxd *d)
     if (!a)
         return -ENOMEM;
     a->buf = calloc(RX_BATCH, UMX_ATT_MAX_MSG);
+    a->rl = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
+    a->rl_hello = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
     pthread_mutex_init(&a->mu, NULL);
     r = umx_ft_new(&a->ft, SHARED_FLOWS, sizeof(struct shared_flow), d->hashkey);
     if (r < 0 || !a->buf)
@@ -467,9 +515,21 @@ int umxd_attach_init(struct umxd *d)
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, d->cfg->attach, pl);
     memcpy(a->path, d->cfg->attach, pl);
-    unlink(d->cfg->attach);
-    if (bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(a->lfd, 64) < 0) {
+    /* only a stale attach socket is removed: never another file, nor the
+     * control socket when both are configured at one path */
+    r = umxd_sockfile_clear(d->cfg->attach, SOCK_SEQPACKET);
+    if (r < 0) {
+        umxd_log(LOG_ERR, "attach: %s: %s", d->cfg->attach, umxd_sockfile_strerror(r));
+        goto fail;
+    }
+    if (bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         r = -errno;
+        goto fail;
+    }
+    umxd_sockfile_note(&a->file, d->cfg->attach);
+    if (listen(a->lfd, 64) < 0) {
+        r = -errno;
+        umxd_sockfile_unlink(&a->file, d->cfg->attach);
         goto fail;
     }
     /* any local user may connect; what they may claim is decided per route
@@ -654,7 +714,7 @@ void umxd_attach_fini(struct umxd *d)
         if (a->c[i].fd > 0)
             close(a->c[i].fd);
     close(a->lfd);
-    unlink(a->path);
+    umxd_sockfile_unlink(&a->file, a->path);
     umx_ft_free(a->ft);
     pthread_mutex_destroy(&a->mu);
     free(a->buf);

@@ -37,6 +37,9 @@
 #endif
 
 #define M_MAX_DOC (4u * 1024u * 1024u) /* a document larger than this is cut */
+#define M_CONNS 128u                   /* HTTP connections (UMXD_FD_RESERVE holds them) */
+#define M_PER_ADDR 8u                  /* of those, from one client address */
+#define M_IDLE_S 10u                   /* a connection silent this long is closed */
 
 /* A growable text buffer for one render (main thread). */
 struct sb {
@@ -711,11 +714,14 @@ int umxd_metrics_init(struct umxd *d)
         port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
     }
     render(d, m); /* the first request finds documents */
-    m->mhd =
-        MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
-                         10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    /* A few addresses that open connections and send half a request must
+     * not take every slot: an address gets M_PER_ADDR of M_CONNS, so it
+     * takes more than M_CONNS / M_PER_ADDR addresses to fill them. */
+    m->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, M_CONNS,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
+                              MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!m->mhd) {
         umxd_log(LOG_ERR, "metrics: cannot listen on %s", d->cfg->metrics);
         sb_free(&m->prom);

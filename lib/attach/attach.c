@@ -64,7 +64,13 @@ UDPMUX_API int udpmux_attach(struct udpmux_attach **out, const char *path, const
     msg[3] = (uint8_t)nl;
     memcpy(msg + 4, route, nl);
     if (send(a->fd, msg, 4 + nl, MSG_NOSIGNAL) < 0) {
+        /* a daemon that refuses the connection (full: -EUSERS) answers
+         * and hangs up at once, maybe before the hello got there: its
+         * answer is still queued here, and says more than the reset */
         r = -errno;
+        n = recv(a->fd, msg, sizeof(msg), MSG_DONTWAIT);
+        if (n >= 4 && msg[0] == UMX_ATT_ERR && (msg[2] << 8 | msg[3]) > 0)
+            r = -(msg[2] << 8 | msg[3]);
         goto fail;
     }
     pfd.fd = a->fd;
