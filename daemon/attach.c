@@ -88,7 +88,10 @@ struct attach {
     pthread_mutex_t mu;                 /* clients[].claimed/route and the shared flow table */
     struct client c[MAX_CLIENTS];
     struct umx_ft *ft;
-    uint64_t sent, send_errors, unclaimed_sends;
+    /* drop_* and refused: atomic (workers count too); sent: main thread;
+     * delivered is summed from the clients' rx and retired_rx */
+    struct umxd_attach_stats st;
+    uint64_t retired_rx; /* rx of clients whose slots were recycled */
     /* receive batch for program messages */
     struct mmsghdr mm[RX_BATCH];
     struct iovec iov[RX_BATCH];
@@ -276,12 +279,13 @@ static void send_out(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     int li, fd, has_local;
     if (umx_att_decode_data(m, n, &peer, &local, &has_local, &payload, &plen_data) < 0) {
         a->c[i].drops++;
+        UMX_CTR_ADD_MT(a->st.drop_bad_message, 1);
         return;
     }
     li = pick_listener(d, (struct sockaddr *)&peer);
     if (li < 0) {
         a->c[i].drops++;
-        a->send_errors++;
+        UMX_CTR_ADD_MT(a->st.drop_no_listener, 1);
         return;
     }
     fd = d->lfd[li][0];
@@ -300,11 +304,11 @@ static void send_out(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     /* the flow first, so an immediate answer finds it */
     record_flow(d, i, (struct sockaddr *)&peer);
     if (sendmsg(fd, &mh, MSG_DONTWAIT) < 0) {
-        a->send_errors++;
+        UMX_CTR_ADD_MT(a->st.drop_send_error, 1);
         a->c[i].drops++;
         return;
     }
-    a->sent++;
+    a->st.sent++;
     a->c[i].tx++;
 }
 
@@ -356,10 +360,12 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
                 }
                 continue;
             }
-            if (m[0] == UMX_ATT_DATA)
+            if (m[0] == UMX_ATT_DATA) {
                 send_out(d, i, m, len);
-            else
+            } else {
                 c->drops++;
+                UMX_CTR_ADD_MT(a->st.drop_bad_message, 1);
+            }
         }
         if (n < RX_BATCH)
             return;
@@ -402,6 +408,7 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
         if (why) {
             umxd_log_rl(&a->rl, LOG_WARNING, "attach: uid %u (pid %d) refused: %s",
                         (unsigned)cr.uid, (int)cr.pid, why);
+            a->st.refused++;
             reply(cfd, UMX_ATT_ERR, EUSERS, why);
             close(cfd);
             continue;
@@ -441,6 +448,7 @@ static void on_tick(struct umxd *d, uint64_t now, void *arg)
             umxd_log_rl(&a->rl_hello, LOG_INFO,
                         "attach: uid %u (pid %d) sent no hello within %llu s", (unsigned)c->uid,
                         (int)c->pid, (unsigned long long)(HELLO_NS / 1000000000ull));
+            a->st.refused++;
             reply(c->fd, UMX_ATT_ERR, ETIMEDOUT, "no hello in time");
             drop_client(d, i);
         }
@@ -454,6 +462,8 @@ static void on_tick(struct umxd *d, uint64_t now, void *arg)
         close(c->fd);
         c->fd = 0;
         c->closing = 0;
+        /* no worker writes to it any more: its count moves to the total */
+        a->retired_rx += __atomic_exchange_n(&c->rx, 0, __ATOMIC_RELAXED);
     }
     /* idle shared flows */
     pthread_mutex_lock(&a->mu);
@@ -644,8 +654,10 @@ static int deliver_one(struct attach *a, unsigned i, const struct umx_rx_slot *s
     mh.msg_iov = iov;
     mh.msg_iovlen = 2;
     if (sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        int full = errno == EAGAIN || errno == ENOBUFS;
         UMX_CTR_ADD_MT(c->drops, 1);
-        return errno == EAGAIN || errno == ENOBUFS ? -EAGAIN : -ESTALE;
+        UMX_CTR_ADD_MT(*(full ? &a->st.drop_full : &a->st.drop_gone), 1);
+        return full ? -EAGAIN : -ESTALE;
     }
     UMX_CTR_ADD_MT(c->rx, 1);
     return 0;
@@ -688,12 +700,17 @@ int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct
         r = sendmmsg(c->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
+        int full = errno == EAGAIN || errno == ENOBUFS;
         UMX_CTR_ADD_MT(c->drops, n);
-        return errno == EAGAIN || errno == ENOBUFS ? -EAGAIN : -ESTALE;
+        UMX_CTR_ADD_MT(*(full ? &a->st.drop_full : &a->st.drop_gone), n);
+        return full ? -EAGAIN : -ESTALE;
     }
     UMX_CTR_ADD_MT(c->rx, (unsigned)r);
-    if ((unsigned)r < n)
+    if ((unsigned)r < n) {
+        /* sendmmsg stops at the first message the socket does not take */
         UMX_CTR_ADD_MT(c->drops, n - (unsigned)r);
+        UMX_CTR_ADD_MT(a->st.drop_full, n - (unsigned)r);
+    }
     return r;
 }
 
@@ -703,6 +720,24 @@ int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen)
     if (client == UMXD_ATTACH_FANOUT)
         return 1;
     return client < MAX_CLIENTS && __atomic_load_n(&a->c[client].gen, __ATOMIC_ACQUIRE) == gen;
+}
+
+void umxd_attach_stats(struct umxd *d, struct umxd_attach_stats *st)
+{
+    struct attach *a = A(d);
+    memset(st, 0, sizeof(*st));
+    if (!a)
+        return;
+#define LOAD(f, n, h) st->drop_##f = __atomic_load_n(&a->st.drop_##f, __ATOMIC_RELAXED);
+    UMXD_ATTACH_DROPS(LOAD)
+#undef LOAD
+    st->sent = a->st.sent;
+    st->refused = a->st.refused;
+    st->delivered = a->retired_rx;
+    for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+        st->delivered += __atomic_load_n(&a->c[i].rx, __ATOMIC_RELAXED);
+        st->programs += __atomic_load_n(&a->c[i].claimed, __ATOMIC_RELAXED) != 0;
+    }
 }
 
 void umxd_attach_fini(struct umxd *d)

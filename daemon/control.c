@@ -201,6 +201,17 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
     umx_ctl_u64(o, "reload.ok", d->reloads_ok);
     umx_ctl_u64(o, "reload.failed", d->reloads_failed);
     umx_ctl_u64(o, "uptime_ms", (umx_now_ns() - d->start_ns) / 1000000u);
+    {
+        struct umxd_attach_stats as;
+        umxd_attach_stats(d, &as);
+        umx_ctl_u64(o, "attach.programs", as.programs);
+        umx_ctl_u64(o, "attach.delivered", as.delivered);
+        umx_ctl_u64(o, "attach.sent", as.sent);
+        umx_ctl_u64(o, "attach.refused", as.refused);
+#define PUT(f, n, h) umx_ctl_u64(o, "attach.drop." n, as.drop_##f);
+        UMXD_ATTACH_DROPS(PUT)
+#undef PUT
+    }
     umx_ctl_rec_end(o);
 }
 

@@ -229,6 +229,7 @@ static void listener_meminfo(struct umxd *d, unsigned li, uint64_t *drops, uint6
 /* One sample of everything the documents show, taken on the main thread. */
 struct sample {
     struct umxd_stats st;
+    struct umxd_attach_stats att;
     struct umxd_route_stats rst[UMXD_MAX_ROUTES];
     uint64_t entries; /* flows in the tables, retired routes included */
     uint64_t now_ns;
@@ -292,6 +293,7 @@ static void take_sample(struct umxd *d, struct sample *s)
 {
     s->now_ns = umx_now_ns();
     umxd_stats_sum(d, &s->st);
+    umxd_attach_stats(d, &s->att);
     for (unsigned r = 0; r < d->cfg->nroutes; r++)
         umxd_route_stats_sum(d, d->rs->slot[r], &s->rst[r]);
     s->entries = 0;
@@ -368,6 +370,26 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     }
     UMXD_STATS(CTR)
 #undef CTR
+
+    /* attached programs (attach.c's own counts) */
+    family(b, "udpmux_attach_programs", "gauge", "Programs attached to a route now.");
+    sb_printf(b, "udpmux_attach_programs %llu\n", (unsigned long long)s->att.programs);
+    family(b, "udpmux_attach_delivered_total", "counter",
+           "Datagrams written to attached programs.");
+    sb_printf(b, "udpmux_attach_delivered_total %llu\n", (unsigned long long)s->att.delivered);
+    family(b, "udpmux_attach_sent_total", "counter",
+           "Datagrams attached programs sent out of the shared port.");
+    sb_printf(b, "udpmux_attach_sent_total %llu\n", (unsigned long long)s->att.sent);
+    family(b, "udpmux_attach_refused_total", "counter",
+           "Attach connections refused (full, per-user cap, no hello in time).");
+    sb_printf(b, "udpmux_attach_refused_total %llu\n", (unsigned long long)s->att.refused);
+    family(b, "udpmux_attach_drops_total", "counter",
+           "Datagrams to or from attached programs dropped by the attach socket, by reason.");
+#define ADROP(f, n, h)                                                                             \
+    sb_printf(b, "udpmux_attach_drops_total{reason=\"%s\"} %llu\n", n,                             \
+              (unsigned long long)s->att.drop_##f);
+    UMXD_ATTACH_DROPS(ADROP)
+#undef ADROP
 
     family(b, "udpmux_flow_table_capacity", "gauge", "Flow table slots over all workers.");
     sb_printf(b, "udpmux_flow_table_capacity %llu\n",
