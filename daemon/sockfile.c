@@ -47,7 +47,7 @@ const char *umxd_sockfile_strerror(int r)
     case -EEXIST:
         return "a file that is not a socket is in the way (left alone)";
     case -EADDRINUSE:
-        return "a live socket is there (another udpmuxd?)";
+        return "in use by a live socket (another udpmuxd?)";
     case -EPROTOTYPE:
     case -ECONNRESET:
         return "a socket of another kind is there (left alone)";

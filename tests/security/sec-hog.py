@@ -42,12 +42,17 @@ def attach_claim(path, route, n, hold):
         except OSError as e:
             # refused at once: the daemon's answer is queued behind the
             # reset, as udpmux_attach() reads it
-            t, code = None, e.errno
-            try:
-                t, c = att_msg_code(s.recv(512, socket.MSG_DONTWAIT))
-                code = c if t == ATT_ERR else code
-            except OSError:
-                pass
+            # (the first read may report the reset itself)
+            code = e.errno
+            for _ in range(3):
+                try:
+                    t, c = att_msg_code(s.recv(512, socket.MSG_DONTWAIT))
+                    code = c if t == ATT_ERR else code
+                    break
+                except ConnectionResetError:
+                    continue
+                except OSError:
+                    break
             codes.append(errno.errorcode.get(code, str(code)))
             s.close()
             continue
