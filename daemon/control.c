@@ -31,6 +31,7 @@
 #include "ctlproto.h"
 #include "internal.h"
 #include "log.h"
+#include "names.h"
 #include "sockfile.h"
 #include "udpmuxd.h"
 
@@ -112,36 +113,6 @@ static int peer_allowed(const struct control *ctl, int fd, struct ucred *uc)
 static uint64_t flow_capacity(const struct umxd *d)
 {
     return (uint64_t)d->cfg->max_flows * d->nworkers;
-}
-
-static const char *action_name(enum umxd_action a)
-{
-    switch (a) {
-    case UMXD_FORWARD:
-        return "forward";
-    case UMXD_DROP:
-        return "drop";
-    case UMXD_STUN:
-        return "stun";
-    case UMXD_ECHO:
-        return "echo";
-    case UMXD_ATTACH:
-        return "attach";
-    }
-    return "unknown";
-}
-
-/* Health word of one backend, as udpmuxctl and the metrics page show it. */
-static const char *backend_health(struct umxd *d, unsigned slot, unsigned b, uint64_t now)
-{
-    struct umxd_health *h = &d->health[slot][b];
-    if (__atomic_load_n(&h->draining, __ATOMIC_RELAXED))
-        return "draining";
-    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED))
-        return "down";
-    if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) > now)
-        return "down";
-    return "up";
 }
 
 static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
@@ -228,7 +199,7 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
         umx_ctl_str(o, "name", rt->name);
         umx_ctl_u64(o, "index", r);
         umx_ctl_str(o, "rule", rt->match);
-        umx_ctl_str(o, "action", action_name(rt->action));
+        umx_ctl_str(o, "action", umxd_action_name(rt->action));
         umx_ctl_u64(o, "draining", (uint64_t)__atomic_load_n(&d->drain[slot], __ATOMIC_RELAXED));
 #define PUT(f, n, h) umx_ctl_u64(o, n, rst.f);
         UMXD_ROUTE_STATS(PUT)
@@ -243,7 +214,7 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
             umx_ctl_str(o, "route", rt->name);
             umx_ctl_u64(o, "index", b);
             umx_ctl_str(o, "addr", rt->backends[b].text);
-            umx_ctl_str(o, "health", backend_health(d, slot, b, now));
+            umx_ctl_str(o, "health", umxd_backend_state(d, slot, b, now));
             umx_ctl_u64(o, "active_down",
                         (uint64_t)__atomic_load_n(&h->active_down, __ATOMIC_RELAXED));
             umx_ctl_u64(o, "passive_down_ms", du > now ? (du - now) / 1000000u : 0);
@@ -420,7 +391,7 @@ static void cmd_drain(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
             umx_ctl_str(o, "kind", "backend");
             umx_ctl_str(o, "route", rt->name);
             umx_ctl_str(o, "backend", rt->backends[b].text);
-            umx_ctl_str(o, "health", backend_health(d, slot, b, now));
+            umx_ctl_str(o, "health", umxd_backend_state(d, slot, b, now));
             umx_ctl_rec_end(o);
         }
     }

@@ -30,6 +30,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "names.h"
 #include "udpmuxd.h"
 
 #ifndef SO_MEMINFO
@@ -188,23 +189,6 @@ static void route_probe(const struct umxd_route *rt, char *out, size_t cap)
     for (size_t i = 0; i < udpmux_probe_count(); i++)
         if (strcmp(word, udpmux_probe_name(i)) == 0)
             snprintf(out, cap, "%s", word);
-}
-
-static const char *action_name(enum umxd_action a)
-{
-    static const char *const names[] = {"forward", "drop", "stun", "echo", "attach"};
-    return (unsigned)a < UMX_ARRAY_LEN(names) ? names[a] : "unknown";
-}
-
-static const char *health_word(struct umxd *d, unsigned slot, unsigned b, uint64_t now)
-{
-    struct umxd_health *h = &d->health[slot][b];
-    if (__atomic_load_n(&h->draining, __ATOMIC_RELAXED))
-        return "draining";
-    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) > now)
-        return "down";
-    return "up";
 }
 
 /* Kernel view of one listener over its workers' sockets: drops for a full
@@ -404,7 +388,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         route_probe(&c->routes[r], probe, sizeof(probe));
         sb_puts(b, "udpmux_route_info{route=\"");
         prom_label(b, c->routes[r].name);
-        sb_printf(b, "\",action=\"%s\",probe=\"", action_name(c->routes[r].action));
+        sb_printf(b, "\",action=\"%s\",probe=\"", umxd_action_name(c->routes[r].action));
         prom_label(b, probe);
         sb_puts(b, "\"} 1\n");
     }
@@ -460,7 +444,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
             sb_puts(b, "\",backend=\"");
             prom_label(b, c->routes[r].backends[k].text);
             sb_printf(b, "\"} %d\n",
-                      strcmp(health_word(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
+                      strcmp(umxd_backend_state(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
         }
     family(b, "udpmux_backend_draining", "gauge", "1 while the backend is drained, else 0.");
     for (unsigned r = 0; r < c->nroutes; r++)
@@ -506,7 +490,7 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
         unsigned slot = d->rs->slot[r];
         sb_puts(b, r ? ",{\"name\":" : "{\"name\":");
         json_str(b, rt->name);
-        sb_printf(b, ",\"action\":\"%s\",\"rule\":", action_name(rt->action));
+        sb_printf(b, ",\"action\":\"%s\",\"rule\":", umxd_action_name(rt->action));
         json_str(b, rt->match);
         sb_printf(b, ",\"draining\":%d", __atomic_load_n(&d->drain[slot], __ATOMIC_RELAXED));
 #define JR(f, n, h) sb_printf(b, ",\"%s\":%llu", n, (unsigned long long)s->rst[r].f);
@@ -522,7 +506,7 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
         for (unsigned k = 0; k < rt->nbackends; k++) {
             sb_puts(b, k ? ",{\"addr\":" : "{\"addr\":");
             json_str(b, rt->backends[k].text);
-            sb_printf(b, ",\"health\":\"%s\"}", health_word(d, slot, k, s->now_ns));
+            sb_printf(b, ",\"health\":\"%s\"}", umxd_backend_state(d, slot, k, s->now_ns));
         }
         sb_puts(b, "]}");
     }
