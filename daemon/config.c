@@ -39,7 +39,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <syslog.h>
 #include <netinet/in.h>
 
@@ -189,6 +192,7 @@ struct header {
 
 struct route_state {
     int key_line[R_COUNT]; /* first line each key was given on, 0: not given */
+    int backend_line[UMXD_MAX_BACKENDS];
 };
 
 struct ctx {
@@ -463,6 +467,9 @@ static void route_defaults(struct umxd_route *r)
     r->proxy_v2 = 0;
     r->transparent = 0;
     r->roaming = 1;
+    /* the smallest correct STUN answer (32 bytes, 44 for IPv6) even to
+     * the 20-byte requests every common client sends, under response-rate */
+    r->stun_minimal = 1;
     r->max_flows = 0;
     r->health = UMXD_HEALTH_NONE;
     r->health_interval_ns = 5 * NS_PER_S;
@@ -1070,11 +1077,15 @@ static void route_key(struct ctx *c, const char *key, const char *value, int lin
     case R_MATCH:
         append_match(c, r, value, line);
         return;
-    case R_FORWARD:
+    case R_FORWARD: {
+        unsigned first = r->nbackends;
         m = for_each_item(value, backend_item, r, msg);
         if (m)
             errf(c, line, c->sec, key, "%s", m);
+        for (unsigned b = first; b < r->nbackends; b++)
+            c->rs[c->route].backend_line[b] = line;
         return;
+    }
     case R_ALLOW:
         m = for_each_item(value, allow_item, r, msg);
         if (m)
@@ -1246,10 +1257,85 @@ static int handler(void *user, const char *section, const char *name, const char
     return c->ret == 0;
 }
 
+/* Whether a socket bound to this address would be on this host: loopback
+ * and the wildcard are, any other address is asked of the kernel (bind()
+ * to port 0 succeeds for a local address, including an AnyIP route's,
+ * and fails with EADDRNOTAVAIL otherwise). */
+static bool is_local_addr(const struct sockaddr_storage *ss)
+{
+    struct sockaddr_storage a;
+    socklen_t len;
+    int fd, rc;
+    memcpy(&a, ss, sizeof(a));
+    if (a.ss_family == AF_INET) {
+        struct sockaddr_in s4;
+        memcpy(&s4, &a, sizeof(s4));
+        if ((ntohl(s4.sin_addr.s_addr) >> 24) == 127 || s4.sin_addr.s_addr == INADDR_ANY)
+            return true;
+        s4.sin_port = 0;
+        memcpy(&a, &s4, sizeof(s4));
+        len = sizeof(s4);
+    } else {
+        struct sockaddr_in6 s6;
+        memcpy(&s6, &a, sizeof(s6));
+        if (IN6_IS_ADDR_LOOPBACK(&s6.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr))
+            return true;
+        s6.sin6_port = 0;
+        memcpy(&a, &s6, sizeof(s6));
+        len = sizeof(s6);
+    }
+    fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false; /* cannot tell */
+    rc = bind(fd, (const struct sockaddr *)&a, len) == 0 ? 0 : errno;
+    close(fd);
+    return rc != EADDRNOTAVAIL;
+}
+
+/* Whether datagrams sent to backend b would arrive on listener l: the
+ * same address and port, or the same port on a wildcard listener (an
+ * IPv6 one with dual-stack takes IPv4 too) and an address of this host. */
+static bool loops_back(const struct sockaddr_storage *l, int dual_stack,
+                       const struct sockaddr_storage *b)
+{
+    struct sockaddr_in l4, b4;
+    struct sockaddr_in6 l6, b6;
+    bool wild;
+    if (b->ss_family == AF_INET) {
+        memcpy(&b4, b, sizeof(b4));
+        if (l->ss_family == AF_INET) {
+            memcpy(&l4, l, sizeof(l4));
+            if (l4.sin_port != b4.sin_port)
+                return false;
+            if (l4.sin_addr.s_addr == b4.sin_addr.s_addr)
+                return true;
+            wild = l4.sin_addr.s_addr == INADDR_ANY;
+        } else {
+            memcpy(&l6, l, sizeof(l6));
+            if (l6.sin6_port != b4.sin_port)
+                return false;
+            wild = dual_stack && IN6_IS_ADDR_UNSPECIFIED(&l6.sin6_addr);
+        }
+        return wild && is_local_addr(b);
+    }
+    if (l->ss_family != AF_INET6)
+        return false;
+    memcpy(&b6, b, sizeof(b6));
+    memcpy(&l6, l, sizeof(l6));
+    if (l6.sin6_port != b6.sin6_port)
+        return false;
+    if (IN6_ARE_ADDR_EQUAL(&l6.sin6_addr, &b6.sin6_addr))
+        return true;
+    return IN6_IS_ADDR_UNSPECIFIED(&l6.sin6_addr) && is_local_addr(b);
+}
+
+static void check_loops(struct ctx *c);
+
 /* Whole-config checks after the last section. */
 static void finish_config(struct ctx *c)
 {
     struct umxd_config *cfg = c->cfg;
+    int cl = c->gkey_line[G_CONTROL], al = c->gkey_line[G_ATTACH];
 
     if (!cfg->nlisten) {
         errf(c, c->listen_hdr_line ? c->listen_hdr_line : 1, "[listen]", "address",
@@ -1278,6 +1364,49 @@ static void finish_config(struct ctx *c)
                 }
             }
         }
+    }
+    /* One UNIX socket path for two sockets: the second bind would unlink
+     * the first one's socket, and clients of one would talk to the other. */
+    if (cfg->control[0] && !strcmp(cfg->control, cfg->attach)) {
+        bool ctl_last = cl > al;
+        errf(c, ctl_last ? cl : al, "[udpmux]", ctl_last ? "control" : "attach",
+             "same path as %s = %.100s: the control and attach sockets need a path each",
+             ctl_last ? "attach" : "control", cfg->control);
+        return;
+    }
+    if (cfg->path[0] && (!strcmp(cfg->control, cfg->path) || !strcmp(cfg->attach, cfg->path))) {
+        bool ctl = !strcmp(cfg->control, cfg->path);
+        errf(c, ctl ? cl : al, "[udpmux]", ctl ? "control" : "attach",
+             "is this configuration file: binding the socket would replace it");
+        return;
+    }
+    check_loops(c);
+}
+
+/* A backend that is one of our own listeners: every datagram would come
+ * back, be classified again and forwarded again (one datagram became 2048
+ * forwards and 2048 flows before the flow table filled). In quick mode the
+ * route's "line" is its -r argument. */
+static void check_loops(struct ctx *c)
+{
+    const struct umxd_config *cfg = c->cfg;
+    for (unsigned r = 0; r < cfg->nroutes; r++) {
+        const struct umxd_route *rt = &cfg->routes[r];
+        if (rt->action != UMXD_FORWARD)
+            continue;
+        for (unsigned b = 0; b < rt->nbackends; b++)
+            for (unsigned i = 0; i < cfg->nlisten; i++) {
+                char sec[UMXD_NAME_MAX + 16];
+                if (!loops_back(&cfg->listen[i], cfg->dual_stack, &rt->backends[b].addr))
+                    continue;
+                snprintf(sec, sizeof(sec), "[route %s]", rt->name);
+                errf(c, c->quick_args ? (int)r + 1 : c->rs[r].backend_line[b],
+                     c->quick_args ? NULL : sec, c->quick_args ? NULL : "forward",
+                     "%s is udpmuxd's own listen address %s: every datagram would be forwarded "
+                     "back to udpmuxd",
+                     rt->backends[b].text, cfg->listen_text[i]);
+                return;
+            }
     }
 }
 
@@ -1523,34 +1652,77 @@ int umxd_config_load_string(const char *text, const char *name, struct umxd_conf
     return load_buffer(text, strlen(text), name ? name : "(string)", out, err, errlen);
 }
 
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    return "a special file";
+}
+
 int umxd_config_load(const char *path, struct umxd_config **out, char *err, size_t errlen)
 {
-    FILE *f;
+    struct stat st;
     char *buf = NULL;
     size_t len = 0;
-    int ret;
+    int fd, ret;
 
     *out = NULL;
-    f = fopen(path, "re");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO for reading waits for a writer, which
+     * would hang `udpmuxd -t` and, on SIGHUP, the main thread (signals,
+     * control socket, SIGTERM included). Only a regular file is read. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         ret = -errno;
         if (err && errlen)
             snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-ret));
         return ret;
     }
+    if (fstat(fd, &st) < 0) {
+        ret = -errno;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(-ret));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ret = -EINVAL;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s, not a configuration file (give a regular file)", path,
+                     file_kind(st.st_mode));
+        goto out;
+    }
+    if (st.st_size > CONF_MAX_FILE) {
+        ret = -EFBIG;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: file too large (max %d bytes)", path, CONF_MAX_FILE);
+        goto out;
+    }
     buf = malloc(CONF_MAX_FILE + 1);
     if (!buf) {
-        fclose(f);
+        ret = -ENOMEM;
         if (err && errlen)
             snprintf(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    len = fread(buf, 1, CONF_MAX_FILE + 1, f);
-    if (ferror(f)) {
-        ret = errno ? -errno : -EIO;
-        if (err && errlen)
-            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-ret));
         goto out;
+    }
+    /* the size may change while we read: read to EOF, up to the cap */
+    while (len <= CONF_MAX_FILE) {
+        ssize_t n = read(fd, buf + len, CONF_MAX_FILE + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            if (err && errlen)
+                snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-ret));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
     }
     if (len > CONF_MAX_FILE) {
         ret = -EFBIG;
@@ -1560,7 +1732,7 @@ int umxd_config_load(const char *path, struct umxd_config **out, char *err, size
     }
     ret = load_buffer(buf, len, path, out, err, errlen);
 out:
-    fclose(f);
+    close(fd);
     free(buf);
     return ret;
 }
@@ -1736,6 +1908,8 @@ int umxd_config_quick(const char *const *listen, unsigned nlisten, const char *c
             snprintf(err, errlen, "no routes: give -r NAME=ADDR:PORT");
         c->ret = -EINVAL;
     }
+    if (!c->ret)
+        check_loops(c);
     ret = c->ret;
 out:
     if (ret == 0) {

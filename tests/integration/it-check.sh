@@ -35,4 +35,19 @@ rc=$?
 set -e
 it_eq "$rc" 78 "exit code for a missing file"
 it_contains "$out" "nosuch.conf" "missing file named"
+# a FIFO is refused at once (it used to hang -t until a writer came), and
+# so is a directory
+mkfifo "$T/fifo.conf"
+set +e
+out=$(timeout 5 "$UDPMUXD" -t -c "$T/fifo.conf" 2>&1)
+rc=$?
+set -e
+it_eq "$rc" 78 "exit code for a FIFO"
+it_contains "$out" "fifo.conf: a FIFO, not a configuration file" "FIFO named"
+set +e
+out=$(timeout 5 "$UDPMUXD" -t -c "$T" 2>&1)
+rc=$?
+set -e
+it_eq "$rc" 78 "exit code for a directory"
+it_contains "$out" "a directory, not a configuration file" "directory named"
 it_pass
