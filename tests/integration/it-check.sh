@@ -50,4 +50,20 @@ rc=$?
 set -e
 it_eq "$rc" 78 "exit code for a directory"
 it_contains "$out" "a directory, not a configuration file" "directory named"
+# --help and the man page list the same options; --version is meson's
+help=$("$UDPMUXD" --help) || it_fail "--help failed"
+man=$UMX_SRC/docs/man/udpmuxd.8.scd
+for opt in $(grep -o -- '--[a-z-]*' <<<"$help" | sort -u); do
+    grep -q -- "\*$opt\*" "$man" || it_fail "$opt is in --help but not in udpmuxd.8.scd"
+done
+for opt in $(grep -o -- '\*--[a-z-]*\*' "$man" | tr -d '*' | sort -u); do
+    grep -q -- "$opt" <<<"$help" || it_fail "$opt is in udpmuxd.8.scd but not in --help"
+done
+want=$(sed -n "s/^  version: '\(.*\)',/\1/p" "$UMX_SRC/meson.build")
+it_contains "$("$UDPMUXD" --version)" "udpmuxd $want" "--version"
+set +e
+"$UDPMUXD" --no-such-option >/dev/null 2>&1
+rc=$?
+set -e
+it_eq "$rc" 64 "exit code for an unknown option"
 it_pass
