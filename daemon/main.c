@@ -32,13 +32,13 @@ struct options {
     const char *qlisten[UMXD_MAX_LISTEN], *qroutes[UMXD_MAX_ROUTES];
     unsigned nql, nqr, qworkers;
     long qbusy;
-    int check, print, verbose;
+    int check, print, verbose, takeover;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: udpmuxd [-c FILE] [-t | -T] [-v]\n"
+            "usage: udpmuxd [-c FILE] [-t | -T] [-v] [--takeover]\n"
             "       udpmuxd -l ADDR:PORT [-l ...] -r RULE=BACKEND[,BACKEND] [-r ...] [-w N]\n"
             "               [-b US] [-v]\n"
             "  -c, --config FILE      configuration file (default %s)\n"
@@ -50,6 +50,8 @@ static void usage(FILE *f)
             "  -w, --workers N        quick mode: worker threads (default 1)\n"
             "  -b, --busy-poll US     quick mode: busy-poll budget in microseconds (default 0)\n"
             "  -v, --verbose          more verbose logging (repeatable)\n"
+            "      --takeover         join the socket group of a program that already holds\n"
+            "                         the listen address (upgrades), instead of refusing\n"
             "  -V, --version          print the version and exit\n"
             "  -h, --help             print this help and exit\n",
             default_config);
@@ -68,6 +70,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"busy-poll", required_argument, NULL, 'b'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
+        {"takeover", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -120,6 +123,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         case 'v':
             o->verbose++;
+            break;
+        case 'K': /* long only */
+            o->takeover = 1;
             break;
         case 'V':
             if (strcmp(UMXD_VERSION, udpmux_version()))
@@ -291,7 +297,7 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
-    r = umxd_open_listeners(d);
+    r = umxd_open_listeners(d, o.takeover);
     if (r < 0) {
         rc = r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE : EX_OSERR;
         goto out;

@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "owner.h"
 #include "startup.h"
 #include "udpmuxd.h"
 
@@ -149,8 +150,9 @@ static int activated_fds(void)
     return (int)n;
 }
 
-int umxd_open_listeners(struct umxd *d)
+int umxd_open_listeners(struct umxd *d, int takeover)
 {
+    uint8_t key[8];
     struct umxd_config *c = d->cfg;
     int nact = activated_fds();
     if (nact > 0) {
@@ -177,9 +179,27 @@ int umxd_open_listeners(struct umxd *d)
         }
         return 0;
     }
+    if (umx_random(key, sizeof(key)) < 0)
+        return -EIO;
     for (unsigned li = 0; li < c->nlisten; li++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&c->listen[li];
+        int held = umxd_owner_holders(sa, c->dual_stack, c->listen_text[li]);
+        if (held < 0)
+            umxd_log(LOG_WARNING, "cannot tell who holds %s (sock_diag: %s): not checked",
+                     c->listen_text[li], strerror(-held));
+        if (held > 0 && !takeover) {
+            umxd_log(LOG_ERR,
+                     "refusing to share %s: stop the program above, or start udpmuxd with "
+                     "--takeover to join its SO_REUSEPORT group on purpose",
+                     c->listen_text[li]);
+            return -EADDRINUSE;
+        }
+        if (held > 0)
+            umxd_log(LOG_NOTICE, "--takeover: joining the socket group on %s", c->listen_text[li]);
         for (unsigned w = 0; w < d->nworkers; w++) {
-            unsigned flags = d->nworkers > 1 ? UMX_SOCK_REUSEPORT : 0;
+            /* --takeover needs SO_REUSEPORT even with one worker: the
+             * holder's group is what it joins */
+            unsigned flags = d->nworkers > 1 || takeover ? UMX_SOCK_REUSEPORT : 0;
             int fd;
             if (c->listen[li].ss_family == AF_INET6 && c->dual_stack)
                 flags |= UMX_SOCK_DUALSTACK;
@@ -196,6 +216,15 @@ int umxd_open_listeners(struct umxd *d)
         }
         umxd_log(LOG_INFO, "listening on %s (%u socket%s)", c->listen_text[li], d->nworkers,
                  d->nworkers > 1 ? "s, SO_REUSEPORT group" : "");
+        if (d->nworkers > 1 || takeover) {
+            int r = umxd_owner_steer(d->lfd[li][0], d->nworkers, key);
+            if (r < 0)
+                umxd_log(LOG_WARNING,
+                         "%s: cannot steer the SO_REUSEPORT group (SO_ATTACH_REUSEPORT_CBPF: %s): "
+                         "a socket of the same user that joins it later would get a share of "
+                         "the datagrams (the foreign-socket watch reports it)",
+                         c->listen_text[li], strerror(-r));
+        }
     }
     return 0;
 }

@@ -15,9 +15,12 @@ struct umxd;
 void umxd_fd_budget(struct umxd *d);
 
 /* Binds every [listen] address once per worker (an SO_REUSEPORT group
- * when there are several), or adopts systemd's sockets (LISTEN_FDS). 0, or
- * -errno after logging why (-EADDRINUSE: the log names the holder). */
-int umxd_open_listeners(struct umxd *d);
+ * when there are several, steered to the workers only: owner.h), or adopts
+ * systemd's sockets (LISTEN_FDS). An address that another socket already
+ * holds is refused unless takeover is set (then the group is joined on
+ * purpose). 0, or -errno after logging why (-EADDRINUSE: the log names the
+ * holder). */
+int umxd_open_listeners(struct umxd *d, int takeover);
 void umxd_close_listeners(struct umxd *d);
 
 /* Switches to user = / group = (if set), checks that root cannot be
