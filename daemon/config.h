@@ -1,5 +1,5 @@
 /*
- * config.h - udpmuxd's configuration: the INI file (parsed with inih), the
+ * config.h - udpmuxd's configuration: the INI file (daemon/conf/), the
  * quick mode command line, validation with file:line messages, and the
  * resolved printout of `udpmuxd -T`.
  *
