@@ -67,7 +67,7 @@ static int overlaps(const struct sockaddr_storage *h, const struct sockaddr *l, 
            IN6_IS_ADDR_UNSPECIFIED(&h6.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&l6.sin6_addr);
 }
 
-int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *text)
+int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *text, int prio)
 {
     struct udpmux_holder h[32];
     int n = udpmux_who_holds(sa, h, 32), found = 0;
@@ -79,7 +79,7 @@ int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *te
             continue;
         if (found++ < OWNER_MAX_HOLDERS) {
             udpmux_holder_format(&h[i], line, sizeof(line));
-            umxd_log(LOG_ERR, "%s is already held by %s", text, line);
+            umxd_log(prio, "%s is already held by %s", text, line);
         }
     }
     if (n > 32)

@@ -12,9 +12,9 @@
 /* Lists the sockets (sock_diag, any user) that already hold sa's port on
  * an overlapping address: the same address, a wildcard on either side, or
  * an IPv6 dual-stack wildcard for IPv4. Logs each holder (pid, program,
- * uid where visible) and returns how many there are, 0, or -errno when
- * the kernel cannot be asked. */
-int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *text);
+ * uid where visible) at priority prio and returns how many there are, 0,
+ * or -errno when the kernel cannot be asked. */
+int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *text, int prio);
 
 /* Attaches a classic BPF program to the SO_REUSEPORT group of fd that
  * picks a member by a keyed hash of the peer's address and port, always

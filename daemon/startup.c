@@ -183,7 +183,8 @@ int umxd_open_listeners(struct umxd *d, int takeover)
         return -EIO;
     for (unsigned li = 0; li < c->nlisten; li++) {
         const struct sockaddr *sa = (const struct sockaddr *)&c->listen[li];
-        int held = umxd_owner_holders(sa, c->dual_stack, c->listen_text[li]);
+        int held = umxd_owner_holders(sa, c->dual_stack, c->listen_text[li],
+                                      takeover ? LOG_NOTICE : LOG_ERR);
         if (held < 0)
             umxd_log(LOG_WARNING, "cannot tell who holds %s (sock_diag: %s): not checked",
                      c->listen_text[li], strerror(-held));
