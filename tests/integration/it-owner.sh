@@ -8,7 +8,8 @@
 #    receives 0 of N datagrams while udpmuxd answers all N, new flows still
 #    spread over both workers, and the foreign-socket watch logs the joiner
 #    and counts it (guard.foreign_sockets);
-#  - --takeover starts on a held port on purpose.
+#  - --takeover starts on a held port on purpose; the running instance keeps
+#    the traffic until it exits, then the new one gets all of it.
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 N=300
@@ -108,13 +109,47 @@ if [ -n "${UDPMUXCTL:-}" ]; then
 fi
 it_stop joiner
 
-# --takeover: joins the running instance's group on purpose
-timeout -k 2 10 "$UDPMUXD" --takeover -c "$T/second.conf" >"$T/takeover.log" 2>&1 &
+# --takeover: joins the running instance's group on purpose. Its route
+# forwards to another backend, so the answers say who got each datagram:
+# the running instance keeps every new flow while it lives (its sockets are
+# the group's first members), the new one gets every new flow once the old
+# one has exited.
+it_echo backend2 127.0.0.1:5002
+it_wait_udp 5002
+sed -i "s/127.0.0.1:5001/127.0.0.1:5002/" "$T/second.conf"
+timeout -k 2 30 "$UDPMUXD" --takeover -c "$T/second.conf" >"$T/takeover.log" 2>&1 &
 tk=$!
 IT_PIDS+=("$tk")
 IT_NAMES+=(takeover)
 it_wait_log "$T/takeover.log" " ready" 5
 it_log_has takeover "--takeover: joining the socket group on 127.0.0.1:$IT_PORT" "takeover logged"
+tags()
+{
+    $IT_PY - "$IT_PORT" <<'PY'
+import collections, socket, sys
+seen = collections.Counter()
+for i in range(40):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    s.sendto(b"f-%d" % i, ("127.0.0.1", int(sys.argv[1])))
+    try:
+        seen[s.recv(2048).split(b"|")[0].decode()] += 1
+    except socket.timeout:
+        seen["lost"] += 1
+    s.close()
+print(" ".join("%s=%d" % kv for kv in sorted(seen.items())))
+PY
+}
+before=$(tags)
+it_log "while the first instance runs: $before"
+it_eq "$before" "backend=40" "new flows while the first instance runs"
+kill -TERM "$UMXD_PID"
+for i in $(seq 1 50); do
+    kill -0 "$UMXD_PID" 2>/dev/null || break
+    sleep 0.1
+done
+after=$(tags)
+it_log "after it exited: $after"
+it_eq "$after" "backend2=40" "new flows after the first instance exited"
 kill "$tk"
-it_alive udpmuxd || it_fail "udpmuxd died"
 it_pass
