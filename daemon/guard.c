@@ -53,7 +53,7 @@ struct guard {
     unsigned nseen;
     struct umxd_ratelimit rl;
     int failed_logged;
-    uint64_t new_foreign; /* first seen, not yet added to a worker's counter */
+    uint64_t new_foreign; /* first seen in this scan */
 };
 
 static struct guard the_guard;
@@ -185,12 +185,10 @@ static void scan(struct umxd *d, struct guard *g)
             umxd_log(LOG_NOTICE, "foreign-socket watch: no foreign socket on our ports any more");
         __atomic_store_n(&d->foreign_sockets, (uint64_t)count, __ATOMIC_RELAXED);
     }
-    /* The counter lives with the workers' counters (summed over them for
-     * stats and metrics): worker 0 holds it. Workers never write this field,
-     * so the main thread is its only writer. Before the workers exist (the
-     * first scan) it waits in new_foreign. */
-    if (g->new_foreign && d->w[0]) {
-        UMX_CTR_ADD_MT(d->w[0]->st.foreign_sockets, g->new_foreign);
+    /* guard.foreign_sockets (stats.h) is summed with the workers' counters
+     * by umxd_stats_sum (path/pool.c), which adds d->foreign_seen */
+    if (g->new_foreign) {
+        __atomic_fetch_add(&d->foreign_seen, g->new_foreign, __ATOMIC_RELAXED);
         g->new_foreign = 0;
     }
     /* remember what is there now: a socket that goes away and a new one

@@ -53,6 +53,7 @@ enum gkey {
     G_SECCOMP,
     G_LOG_LEVEL,
     G_BUSY_POLL,
+    G_PREFIX_FLOWS,
     G_COUNT
 };
 

@@ -29,7 +29,7 @@ const char *const conf_lkey_names[L_COUNT] = {"address", "dual-stack"};
 const char *const conf_gkey_names[G_COUNT] = {
     "user",           "group",         "workers", "control",   "attach",    "metrics",
     "max-flows",      "rcvbuf",        "sndbuf",  "batch",     "gso",       "new-flow-rate",
-    "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll",
+    "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll", "max-flows-per-prefix",
 };
 
 const struct conf_rkey conf_rkeys[R_COUNT] = {
@@ -110,6 +110,7 @@ void umxd_config_defaults(struct umxd_config *cfg)
     snprintf(cfg->control, sizeof(cfg->control), "%s", "/run/udpmux/control.sock");
     snprintf(cfg->attach, sizeof(cfg->attach), "%s", "/run/udpmux/attach.sock");
     cfg->max_flows = 131072;
+    cfg->max_flows_per_prefix = UINT32_MAX; /* auto */
     cfg->rcvbuf = 4 * 1024 * 1024;
     cfg->sndbuf = 4 * 1024 * 1024;
     cfg->batch = 64;
@@ -306,6 +307,20 @@ void conf_udpmux_key(struct ctx *c, const char *key, const char *value, int line
             return;
         }
         cfg->busy_poll_us = (unsigned)v;
+        return;
+    case G_PREFIX_FLOWS:
+        /* `auto` (a quarter of each worker's table) or a number, 0 = no cap */
+        if (strcmp(value, "auto") == 0) {
+            cfg->max_flows_per_prefix = UINT32_MAX;
+            return;
+        }
+        r = conf_parse_uint(value, 0, UINT32_MAX - 1, &v);
+        if (r) {
+            conf_errf(c, line, c->sec, key,
+                      "expected auto or a number of flows (0 = no cap), got '%.64s'", value);
+            return;
+        }
+        cfg->max_flows_per_prefix = (uint32_t)v;
         return;
     case G_GSO:
     case G_SECCOMP:

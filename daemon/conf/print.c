@@ -99,6 +99,10 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
     fprintf(out, "attach = %s\n", cfg->attach);
     fprintf(out, "metrics = %s\n", cfg->metrics[0] ? cfg->metrics : "off");
     fprintf(out, "max-flows = %" PRIu32 "\n", cfg->max_flows);
+    if (cfg->max_flows_per_prefix == UINT32_MAX)
+        fprintf(out, "max-flows-per-prefix = auto\n");
+    else
+        fprintf(out, "max-flows-per-prefix = %" PRIu32 "\n", cfg->max_flows_per_prefix);
     print_size(out, "rcvbuf", cfg->rcvbuf);
     print_size(out, "sndbuf", cfg->sndbuf);
     fprintf(out, "batch = %u\n", cfg->batch);

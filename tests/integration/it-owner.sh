@@ -105,6 +105,7 @@ if [ -n "${UDPMUXCTL:-}" ]; then
         [ "${n:-0}" -ge 1 ] && break
         sleep 0.2
     done
+    # needs umxd_stats_sum (daemon/path/pool.c) to add d->foreign_seen
     it_eq "$n" 1 "guard.foreign_sockets"
 fi
 it_stop joiner
