@@ -159,8 +159,8 @@ static int parse_options(int argc, char **argv, struct options *o)
  * with the reason in err. */
 static int load_config(struct umxd *d, const struct options *o, char *err, size_t errlen)
 {
-    int r;
     if (o->nql || o->nqr) {
+        int r;
         r = umxd_config_quick(o->qlisten, o->nql, o->qroutes, o->nqr, &d->cfg, err, errlen);
         if (r < 0)
             return r;
@@ -170,12 +170,7 @@ static int load_config(struct umxd *d, const struct options *o, char *err, size_
         return 0;
     }
     d->config_path = o->cfgpath ? o->cfgpath : default_config;
-    r = umxd_config_load(d->config_path, &d->cfg, err, errlen);
-    if (r == 0 && (r = umxd_check_sources(d->cfg, d->config_path, err, errlen)) < 0) {
-        umxd_config_free(d->cfg);
-        d->cfg = NULL;
-    }
-    return r;
+    return umxd_config_load(d->config_path, &d->cfg, err, errlen);
 }
 
 static void on_signal(struct umxd *d, int fd, uint32_t ev, void *arg)

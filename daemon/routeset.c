@@ -53,44 +53,6 @@ static int same_listeners(const struct umxd_config *a, const struct umxd_config 
     return 1;
 }
 
-/* upstream = shared sends from addresses of the `source` prefix: they must
- * be local, or the backends' replies never come back. IPv4 can be asked
- * directly (bind() accepts a local address, including an AnyIP route's,
- * and refuses others); IPv6 bind() refuses AnyIP addresses too, so IPv6
- * prefixes are not checked here (udpmux.conf(5)). Returns 0 or -EINVAL with
- * FILE:LINE in err. */
-int umxd_check_sources(const struct umxd_config *c, const char *path, char *err, size_t errlen)
-{
-    for (unsigned i = 0; i < c->nroutes; i++) {
-        const struct umxd_route *r = &c->routes[i];
-        struct sockaddr_in a;
-        char txt[INET_ADDRSTRLEN];
-        int fd, rc;
-        if (!r->shared || r->action != UMXD_FORWARD || r->source.ss_family != AF_INET)
-            continue;
-        memcpy(&a, &r->source, sizeof(a));
-        /* the prefix's first host address */
-        a.sin_addr.s_addr = htonl(
-            (ntohl(a.sin_addr.s_addr) & (r->source_bits ? ~0u << (32 - r->source_bits) : 0)) | 1u);
-        a.sin_port = 0;
-        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue; /* cannot tell; the counters will */
-        rc = bind(fd, (const struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
-        close(fd);
-        if (rc != EADDRNOTAVAIL)
-            continue;
-        inet_ntop(AF_INET, &a.sin_addr, txt, sizeof(txt));
-        snprintf(err, errlen,
-                 "%s:%d: [route %s] source: %s is not a local address, so backends' replies "
-                 "to it would never reach udpmuxd (use 127.0.0.0/8 for backends on loopback, "
-                 "or `ip route add local PREFIX dev lo`)",
-                 path ? path : "(quick mode)", r->line, r->name, txt);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 int umxd_reload(struct umxd *d, char *err, size_t errlen)
 {
     struct umxd_config *nc;
@@ -104,11 +66,6 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     r = umxd_config_load(d->config_path, &nc, err, errlen);
     if (r < 0)
         goto fail;
-    r = umxd_check_sources(nc, d->config_path, err, errlen);
-    if (r < 0) {
-        umxd_config_free(nc);
-        goto fail;
-    }
     if (!same_listeners(d->cfg, nc)) {
         snprintf(err, errlen,
                  "%s: [listen] addresses differ from the running ones; listening sockets are "

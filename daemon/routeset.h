@@ -1,9 +1,8 @@
 /*
- * routeset.h - the route set's life on the main thread: checks a loaded
- * config against this host, builds the route set (stable slots, candidate
- * index), publishes it to the workers, collects retired ones on the loop's
- * tick, and reloads (umxd_reload, declared in udpmuxd.h for the control
- * socket). The workers' side of publish/collect is in worker.c.
+ * routeset.h - the route set's life on the main thread: builds the route set (stable slots,
+ * candidate index), publishes it to the workers, collects retired ones on the loop's tick, and
+ * reloads (umxd_reload, declared in udpmuxd.h for the control socket). The workers' side of
+ * publish/collect is in worker.c.
  */
 #ifndef UMXD_ROUTESET_H
 #define UMXD_ROUTESET_H
@@ -12,10 +11,6 @@
 
 struct umxd;
 struct umxd_config;
-
-/* upstream = shared: every IPv4 source prefix must be local. 0, or -EINVAL
- * with "FILE:LINE: ..." in err (path NULL: quick mode). */
-int umxd_check_sources(const struct umxd_config *c, const char *path, char *err, size_t errlen);
 
 /* Publishes d->cfg as the first route set and hooks collection into the
  * main loop's tick. 0, -ENOSPC (route slots), -E2BIG, -ENOMEM. */

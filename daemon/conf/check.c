@@ -172,6 +172,44 @@ static bool loops_back(const struct sockaddr_storage *l, int dual_stack,
 
 void conf_check_loops(struct ctx *c);
 
+/* upstream = shared sends from addresses of the `source` prefix: they must
+ * be local, or the backends' replies never come back. IPv4 can be asked
+ * directly (bind() accepts a local address, including an AnyIP route's,
+ * and refuses others); IPv6 bind() refuses AnyIP addresses too, so IPv6
+ * prefixes are not checked here (udpmux.conf(5)). */
+static void check_sources(struct ctx *c)
+{
+    const struct umxd_config *cfg = c->cfg;
+    for (unsigned i = 0; i < cfg->nroutes && !c->ret; i++) {
+        const struct umxd_route *r = &cfg->routes[i];
+        struct sockaddr_in a;
+        char txt[INET_ADDRSTRLEN], sec[UMXD_NAME_MAX + 16];
+        int fd, rc;
+        if (!r->shared || r->action != UMXD_FORWARD || r->source.ss_family != AF_INET)
+            continue;
+        memcpy(&a, &r->source, sizeof(a));
+        /* the prefix's first host address */
+        a.sin_addr.s_addr = htonl(
+            (ntohl(a.sin_addr.s_addr) & (r->source_bits ? ~0u << (32 - r->source_bits) : 0)) | 1u);
+        a.sin_port = 0;
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue; /* cannot tell; the counters will */
+        rc = bind(fd, (const struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
+        close(fd);
+        if (rc != EADDRNOTAVAIL)
+            continue;
+        inet_ntop(AF_INET, &a.sin_addr, txt, sizeof(txt));
+        snprintf(sec, sizeof(sec), "[route %s]", r->name);
+        conf_errf(c, c->rs[i].key_line[R_SOURCE] ? c->rs[i].key_line[R_SOURCE] : r->line, sec,
+                  "source",
+                  "%s is not a local address, so backends' replies to it would never reach "
+                  "udpmuxd (use 127.0.0.0/8 for backends on loopback, or `ip route add local "
+                  "PREFIX dev lo`)",
+                  txt);
+    }
+}
+
 /* Whole-config checks after the last section. */
 void conf_finish_config(struct ctx *c)
 {
@@ -222,6 +260,7 @@ void conf_finish_config(struct ctx *c)
         return;
     }
     conf_check_loops(c);
+    check_sources(c);
 }
 
 /* A backend that is one of our own listeners: every datagram would come

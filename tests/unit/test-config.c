@@ -783,6 +783,11 @@ static void test_upstream_shared(void **state)
     umxd_config_free(cfg);
     snprintf(text, sizeof(text), "%sforward = 127.0.0.1:9000\nupstream = shared\n", head);
     load_bad(text, "t.conf:6: [route a] upstream: upstream = shared needs source = PREFIX");
+    /* an IPv4 prefix that is not local (TEST-NET-1): replies could never
+     * come back; refused by every load (-t, start, reload) with its line */
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000\nupstream = shared\nsource = 192.0.2.0/24\n", head);
+    load_bad(text, "t.conf:7: [route a] source: 192.0.2.1 is not a local address");
     snprintf(text, sizeof(text),
              "%sforward = 127.0.0.1:9000\nupstream = shared\n"
              "source = 127.77.0.1/31\n",
