@@ -5,15 +5,11 @@
  * config is loaded and checked whole, then replaces the running one, or
  * changes nothing.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "routeset.h"
