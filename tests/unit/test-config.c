@@ -1,5 +1,5 @@
 /*
- * test-config.c - udpmuxd's configuration loader (daemon/config.c): every
+ * test-config.c - udpmuxd's configuration loader (daemon/conf/): every
  * file in tests/data/config/good must load and survive a print -> load round
  * trip; every file in tests/data/config/bad must fail with the message named
  * on its first line ("# expect: FILE:LINE: substring"). Plus defaults,
