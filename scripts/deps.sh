@@ -18,7 +18,7 @@ BUILD_PKGS=(
     # build system and compilers
     meson ninja-build pkgconf gcc clang libclang-rt-14-dev
     # libraries
-    libcmocka-dev libinih-dev libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
+    libcmocka-dev libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
     libmicrohttpd-dev
     # docs, style, test wrappers, namespaces
     scdoc clang-format valgrind iproute2
