@@ -31,6 +31,7 @@
 #include "internal.h"
 #include "log.h"
 #include "names.h"
+#include "peeruid.h"
 #include "udpmuxd.h"
 
 #ifndef SO_MEMINFO
@@ -41,6 +42,7 @@
 #define M_CONNS 128u                   /* HTTP connections (UMXD_FD_RESERVE holds them) */
 #define M_PER_ADDR 8u                  /* of those, from one client address */
 #define M_IDLE_S 10u                   /* a connection silent this long is closed */
+#define M_PER_UID 16u /* of those, from one local user other than root (sock_diag) */
 
 /* A growable text buffer for one render (main thread). */
 struct sb {
@@ -68,6 +70,12 @@ struct metrics {
     pthread_mutex_t mu;    /* guards the three documents below, nothing else */
     struct sb prom, json, html;
     struct umxd_ratelimit rl;
+    /* HTTP thread only: connections per local uid (a local user can send
+     * from any of 127.0.0.0/8, so the per-address limit alone does not
+     * hold it) */
+    int nl;
+    struct umxd_uidcap uids;
+    struct umxd_ratelimit rl_uid;
 };
 
 static struct metrics *g_m;
@@ -678,6 +686,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return r;
 }
 
+/* Counts each new connection against its local user, if it has one. A user
+ * over M_PER_UID has the connection shut at once (libmicrohttpd then reads
+ * the end and closes it). socket_context holds uid + 1 of counted ones. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct metrics *m = cls;
+    const union MHD_ConnectionInfo *ci;
+    int64_t uid;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (*socket_context)
+            umxd_uidcap_put(&m->uids, (uint32_t)((uintptr_t)*socket_context - 1));
+        *socket_context = NULL;
+        return;
+    }
+    *socket_context = NULL;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    uid = ci ? umxd_peer_uid(m->nl, ci->connect_fd) : -1;
+    if (uid <= 0)
+        return; /* remote, unknown, or root */
+    if (umxd_uidcap_take(&m->uids, (uint32_t)uid) < 0) {
+        umxd_log_rl(&m->rl_uid, LOG_WARNING,
+                    "metrics: uid %lld has %u connections open: refusing more", (long long)uid,
+                    M_PER_UID);
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        return;
+    }
+    *socket_context = (void *)(uintptr_t)(uid + 1);
+}
+
 /* Set-up ----------------------------------------------------------------------------- */
 
 static void metrics_atexit(void)
@@ -691,6 +729,8 @@ static void metrics_atexit(void)
     sb_free(&m->prom);
     sb_free(&m->json);
     sb_free(&m->html);
+    if (m->nl >= 0)
+        close(m->nl);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -713,6 +753,9 @@ int umxd_metrics_init(struct umxd *d)
         return -ENOMEM;
     pthread_mutex_init(&m->mu, NULL);
     m->rl = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(60, 1);
+    m->rl_uid = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
+    m->nl = umxd_peeruid_open();
+    m->uids.max = M_PER_UID;
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
         port = ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
@@ -722,17 +765,20 @@ int umxd_metrics_init(struct umxd *d)
     render(d, m); /* the first request finds documents */
     /* A few addresses that open connections and send half a request must
      * not take every slot: an address gets M_PER_ADDR of M_CONNS, so it
-     * takes more than M_CONNS / M_PER_ADDR addresses to fill them. */
-    m->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, M_CONNS,
-                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
-                              MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+     * takes more than M_CONNS / M_PER_ADDR addresses to fill them, and a
+     * local user (who has all of 127.0.0.0/8) gets M_PER_UID. */
+    m->mhd = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, M_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
+        MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!m->mhd) {
         umxd_log(LOG_ERR, "metrics: cannot listen on %s", d->cfg->metrics);
         sb_free(&m->prom);
         sb_free(&m->json);
         sb_free(&m->html);
+        if (m->nl >= 0)
+            close(m->nl);
         free(m);
         return -EADDRNOTAVAIL;
     }

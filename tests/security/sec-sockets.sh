@@ -8,7 +8,8 @@
 #  2. control: 16 clients that send one byte a second and never a whole
 #     request lose their slots at the 10 s request deadline; udpmuxctl works.
 #  3. metrics: 96 half-sent requests trickled from 6 addresses leave /metrics
-#     answerable (per-address limit of libmicrohttpd).
+#     answerable (per-address limit of libmicrohttpd), and so do 160 from 20
+#     addresses of one local user (per-uid limit, sock_diag).
 #  4. the socket files: `attach =` and `control =` never delete a file that
 #     is not their stale socket (a regular file, a FIFO, the other socket at
 #     the same path); a stale socket of a killed daemon is replaced.
@@ -127,6 +128,26 @@ for i in 1 2 3; do
 done
 wait "$(it_pid slow)" || it_fail "slow HTTP clients failed"
 it_log "slow HTTP clients: $(tail -n 1 "$T/slow.log")"
+# a local user has all of 127.0.0.0/8: 8 connections from each of 20
+# addresses would fill the 128 slots; its uid (sock_diag) gets 16
+addrs=$(seq -s, -f '127.0.1.%g' 1 20)
+it_bg slowuid 40 $(as_uid 65533) /usr/bin/python3 "$T/hog.py" metrics-slow 9100 "$addrs" 8 6
+it_wait_log "$T/slowuid.log" ready 10 || it_fail "uid 65533's HTTP clients did not start"
+sleep 1.5
+for i in 1 2 3; do
+    t0=$(date +%s%N)
+    curl -s -m 3 -o "$T/metrics.txt" http://127.0.0.1:9100/metrics ||
+        it_fail "/metrics did not answer with uid 65533's 160 half-sent requests open (try $i)"
+    it_log "/metrics answered in $((($(date +%s%N) - t0) / 1000000)) ms beside uid 65533's 160"
+    grep -q '^udpmux_build_info' "$T/metrics.txt" || it_fail "/metrics document incomplete"
+    sleep 1
+done
+wait "$(it_pid slowuid)" || it_fail "uid 65533's HTTP clients failed"
+line=$(tail -n 1 "$T/slowuid.log")
+it_log "uid 65533's HTTP clients: $line"
+open=$(sed -n 's/.* open=\([0-9]*\).*/\1/p' <<<"$line")
+sec_le "$open" 16 "connections uid 65533 kept"
+it_log_has udpmuxd "metrics: uid 65533 has 16 connections open" "per-uid log"
 it_stop udpmuxd
 
 # 4. socket files -------------------------------------------------------------
