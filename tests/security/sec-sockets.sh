@@ -11,8 +11,8 @@
 #     answerable (per-address limit of libmicrohttpd), and so do 160 from 20
 #     addresses of one local user (per-uid limit, sock_diag).
 #  4. the socket files: `attach =` and `control =` never delete a file that
-#     is not their stale socket (a regular file, a FIFO, the other socket at
-#     the same path); a stale socket of a killed daemon is replaced.
+#     is not their stale socket (a regular file, a FIFO, another daemon's
+#     control socket); a stale socket of a killed daemon is replaced.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/sec-lib.sh"
 it_init "$@"
@@ -176,6 +176,18 @@ rc=$?
 set -e
 [ "$rc" != 0 ] || it_fail "attach = control accepted"
 grep -q "same.conf:[0-9]*:.*attach" "$T/same.log" || it_fail "no file:line refusal: $(cat "$T/same.log")"
+# but a second daemon's attach = can point at the first one's control
+# socket: left alone, it still answers
+it_daemon "$T/u.conf" d4
+sed -e "s|^attach = .*|attach = $T/control.sock|" -e "s|^control = .*|control = $T/control2.sock|" \
+    -e "s|^address = .*|address = 127.0.0.1:4001|" -e "/^metrics = /d" "$T/u.conf" >"$T/other.conf"
+it_daemon "$T/other.conf" d4b
+it_wait_log "$T/d4b.log" "attach: .*control.sock: a socket of another kind" 5 ||
+    it_fail "no error about the control socket at the attach path"
+timeout 5 "$UDPMUXCTL" -s "$T/control.sock" status >/dev/null ||
+    it_fail "the control socket was removed by the other daemon's attach socket set-up"
+it_stop d4b
+it_stop d4
 # a killed daemon's stale sockets are replaced
 it_daemon "$T/u.conf" d5
 kill -9 "$UMXD_PID"
