@@ -70,10 +70,11 @@ install: build
 
 # The Debian packages (debian/), built from this tree into its parent
 # directory: udpmuxd, libudpmux0, libudpmux-dev, python3-udpmux.
-# DEB_BUILD_OPTIONS (e.g. nocheck parallel=2) is passed through.
+# DEB_BUILD_OPTIONS (e.g. nocheck parallel=2) is passed through. The PATH
+# is Debian's own: an interpreter from pyenv or a venv must not build it.
 deb: DEPS = deb
 deb: deps
-	dpkg-buildpackage -us -uc -b
+	env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
 
 # clang when it has the sanitizer runtime, gcc otherwise. b_lundef=false is
 # needed for clang's ASan with shared libraries.
