@@ -18,6 +18,8 @@ BUILDDIR ?= build
 ASANDIR ?= build-asan
 MESON_OPTS ?=
 PREFIX ?= /usr/local
+# /etc for PREFIX=/usr (as meson does at setup), PREFIX/etc otherwise
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR ?=
 CLANG_FORMAT ?= clang-format
 # what the build needs: run (daemon only) or check (tests too); make check
@@ -65,7 +67,7 @@ check: build
 # Python package and dashboard (see `meson configure` for the directories).
 # The build directory is configured for PREFIX first.
 install: build
-	meson configure $(BUILDDIR) -Dprefix=$(PREFIX)
+	meson configure $(BUILDDIR) -Dprefix=$(PREFIX) -Dsysconfdir=$(SYSCONFDIR)
 	meson install -C $(BUILDDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
 
 # The Debian packages (debian/), built from this tree into its parent
