@@ -80,6 +80,7 @@ deb: deps
 
 # clang when it has the sanitizer runtime, gcc otherwise. b_lundef=false is
 # needed for clang's ASan with shared libraries.
+asan: DEPS = check
 asan: deps
 	@if [ ! -f $(ASANDIR)/build.ninja ]; then \
 		if command -v clang >/dev/null 2>&1; then cc=clang; else cc=gcc; fi; \
