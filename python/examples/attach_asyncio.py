@@ -8,7 +8,9 @@ expecting "ANS TAG n" back (client role). The protocol below is a plain
 asyncio.DatagramProtocol: only the line creating the endpoint differs from a
 program that binds its own UDP port.
 
-usage: attach_asyncio.py SOCKET ROUTE TAG PEER_HOST:PORT COUNT SECONDS
+usage: attach_asyncio.py SOCKET ROUTE TAG PEER_HOST:PORT COUNT SECONDS [GO_FILE]
+(with GO_FILE, the requests start once that file exists: a test's signal
+that the peer is up)
 exit: 0 all served and answered, 1 otherwise, 77 not allowed on the route
 """
 import asyncio
@@ -61,7 +63,7 @@ class Node(asyncio.DatagramProtocol):
             self.done.set_exception(exc or ConnectionResetError("detached"))
 
 
-async def main(path, route, tag, peer, count, secs):
+async def main(path, route, tag, peer, count, secs, go=None):
     loop = asyncio.get_running_loop()
     try:
         transport, node = await udpmux.create_datagram_endpoint(
@@ -74,6 +76,8 @@ async def main(path, route, tag, peer, count, secs):
     peer_addr = (host.strip("[]"), int(port))
 
     async def asker():
+        while go and not os.path.exists(go):
+            await asyncio.sleep(0.05)
         for i in range(count):
             await node.can_write.wait()
             transport.sendto(f"{tag} ASK {i}".encode(), peer_addr)
@@ -93,8 +97,8 @@ async def main(path, route, tag, peer, count, secs):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 7:
+    if len(sys.argv) not in (7, 8):
         print(__doc__, file=sys.stderr)
         sys.exit(64)
     a = sys.argv
-    sys.exit(asyncio.run(main(a[1], a[2], a[3], a[4], int(a[5]), float(a[6]))))
+    sys.exit(asyncio.run(main(a[1], a[2], a[3], a[4], int(a[5]), float(a[6]), a[7] if len(a) > 7 else None)))

@@ -7,7 +7,9 @@ port. Bound with reactor.listenUDP(P, ...) next to another service on P it
 would fail ("Address already in use"); attached to a udpmuxd route it shares
 P with every other service. The only changed line is the listen call.
 
-usage: attach_twisted.py SOCKET ROUTE TAG PEER_HOST:PORT COUNT SECONDS
+usage: attach_twisted.py SOCKET ROUTE TAG PEER_HOST:PORT COUNT SECONDS [GO_FILE]
+(with GO_FILE, the requests start once that file exists: a test's signal
+that the peer is up)
 exit: 0 all served and answered, 1 otherwise, 77 not allowed on the route
 """
 import errno
@@ -25,8 +27,8 @@ except ImportError:  # run from the source tree
 
 
 class Node(DatagramProtocol):
-    def __init__(self, tag, peer, count):
-        self.tag, self.peer, self.count = tag, peer, count
+    def __init__(self, tag, peer, count, go=None):
+        self.tag, self.peer, self.count, self.go = tag, peer, count, go
         self.served = self.answered = self.wrong = 0
         self.asked = 0
 
@@ -35,6 +37,8 @@ class Node(DatagramProtocol):
         self.loop.start(0.002)
 
     def ask(self):
+        if self.go and not os.path.exists(self.go):
+            return
         if self.asked >= self.count:
             self.loop.stop()
             return
@@ -55,9 +59,9 @@ class Node(DatagramProtocol):
             reactor.stop()
 
 
-def main(path, route, tag, peer, count, secs):
+def main(path, route, tag, peer, count, secs, go=None):
     host, port = peer.rsplit(":", 1)
-    node = Node(tag, (host.strip("[]"), int(port)), count)
+    node = Node(tag, (host.strip("[]"), int(port)), count, go)
     try:
         # instead of: reactor.listenUDP(PORT, node)
         port_ = udpmux_twisted.listenAttached(route, node, path=path)
@@ -74,8 +78,8 @@ def main(path, route, tag, peer, count, secs):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 7:
+    if len(sys.argv) not in (7, 8):
         print(__doc__, file=sys.stderr)
         sys.exit(64)
     a = sys.argv
-    sys.exit(main(a[1], a[2], a[3], a[4], int(a[5]), float(a[6])))
+    sys.exit(main(a[1], a[2], a[3], a[4], int(a[5]), float(a[6]), a[7] if len(a) > 7 else None))

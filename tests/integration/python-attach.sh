@@ -34,17 +34,23 @@ action = drop
 CONF
 it_daemon "$T/udpmux.conf"
 
-# run_pair PYTHON DIR: both programs from DIR at once, with the peers
+# run_pair PYTHON DIR: both programs from DIR at once, with the peers. The
+# programs attach first (importing Twisted takes seconds on a loaded
+# machine, and requests to an unclaimed route are dropped), then the peers
+# bind, then $T/go-N lets the programs' own requests start.
 run_pair()
 {
     local py=$1 dir=$2 round=$3
-    it_bg "peers$round" 40 $PY "$IT_DIR/attach-peers.py" 127.0.0.1:$IT_PORT $N 30 1.5 \
+    it_bg "aio$round" 60 "$py" "$dir/attach_asyncio.py" "$T/attach.sock" aio AIO 127.0.0.1:5001 $N 40 \
+        "$T/go-$round"
+    it_bg "twi$round" 60 "$py" "$dir/attach_twisted.py" "$T/attach.sock" twi TWI 127.0.0.1:5002 $N 40 \
+        "$T/go-$round"
+    it_wait_log "$T/aio$round.log" attached 20 || it_fail "asyncio program did not attach"
+    it_wait_log "$T/twi$round.log" attached 20 || it_fail "Twisted program did not attach"
+    it_bg "peers$round" 40 $PY "$IT_DIR/attach-peers.py" 127.0.0.1:$IT_PORT $N 30 0.2 \
         AIO=5001 TWI=5002
-    it_wait_log "$T/peers$round.log" bound 5 || it_fail "peers did not start"
-    it_bg "aio$round" 40 "$py" "$dir/attach_asyncio.py" "$T/attach.sock" aio AIO 127.0.0.1:5001 $N 30
-    it_bg "twi$round" 40 "$py" "$dir/attach_twisted.py" "$T/attach.sock" twi TWI 127.0.0.1:5002 $N 30
-    it_wait_log "$T/aio$round.log" attached 5 || it_fail "asyncio program did not attach"
-    it_wait_log "$T/twi$round.log" attached 5 || it_fail "Twisted program did not attach"
+    it_wait_log "$T/peers$round.log" bound 10 || it_fail "peers did not start"
+    touch "$T/go-$round"
     wait "$(it_pid "peers$round")" || it_fail "peers did not get every answer (round $round)"
     for p in "aio$round" "twi$round"; do
         wait "$(it_pid "$p")" || { cat "$T/$p.log" >&2; it_fail "$p failed"; }
