@@ -64,6 +64,11 @@ class ProtoTest(unittest.TestCase):
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(os.path.join(here, "pyproject.toml")) as f:
             self.assertRegex(f.read(), r'(?m)^version = "%s"$' % re.escape(want))
+        # the Debian packages carry the same version (debian/changelog)
+        changelog = os.path.join(os.path.dirname(here), "debian", "changelog")
+        if os.path.exists(changelog):
+            with open(changelog) as f:
+                self.assertRegex(f.readline(), r"^udpmux \(%s(-[^)]*)?\) " % re.escape(want))
 
 
 if __name__ == "__main__":
