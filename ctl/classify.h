@@ -61,6 +61,7 @@ struct ctl_frame {
     int first_fragment;          /* 1 if this is the first of several fragments */
     struct sockaddr_storage src; /* source address and UDP port */
     socklen_t srclen;
+    struct sockaddr_storage dst; /* destination address and UDP port */
 };
 
 static inline int ctl_link_supported(int linktype)
@@ -111,11 +112,14 @@ static inline enum ctl_frame_kind ctl_udp(const uint8_t *p, size_t avail, size_t
         return CTL_FRAME_TRUNCATED;
     out->payload = p + 8;
     out->len = plen;
-    unsigned sport = ctl_be16(p);
-    if (out->src.ss_family == AF_INET)
+    unsigned sport = ctl_be16(p), dport = ctl_be16(p + 2);
+    if (out->src.ss_family == AF_INET) {
         ((struct sockaddr_in *)&out->src)->sin_port = htons((uint16_t)sport);
-    else
+        ((struct sockaddr_in *)&out->dst)->sin_port = htons((uint16_t)dport);
+    } else {
         ((struct sockaddr_in6 *)&out->src)->sin6_port = htons((uint16_t)sport);
+        ((struct sockaddr_in6 *)&out->dst)->sin6_port = htons((uint16_t)dport);
+    }
     return CTL_FRAME_UDP;
 }
 
@@ -143,6 +147,9 @@ static inline enum ctl_frame_kind ctl_ipv4(const uint8_t *p, size_t cap, struct 
     sin->sin_family = AF_INET;
     memcpy(&sin->sin_addr, p + 12, 4);
     out->srclen = sizeof(*sin);
+    memset(&out->dst, 0, sizeof(out->dst));
+    ((struct sockaddr_in *)&out->dst)->sin_family = AF_INET;
+    memcpy(&((struct sockaddr_in *)&out->dst)->sin_addr, p + 16, 4);
     return ctl_udp(p + ihl, cap - ihl, total - ihl, mf, out);
 }
 
@@ -159,6 +166,9 @@ static inline enum ctl_frame_kind ctl_ipv6(const uint8_t *p, size_t cap, struct 
     sin6->sin6_family = AF_INET6;
     memcpy(&sin6->sin6_addr, p + 8, 16);
     out->srclen = sizeof(*sin6);
+    memset(&out->dst, 0, sizeof(out->dst));
+    ((struct sockaddr_in6 *)&out->dst)->sin6_family = AF_INET6;
+    memcpy(&((struct sockaddr_in6 *)&out->dst)->sin6_addr, p + 24, 16);
     size_t off = 40, end = 40 + plen;
     int mf = 0;
     for (int hops = 0; hops < 16; hops++) {

@@ -150,7 +150,7 @@ static void drop_client(struct umxd *d, unsigned i)
     umxd_wake_workers(d);
     c->closing = 1;
     for (unsigned w = 0; w < d->nworkers; w++)
-        c->close_loops[w] = d->w[w] ? __atomic_load_n(&d->w[w]->loops, __ATOMIC_ACQUIRE) : 0;
+        c->close_loops[w] = umxd_worker_loops(d, w);
     if (c->claimed_once)
         umxd_log(LOG_INFO,
                  "attach: program pid %d left route %s (%llu datagrams in, %llu out, %llu "
@@ -401,7 +401,7 @@ static void on_tick(struct umxd *d, uint64_t now, void *arg)
         if (!c->closing)
             continue;
         for (unsigned w = 0; w < d->nworkers; w++)
-            if (d->w[w] && __atomic_load_n(&d->w[w]->loops, __ATOMIC_ACQUIRE) == c->close_loops[w])
+            if (d->w[w] && umxd_worker_loops(d, w) == c->close_loops[w])
                 quiet = 0;
         if (!quiet)
             continue;

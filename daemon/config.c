@@ -79,12 +79,13 @@ enum gkey {
     G_SECCOMP,
     G_LOG_LEVEL,
     G_BUSY_POLL,
+    G_PREFIX_FLOWS,
     G_COUNT
 };
 static const char *const gkey_names[G_COUNT] = {
     "user",           "group",         "workers", "control",   "attach",    "metrics",
     "max-flows",      "rcvbuf",        "sndbuf",  "batch",     "gso",       "new-flow-rate",
-    "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll",
+    "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll", "max-flows-per-prefix",
 };
 
 enum rkey {
@@ -480,6 +481,7 @@ void umxd_config_defaults(struct umxd_config *cfg)
     snprintf(cfg->control, sizeof(cfg->control), "%s", "/run/udpmux/control.sock");
     snprintf(cfg->attach, sizeof(cfg->attach), "%s", "/run/udpmux/attach.sock");
     cfg->max_flows = 131072;
+    cfg->max_flows_per_prefix = UINT32_MAX; /* auto */
     cfg->rcvbuf = 4 * 1024 * 1024;
     cfg->sndbuf = 4 * 1024 * 1024;
     cfg->batch = 64;
@@ -981,6 +983,20 @@ static void udpmux_key(struct ctx *c, const char *key, const char *value, int li
             return;
         }
         cfg->busy_poll_us = (unsigned)v;
+        return;
+    case G_PREFIX_FLOWS:
+        /* `auto` (a quarter of each worker's table) or a number, 0 = no cap */
+        if (strcmp(value, "auto") == 0) {
+            cfg->max_flows_per_prefix = UINT32_MAX;
+            return;
+        }
+        r = parse_uint(value, 0, UINT32_MAX - 1, &v);
+        if (r) {
+            errf(c, line, c->sec, key,
+                 "expected auto or a number of flows (0 = no cap), got '%.64s'", value);
+            return;
+        }
+        cfg->max_flows_per_prefix = (uint32_t)v;
         return;
     case G_GSO:
     case G_SECCOMP:
@@ -1830,6 +1846,10 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
     fprintf(out, "attach = %s\n", cfg->attach);
     fprintf(out, "metrics = %s\n", cfg->metrics[0] ? cfg->metrics : "off");
     fprintf(out, "max-flows = %" PRIu32 "\n", cfg->max_flows);
+    if (cfg->max_flows_per_prefix == UINT32_MAX)
+        fprintf(out, "max-flows-per-prefix = auto\n");
+    else
+        fprintf(out, "max-flows-per-prefix = %" PRIu32 "\n", cfg->max_flows_per_prefix);
     print_size(out, "rcvbuf", cfg->rcvbuf);
     print_size(out, "sndbuf", cfg->sndbuf);
     fprintf(out, "batch = %u\n", cfg->batch);

@@ -34,11 +34,18 @@
     X(dropped_rate, "drop.rate_limited", "New flows or replies refused by per-prefix rate limits") \
     X(dropped_table_full, "drop.table_full", "New flows refused because the flow table is full")   \
     X(dropped_route_full, "drop.route_full", "New flows refused by a route's max-flows")           \
+    X(dropped_prefix_full, "drop.prefix_full",                                                     \
+      "New flows refused because their source prefix holds its share of the table")                \
     X(dropped_no_backend, "drop.no_backend", "New flows refused because every backend is down")    \
     X(dropped_socket, "drop.socket", "New flows refused because no upstream socket could be made") \
     X(dropped_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")      \
     X(dropped_stun_size, "drop.stun_too_small",                                                    \
       "STUN requests too small to answer without amplification")                                   \
+    X(dropped_attach, "drop.attach_full",                                                          \
+      "Datagrams lost because an attached program's socket was full")                              \
+    X(dropped_unknown_session, "drop.unknown_session",                                             \
+      "Mid-session datagrams (WireGuard data, OpenVPN) of no known session that several routes "   \
+      "could carry: never pinned to one by resemblance")                                           \
     X(flows_created, "flows.created", "Flows created")                                             \
     X(flows_expired, "flows.expired", "Flows closed by idle timeout")                              \
     X(flows_evicted, "flows.evicted", "Unanswered flows evicted to make room")                     \
@@ -69,17 +76,53 @@ struct umxd_stats {
     X(drop_rate, "drop.rate_limited", "New flows or replies refused by rate limits")               \
     X(drop_table_full, "drop.table_full", "New flows refused because the flow table is full")      \
     X(drop_route_full, "drop.route_full", "New flows refused by the route's max-flows")            \
+    X(drop_prefix_full, "drop.prefix_full", "New flows refused: their source prefix is full")      \
     X(drop_no_backend, "drop.no_backend", "New flows refused: route drained or no backend up")     \
     X(drop_socket, "drop.socket", "New flows refused: no upstream socket could be made")           \
     X(drop_unclaimed, "drop.unclaimed", "Attach-route datagrams with no attached program")         \
     X(drop_stun_size, "drop.stun_too_small", "STUN requests too small to answer")                  \
-    X(drop_send, "drop.send_error", "Datagrams lost to send errors towards a backend")
+    X(drop_send, "drop.send_error", "Datagrams lost to send errors towards a backend")             \
+    X(drop_attach, "drop.attach_full", "Datagrams lost to an attached program's full socket")      \
+    X(drop_unknown_session, "drop.unknown_session", "Mid-session datagrams of no known session")
 
 struct umxd_route_stats {
 #define UMXD_RSTATS_FIELD(f, n, h) uint64_t f;
     UMXD_ROUTE_STATS(UMXD_RSTATS_FIELD)
 #undef UMXD_RSTATS_FIELD
     uint64_t active_flows; /* gauge */
+};
+
+/* Drop reasons, defined once: each names its global counter and, for drops
+ * that belong to a route, the route's counter (every route drop also counts
+ * in the route's `drops`). The packet path's act step counts a drop in one
+ * place (count_drop() in daemon/path/act.c); udpmuxctl classify prints the
+ * reason's name.
+ *
+ * X(ENUM, global field, route field, "name")   route field NONE: no route */
+#define UMXD_DROPS(X)                                                                              \
+    X(UNMATCHED, unmatched, NONE, "unmatched")                                                     \
+    X(HOLD_FULL, unmatched, NONE, "hold_full")                                                     \
+    X(ACTION, dropped_action, drop_action, "action")                                               \
+    X(RATE, dropped_rate, drop_rate, "rate_limited")                                               \
+    X(TABLE_FULL, dropped_table_full, drop_table_full, "table_full")                               \
+    X(ROUTE_FULL, dropped_route_full, drop_route_full, "route_full")                               \
+    X(PREFIX_FULL, dropped_prefix_full, drop_prefix_full, "prefix_full")                           \
+    X(NO_BACKEND, dropped_no_backend, drop_no_backend, "no_backend")                               \
+    X(SOCKET, dropped_socket, drop_socket, "socket")                                               \
+    X(UNCLAIMED, dropped_unclaimed, drop_unclaimed, "unclaimed")                                   \
+    X(STUN_SIZE, dropped_stun_size, drop_stun_size, "stun_too_small")                              \
+    X(SEND, up_tx_errors, drop_send, "send_error")                                                 \
+    X(ATTACH_FULL, dropped_attach, drop_attach, "attach_full")                                     \
+    X(RELAY, up_tx_errors, drop_send, "relay_full")                                                \
+    X(UNKNOWN_SESSION, dropped_unknown_session, drop_unknown_session, "unknown_session")           \
+    X(TRUNCATED, rx_truncated, NONE, "truncated")                                                  \
+    X(FOREIGN, up_rx_foreign, NONE, "foreign")
+
+enum umxd_drop {
+#define UMXD_DROP_ENUM(e, g, r, n) UMXD_DROP_##e,
+    UMXD_DROPS(UMXD_DROP_ENUM)
+#undef UMXD_DROP_ENUM
+        UMXD_DROP_COUNT
 };
 
 #endif

@@ -17,19 +17,10 @@
 #include "flow/flow.h"
 #include "io/udp.h"
 #include "stats.h"
+#include "path/path.h"
 
 #define UMXD_MAX_WORKERS 64
 #define UMXD_MAX_SLOTS 256 /* distinct route names over the process lifetime */
-
-/* An immutable, published route set. Workers switch to a new one between
- * batches; the main thread frees an old one once every worker has moved on. */
-struct umxd_routeset {
-    uint64_t epoch;
-    struct umxd_config *cfg;        /* owns the compiled rules */
-    uint16_t slot[UMXD_MAX_ROUTES]; /* route index -> stable stats/drain slot */
-    struct umx_rule_index idx;      /* cfg's routes by first byte, for classify() */
-    struct umxd_routeset *older;    /* retired sets waiting to be freed */
-};
 
 /* Backend health, shared: written by workers (passive) and the health
  * checker (active), read by workers when they choose a backend. */
@@ -51,48 +42,7 @@ struct umxd_flow_info {
     uint64_t rx_datagrams, rx_bytes, tx_datagrams, tx_bytes;
 };
 
-struct umxd;
-
-struct umxd_worker {
-    struct umxd *d;
-    int id;
-    pthread_t thread;
-    int epfd;
-    int evfd; /* wake-up: new route set, stop, snapshot request */
-    int tfd;  /* timerfd: flow expiry */
-    int pub_fd[UMXD_MAX_LISTEN];
-    int pub_family[UMXD_MAX_LISTEN];
-    uint16_t pub_port[UMXD_MAX_LISTEN]; /* network order */
-    struct umx_ft *ft;
-    struct umx_rxb *rxb;   /* shared-port receive batch */
-    struct umx_rxb *uprxb; /* upstream receive batch */
-    struct umx_probe_state *pstate;
-    struct umxd_routeset *rs;
-    uint64_t seen_epoch; /* atomic: last route set epoch adopted */
-    void *tx;            /* worker.c private batch state */
-    void *rate;          /* worker.c private rate-limit table */
-    uint32_t gen;        /* flow generation counter (stale epoll events) */
-    int gso_ok;          /* cleared if the kernel refuses UDP_SEGMENT */
-    uint32_t roam_lens;  /* bit n: a roaming key of n bytes was learnt */
-    struct umxd_stats st;
-    struct umxd_route_stats rst[UMXD_MAX_SLOTS];
-    /* flow snapshot mailbox (main asks, worker answers between batches) */
-    pthread_mutex_t snap_mu;
-    pthread_cond_t snap_cv;
-    int snap_req, snap_done;
-    struct umxd_flow_info *snap_out;
-    unsigned snap_max, snap_n;
-    char snap_route[UMXD_NAME_MAX];
-    int stop;
-    uint64_t loops; /* atomic: loop iterations, for quiescence checks */
-    void *mbox;     /* worker.c: datagrams handed over by other workers */
-    uint64_t attach_epoch_seen;
-    /* upstream = shared: one socket per family ([0] IPv4, [1] IPv6) for
-     * every such flow, and a map from a flow's source address to its index */
-    int shr_fd[2];
-    struct umxd_addrmap shr;
-    uint32_t fd_flows; /* flows holding their own upstream descriptor */
-};
+struct umxd_worker; /* daemon/path/path_int.h */
 
 struct umxd {
     struct umxd_config *cfg;  /* current config (main thread) */
@@ -138,26 +88,6 @@ struct umxd {
  * descriptor or -errno (-EMFILE after such a drop). */
 int umxd_accept(struct umxd *d, int lfd);
 
-/* worker.c */
-int umxd_worker_start(struct umxd *d, int id);
-void umxd_worker_stop_all(struct umxd *d);
-/* Publishes a new route set to every worker (main thread). */
-void umxd_publish(struct umxd *d, struct umxd_routeset *rs);
-/* Frees retired route sets every worker has left behind (main thread). */
-void umxd_collect(struct umxd *d);
-/* Sums counters over workers (any thread; values are relaxed snapshots). */
-void umxd_stats_sum(struct umxd *d, struct umxd_stats *out);
-void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out);
-/* Copies up to max active flows (optionally of one route) from every worker;
- * returns the count. Blocks up to ~1 s per worker. */
-unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
-                             unsigned max);
-/* Creates/frees the shared roaming index (main thread, before workers). */
-int umxd_roam_init(struct umxd *d);
-void umxd_roam_fini(struct umxd *d);
-/* Stable slot for a route name (allocates one the first time). -1 when full. */
-int umxd_slot(struct umxd *d, const char *name);
-
 /* main.c: the main thread's loop, which modules (control socket, metrics,
  * attach server, health checks, foreign-socket watch) hook into. */
 typedef void umxd_io_fn(struct umxd *d, int fd, uint32_t events, void *arg);
@@ -192,7 +122,6 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen);
  * the worker then pins a local flow to (client, gen) and delivers with
  * umxd_attach_deliver() without taking a lock again. gen changes when a
  * client goes away, so a stale pinned flow is noticed and closed. */
-#define UMXD_ATTACH_FANOUT 0xffffu
 int umxd_attach_find(struct umxd *d, const struct sockaddr *peer, uint16_t *client, uint32_t *gen,
                      char *route, size_t routelen);
 int umxd_attach_pick(struct umxd *d, const char *route, const struct sockaddr *peer,
@@ -204,8 +133,6 @@ int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct
                            unsigned n);
 /* 1 if (client, gen) is still attached (workers sweep stale pinned flows). */
 int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen);
-/* Wakes every worker (after a departure, a drain...). */
-void umxd_wake_workers(struct umxd *d);
 /* 0 delivered, -ESTALE client gone, -EAGAIN its socket is full, -ENOENT
  * nobody holds the route (fanout). */
 int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const char *route,

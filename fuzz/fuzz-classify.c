@@ -242,6 +242,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)umx_roam_key_client(data, size, size ? data[0] % 21 : 0, key, &kl, &kind);
     (void)umx_roam_key_server(data, size, key, &kl, &kind);
+    /* every direction and protocol set: a key is never longer than 20
+     * bytes, never shorter than its kind allows, and never of a protocol
+     * the set excludes */
+    for (unsigned dir = 0; dir < 2; dir++)
+        for (unsigned protos = 0; protos <= UMX_ROAM_P_ALL; protos++) {
+            size_t cl = size > 1 ? data[1] % 21 : 8;
+            int r = umx_roam_key(data, size, (enum umx_roam_dir)dir, protos, cl, key, &kl, &kind);
+            if (r < 0 || r > 1 || kl > UMX_ROAM_KEY_MAX)
+                abort();
+            if (r == 1 && !(umx_roam_kind_proto(kind) & protos))
+                abort();
+            if (r == 1 &&
+                !((kind == UMX_ROAM_QUIC && (protos & UMX_ROAM_P_QUIC) && kl >= UMX_ROAM_MIN_CID) ||
+                  (kind == UMX_ROAM_WG && (protos & UMX_ROAM_P_WG) && kl == 4) ||
+                  (kind == UMX_ROAM_OVPN_SID && (protos & UMX_ROAM_P_OPENVPN) && kl == 8) ||
+                  (kind == UMX_ROAM_OVPN_PEER && (protos & UMX_ROAM_P_OPENVPN) && kl == 3)))
+                abort();
+        }
 
     /* 2. two datagrams from one input */
     if (size >= 2) {

@@ -47,8 +47,9 @@ extern "C" {
 /** Returns the library version string ("0.1.0"). Thread-safe. */
 UDPMUX_API const char *udpmux_version(void);
 
-/** Formats a negative udpmux return value as text (strerror-like, never NULL).
- *  Thread-safe; the string is static. */
+/** Formats a negative udpmux return value as text (strerror-like, never NULL;
+ *  any int, positive or INT_MIN included: "Unknown error" for numbers that
+ *  are no errno). Thread-safe; the string is static. */
 UDPMUX_API const char *udpmux_strerror(int err);
 
 /* ------------------------------------------------------------------------ */
@@ -233,8 +234,19 @@ UDPMUX_API int udpmux_join(struct udpmux *mux, int endpoint, const char *group, 
  * Registers a handler for datagrams that match rule_text (see Rules).
  * Handlers are tried in registration order; the first match wins. name is
  * copied (used in counters; may be NULL). Returns the handler id (>= 0).
+ * The slot of a removed handler is reused, with a new id: an id names one
+ * registration only, and a stale id (of a removed handler) gets -ENOENT
+ * instead of reaching the handler that took its slot (ids repeat only after
+ * the same slot was reused 32768 times).
+ *
+ * Probes that need several datagrams of a peer to decide (a QUIC
+ * ClientHello split over Initials, `quic sni=...`) get them: such a
+ * datagram is held (at most 16, up to 2048 bytes each, for 3 s; counted in
+ * rx_held and rx_hold_dropped) and handed to the handler that the next
+ * datagram of the same peer decides on, before that datagram and in the
+ * order received.
  * Errors: -EINVAL (rule syntax; err/errlen get the message), -ENOSPC
- * (max_handlers), -ENOMEM.
+ * (max_handlers live at once), -ENOMEM.
  */
 UDPMUX_API int udpmux_add_handler(struct udpmux *mux, const char *name, const char *rule_text,
                                   udpmux_handler_fn *fn, void *arg, char *err, size_t errlen);
@@ -243,7 +255,8 @@ UDPMUX_API int udpmux_add_handler(struct udpmux *mux, const char *name, const ch
 UDPMUX_API int udpmux_add_handler_rule(struct udpmux *mux, const char *name,
                                        struct udpmux_rule *rule, udpmux_handler_fn *fn, void *arg);
 
-/** Removes handler id. Errors: -ENOENT. */
+/** Removes handler id; its slot (not its id) is reused by a later add.
+ *  Errors: -ENOENT (no live handler has this id). */
 UDPMUX_API int udpmux_remove_handler(struct udpmux *mux, int id);
 
 /** Sets the handler for datagrams that no rule matches (NULL: drop and
@@ -267,7 +280,10 @@ struct udpmux_msg {
 
 /**
  * Sends one datagram from the mux's port. Thread-safe: may be called from
- * any thread and from inside a handler. The caller keeps ownership of the
+ * any thread and from inside a handler, also while the loop thread binds or
+ * adopts a new endpoint (a send sees the endpoints as they were either
+ * before or after that call; an endpoint index is valid once the bind
+ * returned it). The caller keeps ownership of the
  * buffers; they are handed to the kernel before the call returns. There is
  * no hidden queue: a full socket buffer returns -EAGAIN (counted).
  * Errors: -EINVAL, -EAFNOSUPPORT (no endpoint of the peer's family),
@@ -318,12 +334,16 @@ UDPMUX_API void udpmux_stop(struct udpmux *mux);
 
 /**
  * Calls fn(mux, arg) once, after delay_ms milliseconds, from udpmux_process().
- * Returns a timer id (>= 0). Errors: -ENOSPC (max_timers), -EINVAL.
+ * Returns a timer id (>= 0). Once the timer fired or was cancelled its id is
+ * spent: a later timer that reuses the slot gets a new id, and cancelling
+ * the old one returns -ENOENT (ids repeat only after 32768 reuses of the
+ * same slot). Errors: -ENOSPC (max_timers), -EINVAL.
  */
 UDPMUX_API int udpmux_timer_add(struct udpmux *mux, unsigned delay_ms, udpmux_timer_fn *fn,
                                 void *arg);
 
-/** Cancels a pending timer. Errors: -ENOENT. */
+/** Cancels a pending timer. Errors: -ENOENT (not pending: fired, cancelled
+ *  or never added). */
 UDPMUX_API int udpmux_timer_cancel(struct udpmux *mux, int id);
 
 /* Counters ---------------------------------------------------------------- */
@@ -340,8 +360,12 @@ struct udpmux_stats {
     uint64_t rx_kernel_drops; /**< SO_RXQ_OVFL: dropped by the kernel for a full buffer */
     uint64_t tx_datagrams;
     uint64_t tx_bytes;
-    uint64_t tx_errors; /**< sends that failed other than back-pressure */
-    uint64_t tx_again;  /**< sends refused for back-pressure (EAGAIN/ENOBUFS) */
+    uint64_t tx_errors;       /**< sends that failed other than back-pressure */
+    uint64_t tx_again;        /**< sends refused for back-pressure (EAGAIN/ENOBUFS) */
+    uint64_t rx_held;         /**< datagrams held until a later one of the same peer decided
+                                   (a QUIC ClientHello split over several Initials) */
+    uint64_t rx_hold_dropped; /**< held datagrams dropped: the pool (16) was full, or no
+                                   decision came within 3 s */
 };
 
 UDPMUX_API void udpmux_get_stats(const struct udpmux *mux, struct udpmux_stats *out);
@@ -373,7 +397,10 @@ UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder 
 
 /** Formats a holder as one line of text ("pid 123 (dnsmasq) uid 0 on
  *  0.0.0.0:53, SO_REUSEADDR=no SO_REUSEPORT=no"). Returns the length that
- *  would have been written (snprintf semantics). Thread-safe. */
+ *  would have been written (snprintf semantics; buf may be NULL when buflen
+ *  is 0). Any field values are fine (a comm without NUL, reuse flags other
+ *  than -1/0/1 print as "unknown"). Errors: -EINVAL for a NULL h, or a NULL
+ *  buf with buflen > 0. Thread-safe. */
 UDPMUX_API int udpmux_holder_format(const struct udpmux_holder *h, char *buf, size_t buflen);
 
 /* Address helpers ----------------------------------------------------------- */

@@ -229,16 +229,29 @@ UDPMUX_API int udpmux_who_holds(const struct sockaddr *sa, struct udpmux_holder 
     return (int)count;
 }
 
+/* "yes", "no" or "unknown" for a tri-state field, whatever int it holds. */
+static const char *tristate(int v)
+{
+    return v == 1 ? "yes" : v == 0 ? "no" : "unknown";
+}
+
 UDPMUX_API int udpmux_holder_format(const struct udpmux_holder *h, char *buf, size_t buflen)
 {
     char addr[INET6_ADDRSTRLEN + 16];
-    static const char *yn[] = {"unknown", "no", "yes"};
-    udpmux_format_addr((const struct sockaddr *)&h->addr, addr, sizeof(addr));
+    int comm_len;
+    if (!h || (!buf && buflen))
+        return -EINVAL;
+    /* a caller-filled struct need not hold a known family or a terminated
+     * comm: print what is there, never read past it */
+    if (udpmux_format_addr((const struct sockaddr *)&h->addr, addr, sizeof(addr)) < 0)
+        snprintf(addr, sizeof(addr), "?");
+    comm_len = (int)strnlen(h->comm, sizeof(h->comm));
     if (h->pid > 0)
-        return snprintf(buf, buflen, "pid %d (%s) uid %u on %s, SO_REUSEADDR=%s SO_REUSEPORT=%s",
-                        h->pid, h->comm, h->uid, addr, yn[h->reuseaddr + 1], yn[h->reuseport + 1]);
+        return snprintf(buf, buflen, "pid %d (%.*s) uid %u on %s, SO_REUSEADDR=%s SO_REUSEPORT=%s",
+                        h->pid, comm_len, h->comm, h->uid, addr, tristate(h->reuseaddr),
+                        tristate(h->reuseport));
     return snprintf(buf, buflen,
                     "uid %u on %s (process not visible; run as root to see it), "
                     "SO_REUSEADDR=%s SO_REUSEPORT=%s",
-                    h->uid, addr, yn[h->reuseaddr + 1], yn[h->reuseport + 1]);
+                    h->uid, addr, tristate(h->reuseaddr), tristate(h->reuseport));
 }

@@ -1,6 +1,18 @@
 /*
  * mux.c - the library's loop: endpoints, handlers, dispatch, timers,
  * counters. One thread runs udpmux_process(); any thread may send.
+ *
+ * Classification is the daemon's (daemon/worker.c, classify()): the live
+ * handlers' rules in registration order are compiled into the same
+ * candidate index (umx_rule_index, lib/rules/rule.c), probes get the real
+ * monotonic time and a per-peer probe state, and a datagram a probe cannot
+ * decide alone (UMX_MORE: a QUIC ClientHello split over Initials) is held
+ * in a small pool until a later datagram of the same peer decides, then
+ * delivered first, in arrival order. What the library does not do: it has
+ * no flows (every datagram is classified; a handler sees a peer's later
+ * datagrams only if they match its rule too), no roaming, no backends, and
+ * its pool is smaller (HOLD_SLOTS). Beyond UMX_RULE_INDEX_MAX handlers it
+ * falls back to trying each rule in order, with the same answers.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -25,8 +37,46 @@ struct endpoint {
     int dualstack; /* IPv6 socket that also takes IPv4 (V6ONLY off) */
 };
 
+/* Handler and timer ids carry the slot in the low 16 bits (max_handlers
+ * and max_timers are at most 65536) and the slot's generation in bits
+ * 16-30. Slots are reused once a handler is removed or a timer fired or was
+ * cancelled; the generation moves on each time, so an old id no longer
+ * names the slot's next occupant (until the same slot has been reused
+ * 32768 times). A slot's first use has generation 0, so the ids of a mux
+ * that never removes anything are 0, 1, 2... as they always were. */
+#define ID_SLOT_BITS 16
+#define ID_SLOT_MASK 0xffffu
+#define ID_GEN_MASK 0x7fffu
+
+static int id_make(unsigned slot, unsigned gen)
+{
+    return (int)((gen & ID_GEN_MASK) << ID_SLOT_BITS | slot);
+}
+
+/* Held datagrams (UMX_MORE): few and small. A split ClientHello is two or
+ * three Initials of at most ~1500 bytes; a longer datagram is not held but
+ * handled as undecided (default handler). The time limit is the quic
+ * probe's own (QUIC_PENDING_NS): after it the probe forgets the peer, so
+ * nothing could decide the held datagrams any more. */
+#define HOLD_SLOTS 16
+#define HOLD_BYTES 2048
+#define HOLD_NS (3ull * 1000000000ull)
+
+struct held {
+    int used;
+    int ep;
+    uint64_t t;
+    uint64_t seq; /* arrival order */
+    struct sockaddr_storage peer, local;
+    socklen_t peer_len, local_len;
+    int ifindex;
+    size_t len;
+    uint8_t data[HOLD_BYTES];
+};
+
 struct handler {
     int in_use;
+    unsigned gen;
     char *name;
     struct udpmux_rule *rule;
     udpmux_handler_fn *fn;
@@ -36,6 +86,7 @@ struct handler {
 
 struct timer {
     int in_use;
+    unsigned gen;
     uint64_t due_ns;
     udpmux_timer_fn *fn;
     void *arg;
@@ -47,10 +98,22 @@ struct udpmux {
     int wakefd;
     volatile int stop;
     int in_process;
+    /* Endpoints live in a fixed array of max_endpoints; an entry is
+     * written once, before neps is raised past it with a release store.
+     * udpmux_send() on another thread loads neps with acquire and reads
+     * only entries below it, so it never sees a half-written endpoint and
+     * the array never moves under it. */
     struct endpoint *eps;
     unsigned neps;
-    struct handler *handlers;
-    unsigned nhandlers; /* slots used (some may be free) */
+    struct handler *handlers; /* max_handlers slots */
+    unsigned *order;          /* live slots in registration (= match) order */
+    unsigned nlive;
+    struct umx_rule_index *idx; /* over order[], when nlive <= UMX_RULE_INDEX_MAX */
+    int use_idx;
+    struct umx_probe_state *pstate;
+    struct held *hold;
+    unsigned nheld;
+    uint64_t hold_seq;
     udpmux_handler_fn *deffn;
     void *defarg;
     struct timer *timers;
@@ -93,11 +156,19 @@ UDPMUX_API int udpmux_new(struct udpmux **out, const struct udpmux_config *cfg)
     m->epfd = m->wakefd = -1;
     m->eps = calloc(cfg->max_endpoints, sizeof(*m->eps));
     m->handlers = calloc(cfg->max_handlers, sizeof(*m->handlers));
+    m->order = calloc(cfg->max_handlers, sizeof(*m->order));
+    m->idx = calloc(1, sizeof(*m->idx));
+    m->hold = calloc(HOLD_SLOTS, sizeof(*m->hold));
     m->timers = cfg->max_timers ? calloc(cfg->max_timers, sizeof(*m->timers)) : NULL;
-    if (!m->eps || !m->handlers || (cfg->max_timers && !m->timers)) {
+    if (!m->eps || !m->handlers || !m->order || !m->idx || !m->hold ||
+        (cfg->max_timers && !m->timers)) {
         r = -ENOMEM;
         goto fail;
     }
+    m->use_idx = 1; /* the empty index: nothing matches */
+    r = umx_probe_state_new(&m->pstate, HOLD_SLOTS);
+    if (r < 0)
+        goto fail;
     r = umx_rxb_new(&m->rxb, cfg->batch, cfg->max_dgram);
     if (r < 0)
         goto fail;
@@ -132,10 +203,11 @@ UDPMUX_API void udpmux_free(struct udpmux *m)
     for (unsigned i = 0; i < m->neps; i++)
         if (m->eps[i].fd >= 0)
             close(m->eps[i].fd);
-    for (unsigned i = 0; i < m->nhandlers; i++) {
-        udpmux_rule_free(m->handlers[i].rule);
-        free(m->handlers[i].name);
-    }
+    if (m->handlers)
+        for (unsigned i = 0; i < m->cfg.max_handlers; i++) {
+            udpmux_rule_free(m->handlers[i].rule);
+            free(m->handlers[i].name);
+        }
     if (m->epfd >= 0)
         close(m->epfd);
     if (m->wakefd >= 0)
@@ -143,6 +215,10 @@ UDPMUX_API void udpmux_free(struct udpmux *m)
     umx_rxb_free(m->rxb);
     free(m->eps);
     free(m->handlers);
+    free(m->order);
+    free(m->idx);
+    free(m->hold);
+    umx_probe_state_free(m->pstate);
     free(m->timers);
     free(m);
 }
@@ -182,7 +258,9 @@ static int add_endpoint(struct udpmux *m, int fd)
     ev.data.u32 = m->neps;
     if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
-    return (int)m->neps++;
+    /* publish the entry (see struct udpmux) */
+    __atomic_store_n(&m->neps, m->neps + 1, __ATOMIC_RELEASE);
+    return (int)m->neps - 1;
 }
 
 static int is_multicast(const struct sockaddr *sa)
@@ -339,6 +417,36 @@ UDPMUX_API int udpmux_join(struct udpmux *m, int ep, const char *group, const ch
 
 /* Handlers ---------------------------------------------------------------- */
 
+static struct handler *handler_of(const struct udpmux *m, int id)
+{
+    unsigned slot;
+    struct handler *h;
+    if (!m || id < 0)
+        return NULL;
+    slot = (unsigned)id & ID_SLOT_MASK;
+    if (slot >= m->cfg.max_handlers)
+        return NULL;
+    h = &m->handlers[slot];
+    if (!h->in_use || h->gen != (unsigned)id >> ID_SLOT_BITS)
+        return NULL;
+    return h;
+}
+
+/* Compiles the live handlers' rules, in match order, into the candidate
+ * index. Called on every add and remove (not on the packet path), before a
+ * removed rule is freed: the index points into the rules. */
+static void routes_rebuild(struct udpmux *m)
+{
+    const struct udpmux_rule *rules[UMX_RULE_INDEX_MAX];
+    if (m->nlive > UMX_RULE_INDEX_MAX) {
+        m->use_idx = 0;
+        return;
+    }
+    for (unsigned k = 0; k < m->nlive; k++)
+        rules[k] = m->handlers[m->order[k]].rule;
+    m->use_idx = umx_rule_index_build(m->idx, rules, m->nlive) == 0;
+}
+
 UDPMUX_API int udpmux_add_handler_rule(struct udpmux *m, const char *name, struct udpmux_rule *rule,
                                        udpmux_handler_fn *fn, void *arg)
 {
@@ -346,13 +454,15 @@ UDPMUX_API int udpmux_add_handler_rule(struct udpmux *m, const char *name, struc
     unsigned i;
     if (!m || !rule || !fn)
         return -EINVAL;
-    /* Reuse a freed slot only at the end, so registration order (which is
-     * match order) is kept: a freed slot in the middle stays empty. */
-    if (m->nhandlers >= m->cfg.max_handlers)
+    if (m->nlive >= m->cfg.max_handlers)
         return -ENOSPC;
-    i = m->nhandlers;
+    /* Any free slot: match order is kept in order[], not by slot number. */
+    for (i = 0; i < m->cfg.max_handlers && m->handlers[i].in_use; i++)
+        ;
+    if (i == m->cfg.max_handlers)
+        return -ENOSPC;
     h = &m->handlers[i];
-    memset(h, 0, sizeof(*h));
+    h->name = NULL;
     if (name) {
         h->name = strdup(name);
         if (!h->name)
@@ -361,9 +471,11 @@ UDPMUX_API int udpmux_add_handler_rule(struct udpmux *m, const char *name, struc
     h->rule = rule;
     h->fn = fn;
     h->arg = arg;
+    h->count = 0;
     h->in_use = 1;
-    m->nhandlers++;
-    return (int)i;
+    m->order[m->nlive++] = i;
+    routes_rebuild(m);
+    return id_make(i, h->gen);
 }
 
 UDPMUX_API int udpmux_add_handler(struct udpmux *m, const char *name, const char *rule_text,
@@ -373,7 +485,7 @@ UDPMUX_API int udpmux_add_handler(struct udpmux *m, const char *name, const char
     int r;
     if (!m || !rule_text || !fn)
         return -EINVAL;
-    if (m->nhandlers >= m->cfg.max_handlers)
+    if (m->nlive >= m->cfg.max_handlers)
         return -ENOSPC;
     r = udpmux_rule_compile(&rule, rule_text, err, errlen);
     if (r < 0)
@@ -386,15 +498,22 @@ UDPMUX_API int udpmux_add_handler(struct udpmux *m, const char *name, const char
 
 UDPMUX_API int udpmux_remove_handler(struct udpmux *m, int id)
 {
-    struct handler *h;
-    if (!m || id < 0 || (unsigned)id >= m->nhandlers || !m->handlers[id].in_use)
+    struct handler *h = handler_of(m, id);
+    unsigned slot, k;
+    if (!h)
         return -ENOENT;
-    h = &m->handlers[id];
+    slot = (unsigned)(h - m->handlers);
+    for (k = 0; k < m->nlive && m->order[k] != slot; k++)
+        ;
+    memmove(&m->order[k], &m->order[k + 1], (m->nlive - k - 1) * sizeof(m->order[0]));
+    m->nlive--;
+    h->in_use = 0;
+    h->gen = (h->gen + 1) & ID_GEN_MASK;
+    routes_rebuild(m);
     udpmux_rule_free(h->rule);
     free(h->name);
     h->rule = NULL;
     h->name = NULL;
-    h->in_use = 0;
     return 0;
 }
 
@@ -408,23 +527,25 @@ UDPMUX_API void udpmux_set_default(struct udpmux *m, udpmux_handler_fn *fn, void
 
 UDPMUX_API int64_t udpmux_handler_count(const struct udpmux *m, int id)
 {
-    if (!m || id < 0 || (unsigned)id >= m->nhandlers || !m->handlers[id].in_use)
+    const struct handler *h = handler_of(m, id);
+    if (!h)
         return -ENOENT;
-    return (int64_t)UMX_CTR_GET(m->handlers[id].count);
+    return (int64_t)UMX_CTR_GET(h->count);
 }
 
 /* Sending ------------------------------------------------------------------ */
 
-static int pick_endpoint(const struct udpmux *m, const struct udpmux_msg *msg)
+/* neps: the endpoints published when the send started (see struct udpmux) */
+static int pick_endpoint(const struct udpmux *m, unsigned neps, const struct udpmux_msg *msg)
 {
     if (msg->endpoint >= 0)
-        return (unsigned)msg->endpoint < m->neps ? msg->endpoint : -EINVAL;
-    for (unsigned i = 0; i < m->neps; i++)
+        return (unsigned)msg->endpoint < neps ? msg->endpoint : -EINVAL;
+    for (unsigned i = 0; i < neps; i++)
         if (m->eps[i].family == msg->peer->sa_family)
             return (int)i;
     /* an IPv4 peer can be reached from a dual-stack IPv6 endpoint */
     if (msg->peer->sa_family == AF_INET)
-        for (unsigned i = 0; i < m->neps; i++)
+        for (unsigned i = 0; i < neps; i++)
             if (m->eps[i].dualstack)
                 return (int)i;
     return -EAFNOSUPPORT;
@@ -471,8 +592,9 @@ static int send_batch(struct udpmux *m, const struct udpmux_msg *msgs, unsigned 
     struct sockaddr_storage peers[CHUNK];
     uint8_t ctrl[CHUNK][UMX_TX_CTRL];
     unsigned done = 0;
-
+    unsigned neps = __atomic_load_n(&m->neps, __ATOMIC_ACQUIRE);
     int tls_last_err = 0;
+
     *errp = 0;
     while (done < n) {
         /* one sendmmsg per run of messages from the same endpoint */
@@ -485,7 +607,7 @@ static int send_batch(struct udpmux *m, const struct udpmux_msg *msgs, unsigned 
                 r = -EINVAL;
                 goto err;
             }
-            e = pick_endpoint(m, msg);
+            e = pick_endpoint(m, neps, msg);
             if (e < 0) {
                 r = e;
                 goto err;
@@ -576,11 +698,131 @@ UDPMUX_API int udpmux_reply(struct udpmux *m, const struct udpmux_dgram *d, cons
 
 /* Receiving and dispatch --------------------------------------------------- */
 
-static void dispatch(struct udpmux *m, int ep, struct umx_rx_slot *s)
+/* Position in order[] of the first handler whose rule matches, or -1 (with
+ * *more set when the first rule that did not refuse needs more datagrams). */
+static int classify(const struct udpmux *m, const struct umx_probe_in *in, int *more)
+{
+    if (m->use_idx)
+        return umx_rule_index_eval(m->idx, in, more);
+    /* the same answer as the index, rule by rule */
+    *more = 0;
+    for (unsigned k = 0; k < m->nlive; k++) {
+        int v = umx_rule_eval(m->handlers[m->order[k]].rule, in);
+        if (v == UMX_MATCH)
+            return (int)k;
+        if (v == UMX_MORE) {
+            *more = 1;
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* Calls handler id (or, when it is gone or -1, the default handler). */
+static void deliver(struct udpmux *m, struct udpmux_dgram *d, int id)
+{
+    struct handler *h = handler_of(m, id);
+    if (h) {
+        UMX_CTR_ADD(h->count, 1);
+        d->handler = id;
+        h->fn(m, d, h->arg);
+        return;
+    }
+    if (m->deffn) {
+        UMX_CTR_ADD(m->st.rx_default, 1);
+        d->handler = -1;
+        m->deffn(m, d, m->defarg);
+        return;
+    }
+    UMX_CTR_ADD(m->st.rx_unmatched, 1);
+}
+
+static void hold_drop(struct udpmux *m, struct held *e)
+{
+    e->used = 0;
+    m->nheld--;
+    UMX_CTR_ADD(m->st.rx_hold_dropped, 1);
+}
+
+/* Forgets held datagrams that nothing can decide any more. */
+static void hold_expire(struct udpmux *m, uint64_t now)
+{
+    for (unsigned i = 0; i < HOLD_SLOTS && m->nheld; i++)
+        if (m->hold[i].used && now - m->hold[i].t > HOLD_NS)
+            hold_drop(m, &m->hold[i]);
+}
+
+/* Keeps a copy of an undecided datagram; when the pool is full the oldest
+ * held datagram is dropped (counted), as in the daemon. Returns 0, or -1
+ * when the datagram is too long to hold. */
+static int hold_put(struct udpmux *m, const struct udpmux_dgram *d, uint64_t now)
+{
+    struct held *v = NULL;
+    if (d->len > HOLD_BYTES)
+        return -1;
+    for (unsigned i = 0; i < HOLD_SLOTS; i++) {
+        if (!m->hold[i].used) {
+            v = &m->hold[i];
+            break;
+        }
+        if (!v || m->hold[i].seq < v->seq)
+            v = &m->hold[i];
+    }
+    if (v->used)
+        hold_drop(m, v);
+    v->used = 1;
+    m->nheld++;
+    v->ep = d->endpoint;
+    v->t = now;
+    v->seq = ++m->hold_seq;
+    memcpy(&v->peer, d->peer, d->peer_len);
+    v->peer_len = d->peer_len;
+    memcpy(&v->local, d->local, d->local_len);
+    v->local_len = d->local_len;
+    v->ifindex = d->ifindex;
+    v->len = d->len;
+    memcpy(v->data, d->data, d->len);
+    UMX_CTR_ADD(m->st.rx_held, 1);
+    return 0;
+}
+
+/* Hands the datagrams held for this peer on this endpoint to handler id,
+ * oldest first, before the datagram that decided. A handler may send from
+ * its callback but not receive, so the pool cannot change under us except
+ * through this loop. */
+static void hold_release(struct udpmux *m, const struct udpmux_dgram *now_d, int id)
+{
+    while (m->nheld) {
+        struct held *first = NULL;
+        struct udpmux_dgram d;
+        for (unsigned i = 0; i < HOLD_SLOTS; i++) {
+            struct held *e = &m->hold[i];
+            if (e->used && e->ep == now_d->endpoint && e->peer_len == now_d->peer_len &&
+                umx_sa_equal((const struct sockaddr *)&e->peer, now_d->peer) &&
+                (!first || e->seq < first->seq))
+                first = e;
+        }
+        if (!first)
+            return;
+        first->used = 0;
+        m->nheld--;
+        d.data = first->data;
+        d.len = first->len;
+        d.peer = (const struct sockaddr *)&first->peer;
+        d.peer_len = first->peer_len;
+        d.local = (const struct sockaddr *)&first->local;
+        d.local_len = first->local_len;
+        d.ifindex = first->ifindex;
+        d.endpoint = first->ep;
+        deliver(m, &d, id);
+    }
+}
+
+static void dispatch(struct udpmux *m, int ep, struct umx_rx_slot *s, uint64_t now)
 {
     struct udpmux_dgram d;
     struct umx_probe_in in;
-    unsigned i;
+    int k, more, id = -1;
 
     d.data = s->buf;
     d.len = s->len;
@@ -595,32 +837,24 @@ static void dispatch(struct udpmux *m, int ep, struct umx_rx_slot *s)
     }
     d.ifindex = s->ifindex;
     d.endpoint = ep;
+    d.handler = -1;
     in.data = s->buf;
     in.len = s->len;
     in.peer = d.peer;
-    in.now_ns = 0;
-    in.state = NULL;
-    for (i = 0; i < m->nhandlers; i++) {
-        struct handler *h = &m->handlers[i];
-        if (!h->in_use || !umx_rule_may_match(h->rule, s->buf, s->len))
-            continue;
-        if (umx_rule_eval(h->rule, &in) == UMX_MATCH) {
-            UMX_CTR_ADD(h->count, 1);
-            d.handler = (int)i;
-            h->fn(m, &d, h->arg);
-            return;
-        }
-    }
-    if (m->deffn) {
-        UMX_CTR_ADD(m->st.rx_default, 1);
-        d.handler = -1;
-        m->deffn(m, &d, m->defarg);
+    in.now_ns = now;
+    in.state = m->pstate;
+    k = classify(m, &in, &more);
+    if (k < 0 && more && hold_put(m, &d, now) == 0)
         return;
-    }
-    UMX_CTR_ADD(m->st.rx_unmatched, 1);
+    if (k >= 0)
+        id = id_make(m->order[k], m->handlers[m->order[k]].gen);
+    /* decided (a handler or none): what this peer sent before goes first */
+    if (m->nheld)
+        hold_release(m, &d, id);
+    deliver(m, &d, id);
 }
 
-static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget)
+static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget, uint64_t now)
 {
     struct endpoint *e = &m->eps[ep];
     unsigned done = 0, errors = 0;
@@ -656,7 +890,7 @@ static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget)
             }
             UMX_CTR_ADD(m->st.rx_datagrams, 1);
             UMX_CTR_ADD(m->st.rx_bytes, s->len);
-            dispatch(m, (int)ep, s);
+            dispatch(m, (int)ep, s, now);
         }
         done += (unsigned)r;
         if ((unsigned)r < want)
@@ -685,7 +919,10 @@ static void run_timers(struct udpmux *m)
         }
         if (!t)
             break;
+        /* free the slot (and retire its id) before the call: the callback
+         * may add a timer that takes this very slot */
         t->in_use = 0;
+        t->gen = (t->gen + 1) & ID_GEN_MASK;
         t->fn(m, t->arg);
     }
 }
@@ -695,12 +932,18 @@ UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
     struct epoll_event evs[64];
     int n, total = 0;
     unsigned nready = 0;
+    uint64_t now;
     if (!m)
         return -EINVAL;
     if (m->in_process)
         return -EBUSY;
     m->in_process = 1;
     n = epoll_wait(m->epfd, evs, (int)UMX_ARRAY_LEN(evs), 0);
+    /* one clock read per call: the probes' state ages in real time, and a
+     * batch is received within microseconds */
+    now = umx_now_ns();
+    if (m->nheld)
+        hold_expire(m, now);
     for (int i = 0; i < n; i++)
         if (evs[i].data.u32 != UINT32_MAX)
             nready++;
@@ -717,7 +960,7 @@ UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
             continue;
         /* fair share of the budget per ready endpoint */
         share = budget ? (budget / nready ? budget / nready : 1) : m->rxb->n;
-        r = process_endpoint(m, evs[i].data.u32, share);
+        r = process_endpoint(m, evs[i].data.u32, share, now);
         if (r > 0)
             total += r;
     }
@@ -796,7 +1039,7 @@ UDPMUX_API int udpmux_timer_add(struct udpmux *m, unsigned delay_ms, udpmux_time
             t->due_ns = umx_now_ns() + (uint64_t)delay_ms * 1000000u;
             t->fn = fn;
             t->arg = arg;
-            return (int)i;
+            return id_make(i, t->gen);
         }
     }
     return -ENOSPC;
@@ -804,9 +1047,15 @@ UDPMUX_API int udpmux_timer_add(struct udpmux *m, unsigned delay_ms, udpmux_time
 
 UDPMUX_API int udpmux_timer_cancel(struct udpmux *m, int id)
 {
-    if (!m || id < 0 || (unsigned)id >= m->cfg.max_timers || !m->timers[id].in_use)
+    struct timer *t;
+    unsigned slot = (unsigned)id & ID_SLOT_MASK;
+    if (!m || id < 0 || slot >= m->cfg.max_timers)
         return -ENOENT;
-    m->timers[id].in_use = 0;
+    t = &m->timers[slot];
+    if (!t->in_use || t->gen != (unsigned)id >> ID_SLOT_BITS)
+        return -ENOENT;
+    t->in_use = 0;
+    t->gen = (t->gen + 1) & ID_GEN_MASK;
     return 0;
 }
 
@@ -825,4 +1074,6 @@ UDPMUX_API void udpmux_get_stats(const struct udpmux *m, struct udpmux_stats *ou
     out->tx_bytes = UMX_CTR_GET(m->st.tx_bytes);
     out->tx_errors = UMX_CTR_GET(m->st.tx_errors);
     out->tx_again = UMX_CTR_GET(m->st.tx_again);
+    out->rx_held = UMX_CTR_GET(m->st.rx_held);
+    out->rx_hold_dropped = UMX_CTR_GET(m->st.rx_hold_dropped);
 }

@@ -61,10 +61,14 @@ struct umx_probe {
      * match_empty is set. */
     uint8_t first[32];
     int match_empty;
+    /* The roaming protocol (an enum umx_roam_proto of rules/roam.h) the
+     * datagrams this probe matches belong to, 0 if none: a route learns
+     * session keys only for the protocols its rule can match. */
+    unsigned roam;
 };
 
 /* The built-in probes in the default order (the order resolves collisions;
- * see docs/internals/classify.md). */
+ * see docs/internals/probes.md). */
 extern const struct umx_probe *const umx_probes[];
 extern const size_t umx_nprobes;
 

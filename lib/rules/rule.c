@@ -221,38 +221,12 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parses hex bytes: optional 0x prefix, ':' ' ' '-' separators between
- * bytes. Returns the count or -1. */
+ * bytes. Returns the count or -1 (also for none at all). */
 static int parse_hex(const char *s, uint8_t *out, size_t max)
 {
-    size_t n = 0;
-    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-        s += 2;
-    while (*s) {
-        int hi, lo;
-        if (*s == ':' || *s == ' ' || *s == '-') {
-            s++;
-            continue;
-        }
-        hi = hexval(s[0]);
-        lo = hi >= 0 ? hexval(s[1]) : -1;
-        if (hi < 0 || lo < 0 || n >= max)
-            return -1;
-        out[n++] = (uint8_t)(hi << 4 | lo);
-        s += 2;
-    }
-    return n == 0 ? -1 : (int)n;
+    int n = umx_hex_decode(s, strlen(s), ":- ", UMX_HEX_0X, out, max);
+    return n > 0 ? n : -1;
 }
 
 /* "A..B", "A..", "..B" or "A". */
@@ -851,6 +825,28 @@ int umx_rule_match_empty(const struct udpmux_rule *rule)
 const char *umx_rule_text(const struct udpmux_rule *rule)
 {
     return rule->text;
+}
+
+unsigned umx_rule_roam_protos(const struct udpmux_rule *rule)
+{
+    /* Every positive probe term must match, so the rule carries at most
+     * the protocols all of them share (`quic and wireguard` carries none).
+     * Negated terms and the generic terms (any, bytes, len, regex...)
+     * prove nothing about the protocol: without a positive probe term the
+     * rule could be carrying anything, and "anything" must not learn keys
+     * (a DNS reply starting with 0x80 is not a QUIC packet). */
+    unsigned set = ~0u;
+    int seen = 0;
+    if (!rule)
+        return 0;
+    for (unsigned i = 0; i < rule->nterms; i++) {
+        const struct term *t = &rule->terms[i];
+        if (t->kind != T_PROBE || t->negate)
+            continue;
+        set &= t->u.probe.probe->roam;
+        seen = 1;
+    }
+    return seen ? set : 0;
 }
 
 /* Built-in probe helpers (public) --------------------------------------- */

@@ -2,13 +2,12 @@
  * and the tools. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <net/if.h>
 #include <stdlib.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -150,29 +149,6 @@ UDPMUX_API int udpmux_format_addr(const struct sockaddr *sa, char *buf, size_t b
     return snprintf(buf, buflen, "(family %d)", sa->sa_family);
 }
 
-int umx_random(void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = getrandom(p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-uint64_t umx_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 UDPMUX_API const char *udpmux_version(void)
 {
     return UDPMUX_VERSION_STRING;
@@ -180,5 +156,10 @@ UDPMUX_API const char *udpmux_version(void)
 
 UDPMUX_API const char *udpmux_strerror(int err)
 {
-    return strerror(err < 0 ? -err : err);
+    /* -INT_MIN does not exist: negate in a wider type. strerrordesc_np()
+     * (glibc 2.32) returns a constant string or NULL, where strerror()
+     * formats unknown numbers into a buffer that other threads share. */
+    long e = err < 0 ? -(long)err : (long)err;
+    const char *s = e <= INT_MAX ? strerrordesc_np((int)e) : NULL;
+    return s ? s : "Unknown error";
 }

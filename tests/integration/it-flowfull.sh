@@ -28,15 +28,21 @@ idle-timeout = 4s
 CONF
 it_daemon "$T/udpmux.conf"
 base=$(it_fds "$UMXD_PID")
-burst() { timeout 20 $IT_UDP burst --to "127.0.0.1:$IT_PORT" --flows "$1" --timeout 1 --prefix "$2"; }
+burst() { timeout 20 $IT_UDP burst --to "127.0.0.1:$IT_PORT" --flows "$1" --timeout 1 --prefix "$2" ${3:-}; }
 
 # route cap: 12 flows, 5 answered
 it_eq "$(burst 12 c)" 5 "flows answered on a route with max-flows = 5"
 it_eq "$(it_fds "$UMXD_PID")" $((base + 5)) "descriptors with 5 flows"
-# global cap: 16 per worker, 5 in use: 11 more fit, then refusal
-it_eq "$(burst 11 e)" 11 "flows that fit in the table"
+# global cap: 16 per worker, 5 in use (answered, not proven): 11 more fit,
+# each proven by a second datagram after its answer
+it_eq "$(burst 11 e --confirm)" 11 "flows that fit in the table"
+sleep 0.5 # the proofs are in flight: let udpmuxd read them
 it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "descriptors with a full table"
-it_eq "$(burst 10 e)" 0 "flows answered with a full table (all established, none evictable)"
+# a full table evicts answered but unproven flows first (what a spoofed
+# source gets): the 5 capped-route flows make room for 5 newcomers, and the
+# 11 proven flows are never evicted (#12: established means proven)
+it_eq "$(burst 10 e)" 5 "flows answered with a full table (5 unproven evicted, proven kept)"
+it_eq "$(burst 10 e)" 5 "newcomers replace each other, never a proven flow"
 it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "refused flows leave no descriptor behind"
 it_alive udpmuxd || it_fail "udpmuxd died with a full table"
 # every flow idles out after 4 s: back to the baseline, room again

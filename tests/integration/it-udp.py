@@ -214,6 +214,10 @@ def cmd_burst(args):
                 bad += 1
                 continue
             got.add(fd)
+            if args.confirm:
+                # a second datagram after the answer proves the flow
+                # (return routability): udpmuxd no longer evicts it
+                socks[fd].sendto(payload[fd], to)
     print(len(got))
     if args.check:
         print("wrong answers: %d" % bad, file=sys.stderr)
@@ -255,6 +259,7 @@ def main():
     b.add_argument("--timeout", type=float, default=3.0)
     b.add_argument("--prefix", default="")
     b.add_argument("--check", action="store_true")
+    b.add_argument("--confirm", action="store_true", help="send again after the answer")
     b.add_argument("--rate", type=float, default=0, help="flows per second (0: flat out)")
     args = p.parse_args()
     return {"echo": cmd_echo, "proxy": cmd_proxy, "ask": cmd_ask, "stream": cmd_stream,

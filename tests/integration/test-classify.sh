@@ -36,7 +36,7 @@ ok() { pass=$((pass + 1)); echo "ok - $*"; }
 ko() { fail=$((fail + 1)); echo "not ok - $*"; }
 
 # 1. exact output on the mixed capture
-if timeout 60 "$ctl" classify "$data/mixed.pcap" >"$tmp/mixed.out" 2>"$tmp/mixed.err"; then
+if timeout 60 "$ctl" classify --per-datagram "$data/mixed.pcap" >"$tmp/mixed.out" 2>"$tmp/mixed.err"; then
     if diff -u "$data/mixed.expected" "$tmp/mixed.out" >"$tmp/mixed.diff"; then
         ok "mixed.pcap matches mixed.expected"
     else
@@ -83,14 +83,14 @@ write(tmp + "/loop.pcap", 108, lambda et: struct.pack(">I", 24 if v6(et) else 2)
 write(tmp + "/eth.pcap", 1, lambda et: b"\0" * 12 + struct.pack(">H", et), srcs)
 PY
 if [ -s "$tmp/eth.pcap" ]; then
-    timeout 60 "$ctl" classify "$tmp/eth.pcap" >"$tmp/eth.out"
+    timeout 60 "$ctl" classify --per-datagram "$tmp/eth.pcap" >"$tmp/eth.out"
     if grep -q $'\tdns$' "$tmp/eth.out" && grep -q '^# fragments [1-9]' "$tmp/eth.out"; then
         ok "reference (Ethernet) classification of the converted set"
     else
         ko "reference classification looks wrong"
     fi
     for lt in sll sll2 raw null-le null-be loop; do
-        if timeout 60 "$ctl" classify "$tmp/$lt.pcap" >"$tmp/$lt.out" 2>"$tmp/$lt.err" &&
+        if timeout 60 "$ctl" classify --per-datagram "$tmp/$lt.pcap" >"$tmp/$lt.out" 2>"$tmp/$lt.err" &&
             cmp -s "$tmp/eth.out" "$tmp/$lt.out"; then
             ok "link type $lt classifies like Ethernet"
         else
@@ -135,7 +135,7 @@ forward = 127.0.0.1:5302
 match = stun
 forward = 127.0.0.1:3479
 CONF
-if timeout 10 "$ctl" classify -c "$tmp/classify.conf" "$data/dns.pcap" >"$tmp/c.out" 2>"$tmp/c.err"; then
+if timeout 10 "$ctl" classify --per-datagram -c "$tmp/classify.conf" "$data/dns.pcap" >"$tmp/c.out" 2>"$tmp/c.err"; then
     # dns.pcap alternates query (odd frames), response (even frames)
     n=$(grep -vc '^#' "$tmp/c.out")
     want=$(for i in $(seq 1 "$n"); do
@@ -152,7 +152,32 @@ if timeout 10 "$ctl" classify -c "$tmp/classify.conf" "$data/dns.pcap" >"$tmp/c.
 else
     ko "-c valid config failed: $(cat "$tmp/c.err")"
 fi
-if timeout 10 "$ctl" classify -c "$tmp/classify.conf" "$data/ntp.pcap" >"$tmp/c2.out" 2>&1 &&
+# the engine (default): a response belongs to the flow of its query, so
+# every frame is route `queries`, the responses marked `reply`
+if timeout 10 "$ctl" classify -c "$tmp/classify.conf" "$data/dns.pcap" >"$tmp/e.out" 2>"$tmp/e.err" &&
+    [ "$(grep -v '^#' "$tmp/e.out" | awk -F'\t' 'NR % 2 == 0 && ($2 != "queries" || $3 != "reply")' | wc -l)" = 0 ] &&
+    [ "$(grep -v '^#' "$tmp/e.out" | awk -F'\t' 'NR % 2 == 1 && $2 != "queries"' | wc -l)" = 0 ] &&
+    grep -qx "# queries $n" "$tmp/e.out"; then
+    ok "engine: responses belong to their query's flow"
+else
+    ko "engine mode output:"
+    head -20 "$tmp/e.out" "$tmp/e.err"
+fi
+# --hex: one datagram (a DNS query for example.com)
+if [ "$(timeout 10 "$ctl" classify -c "$tmp/classify.conf" --hex \
+    '1234 0100 0001 0000 0000 0000 07 6578616d706c65 03 636f6d 00 0001 0001' | head -1)" = \
+    "$(printf '1\tqueries\tprobe')" ]; then
+    ok "--hex classifies one datagram"
+else
+    ko "--hex"
+fi
+# standard input
+if timeout 10 "$ctl" classify --per-datagram - <"$data/dns.pcap" | grep -q $'\tdns$'; then
+    ok "capture from standard input"
+else
+    ko "capture from standard input"
+fi
+if timeout 10 "$ctl" classify --per-datagram -c "$tmp/classify.conf" "$data/ntp.pcap" >"$tmp/c2.out" 2>&1 &&
     [ "$(grep -c $'\t-$' "$tmp/c2.out")" = "$(grep -vc '^#' "$tmp/c2.out")" ]; then
     ok "-c: datagrams no route matches print '-'"
 else

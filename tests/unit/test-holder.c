@@ -448,6 +448,38 @@ static void test_errors_and_format(void **state)
     assert_int_equal(udpmux_holder_format(&h, NULL, 0), n);
 }
 
+/* udpmux_holder_format() is defined for every input: NULL holder, NULL
+ * buffer, reuse flags out of range, a comm without NUL, an unknown family. */
+static void test_format_any_input(void **state)
+{
+    struct udpmux_holder h;
+    char line[512], want[80];
+    int n;
+    (void)state;
+    assert_int_equal(udpmux_holder_format(NULL, line, sizeof(line)), -EINVAL);
+    assert_int_equal(udpmux_holder_format(NULL, NULL, 0), -EINVAL);
+    memset(&h, 0, sizeof(h));
+    h.addr.ss_family = AF_INET;
+    h.pid = 42;
+    h.reuseaddr = 7;
+    h.reuseport = -12345;
+    memset(h.comm, 'A', sizeof(h.comm));   /* no NUL */
+    n = udpmux_holder_format(&h, NULL, 0); /* the length only */
+    assert_true(n > 0);
+    assert_int_equal(udpmux_holder_format(&h, NULL, 1), -EINVAL);
+    assert_int_equal(udpmux_holder_format(&h, line, sizeof(line)), n);
+    memset(want, 'A', 64);
+    snprintf(want + 64, sizeof(want) - 64, ")");
+    assert_non_null(strstr(line, want));
+    assert_non_null(strstr(line, "SO_REUSEADDR=unknown SO_REUSEPORT=unknown"));
+    h.addr.ss_family = 0x7777;
+    h.pid = 0;
+    h.reuseaddr = 1;
+    h.reuseport = 0;
+    assert_true(udpmux_holder_format(&h, line, sizeof(line)) > 0);
+    assert_non_null(strstr(line, "SO_REUSEADDR=yes SO_REUSEPORT=no"));
+}
+
 int main(int argc, char **argv)
 {
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
@@ -468,6 +500,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_process_holder),
         cmocka_unit_test(test_other_uid_holder),
         cmocka_unit_test(test_errors_and_format),
+        cmocka_unit_test(test_format_any_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

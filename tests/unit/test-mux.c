@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <net/route.h>
@@ -184,6 +185,12 @@ static void nop_timer(struct udpmux *m, void *arg)
 {
     (void)m;
     (void)arg;
+}
+
+static void on_count_timer(struct udpmux *m, void *arg)
+{
+    (void)m;
+    (*(unsigned *)arg)++;
 }
 
 static int have_ipv6_loopback(void)
@@ -1505,6 +1512,252 @@ static void test_send_from_thread(void **state)
     udpmux_free(m);
 }
 
+/* Slots and ids ------------------------------------------------------------ */
+
+/* A removed handler's slot is reused (the 65th add after 64 add/remove
+ * pairs used to fail with -ENOSPC), the reused slot gets a new id so the
+ * old id cannot remove or count the new handler, and match order stays
+ * registration order, not slot order. */
+static void test_handler_slots_reused(void **state)
+{
+    struct udpmux_config cfg;
+    struct udpmux *m = new_mux(NULL);
+    struct order_rec rec = {0, -1, -2};
+    struct tagged t[2] = {{&rec, 0}, {&rec, 1}};
+    int a, b, c, first = -1, c2;
+    uint16_t port;
+    static const uint8_t d01[] = {0x01};
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        int id = udpmux_add_handler(m, "h", "any", nop_handler, NULL, NULL, 0);
+        if (id < 0)
+            fail_msg("add %d after %d add/remove pairs: %s", i + 1, i, udpmux_strerror(id));
+        if (i == 0)
+            first = id;
+        else
+            assert_int_not_equal(id, first); /* same slot, new id */
+        assert_int_equal(udpmux_remove_handler(m, id), 0);
+        assert_int_equal(udpmux_remove_handler(m, id), -ENOENT);
+    }
+    udpmux_free(m);
+
+    udpmux_config_init(&cfg);
+    cfg.max_handlers = 2;
+    m = new_mux(&cfg);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    port = ep_port(m, 0);
+    a = udpmux_add_handler(m, "a", "any", nop_handler, NULL, NULL, 0);
+    b = udpmux_add_handler(m, "b", "prefix 01", on_tagged, &t[0], NULL, 0);
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(udpmux_add_handler(m, "x", "any", nop_handler, NULL, NULL, 0), -ENOSPC);
+    assert_int_equal(udpmux_remove_handler(m, a), 0);
+    c = udpmux_add_handler(m, "c", "any", on_tagged, &t[1], NULL, 0);
+    assert_true(c >= 0);
+    assert_int_not_equal(c, a);
+    assert_int_not_equal(c, b);
+    /* the stale id names nothing, the new handler is untouched */
+    assert_int_equal(udpmux_remove_handler(m, a), -ENOENT);
+    assert_int_equal(udpmux_handler_count(m, a), -ENOENT);
+    assert_int_equal(udpmux_handler_count(m, c), 0);
+    /* b was registered before c (which sits in the lower slot): b wins */
+    {
+        int cl = cli_open("127.0.0.1:0");
+        cli_send(cl, d01, sizeof(d01), "127.0.0.1", port);
+        pump_until(m, &rec.count, 1, 2000);
+        assert_int_equal(rec.count, 1);
+        assert_int_equal(rec.last_tag, 0);
+        assert_int_equal(rec.last_handler, b);
+        /* remove b: c takes it, and reports its own id */
+        assert_int_equal(udpmux_remove_handler(m, b), 0);
+        cli_send(cl, d01, sizeof(d01), "127.0.0.1", port);
+        pump_until(m, &rec.count, 2, 2000);
+        assert_int_equal(rec.last_tag, 1);
+        assert_int_equal(rec.last_handler, c);
+        assert_int_equal(udpmux_handler_count(m, c), 1);
+        close(cl);
+    }
+    /* slot reuse from both ends: remove c, add again */
+    assert_int_equal(udpmux_remove_handler(m, c), 0);
+    c2 = udpmux_add_handler(m, "c2", "any", nop_handler, NULL, NULL, 0);
+    assert_true(c2 >= 0 && c2 != c);
+    assert_int_equal(udpmux_remove_handler(m, c), -ENOENT);
+    assert_int_equal(udpmux_remove_handler(m, c2), 0);
+    udpmux_free(m);
+}
+
+/* More handlers than the candidate index holds (64): the rule-by-rule path
+ * gives the same first match. */
+static void test_many_handlers(void **state)
+{
+    struct udpmux_config cfg;
+    struct udpmux *m;
+    struct order_rec rec = {0, -1, -2};
+    struct tagged t = {&rec, 7};
+    int want = -1, cl;
+    uint16_t port;
+    static const uint8_t d[] = {0x45, 0x00};
+    (void)state;
+    udpmux_config_init(&cfg);
+    cfg.max_handlers = 100;
+    m = new_mux(&cfg);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    port = ep_port(m, 0);
+    for (int i = 0; i < 90; i++) {
+        char rule[32];
+        snprintf(rule, sizeof(rule), "prefix %02x", i);
+        if (i == 0x45)
+            want = udpmux_add_handler(m, "w", rule, on_tagged, &t, NULL, 0);
+        else
+            assert_true(udpmux_add_handler(m, "n", rule, nop_handler, NULL, NULL, 0) >= 0);
+    }
+    assert_true(udpmux_add_handler(m, "late", "prefix 45", nop_handler, NULL, NULL, 0) >= 0);
+    cl = cli_open("127.0.0.1:0");
+    cli_send(cl, d, sizeof(d), "127.0.0.1", port);
+    pump_until(m, &rec.count, 1, 2000);
+    assert_int_equal(rec.count, 1);
+    assert_int_equal(rec.last_handler, want);
+    close(cl);
+    udpmux_free(m);
+}
+
+/* A fired timer's id is spent: it must not cancel the timer that took its
+ * slot. */
+static void test_timer_stale_id(void **state)
+{
+    struct udpmux_config cfg;
+    struct udpmux *m;
+    unsigned fired = 0;
+    int a, b;
+    (void)state;
+    udpmux_config_init(&cfg);
+    cfg.max_timers = 1;
+    m = new_mux(&cfg);
+    a = udpmux_timer_add(m, 0, on_count_timer, &fired);
+    assert_true(a >= 0);
+    pump_until(m, &fired, 1, 2000);
+    assert_int_equal(fired, 1);
+    b = udpmux_timer_add(m, 60000, on_count_timer, &fired);
+    assert_true(b >= 0);
+    assert_int_not_equal(a, b);
+    assert_int_equal(udpmux_timer_cancel(m, a), -ENOENT);
+    assert_true(udpmux_next_timeout(m) > 0); /* b still pending */
+    /* a cancelled id is spent too */
+    assert_int_equal(udpmux_timer_cancel(m, b), 0);
+    a = udpmux_timer_add(m, 60000, on_count_timer, &fired);
+    assert_int_equal(udpmux_timer_cancel(m, b), -ENOENT);
+    assert_int_equal(udpmux_timer_cancel(m, a), 0);
+    /* ids far out of range */
+    assert_int_equal(udpmux_timer_cancel(m, INT_MAX), -ENOENT);
+    assert_int_equal(udpmux_timer_cancel(m, 1 << 16), -ENOENT);
+    udpmux_free(m);
+}
+
+/* udpmux_strerror() is defined for every int. */
+static void test_strerror_any_int(void **state)
+{
+    static const int v[] = {INT_MIN, INT_MIN + 1, -INT_MAX, -4096, -1, 0, 1, 4096, INT_MAX};
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        assert_non_null(udpmux_strerror(v[i]));
+    /* no number formatted into a buffer another thread may be using */
+    assert_string_equal(udpmux_strerror(INT_MIN), "Unknown error");
+    assert_string_equal(udpmux_strerror(-99999), "Unknown error");
+    assert_string_equal(udpmux_strerror(-EINVAL), udpmux_strerror(EINVAL));
+}
+
+/* udpmux_send() on one thread while the loop thread binds new endpoints:
+ * every send sees a whole endpoint (meant to run under TSan too:
+ * meson setup build-tsan -Db_sanitize=thread). */
+struct bindrace {
+    struct udpmux *m;
+    struct sockaddr_storage dst;
+    int stop;
+    unsigned iter; /* sends tried (atomic): the binds wait for it to move */
+    int ok, again, other;
+};
+
+/* Waits (bounded) until the sender has tried a send after this point: on a
+ * loaded machine the thread may otherwise not run before the binds end. */
+static void bindrace_wait(struct bindrace *b)
+{
+    unsigned from = __atomic_load_n(&b->iter, __ATOMIC_ACQUIRE);
+    uint64_t end = now_ms() + 5000;
+    while (__atomic_load_n(&b->iter, __ATOMIC_ACQUIRE) == from) {
+        if (now_ms() > end)
+            fail_msg("the sender thread did not run for 5 s");
+        sched_yield();
+    }
+}
+
+static void *bindrace_sender(void *arg)
+{
+    struct bindrace *b = arg;
+    static const char msg_text[] = "race";
+    uint64_t end = now_ms() + 10000; /* bounded even if the main thread stalls */
+    for (int i = 0; !__atomic_load_n(&b->stop, __ATOMIC_RELAXED) && now_ms() < end; i++) {
+        struct udpmux_msg msg;
+        int r;
+        memset(&msg, 0, sizeof(msg));
+        msg.data = msg_text;
+        msg.len = sizeof(msg_text) - 1;
+        msg.peer = (struct sockaddr *)&b->dst;
+        msg.peer_len = sizeof(struct sockaddr_in);
+        /* alternate: the first endpoint of the family, and the newest one
+         * that may just have been published */
+        msg.endpoint = (i & 1) ? -1 : i % 16;
+        r = udpmux_send(b->m, &msg);
+        __atomic_fetch_add(&b->iter, 1, __ATOMIC_RELEASE);
+        if (r == 0)
+            b->ok++;
+        else if (r == -EAGAIN || r == -ENOBUFS)
+            b->again++;
+        else if (r != -EINVAL && r != -EAFNOSUPPORT)
+            b->other++;
+    }
+    return NULL;
+}
+
+static void test_send_while_binding(void **state)
+{
+    struct udpmux_config cfg;
+    struct udpmux *m;
+    struct bindrace b;
+    pthread_t th;
+    int sink = cli_open("127.0.0.1:0");
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    (void)state;
+    udpmux_config_init(&cfg);
+    cfg.max_endpoints = 16;
+    m = new_mux(&cfg);
+    memset(&b, 0, sizeof(b));
+    b.m = m;
+    assert_int_equal(getsockname(sink, (struct sockaddr *)&ss, &sl), 0);
+    b.dst = ss;
+    for (int round = 0; round < 20; round++) {
+        if (round) {
+            udpmux_free(m);
+            m = new_mux(&cfg);
+            b.m = m;
+        }
+        b.stop = 0;
+        assert_int_equal(pthread_create(&th, NULL, bindrace_sender, &b), 0);
+        bindrace_wait(&b);
+        for (int i = 0; i < 16; i++) {
+            assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), i);
+            if (i % 4 == 0)
+                bindrace_wait(&b);
+        }
+        bindrace_wait(&b); /* at least one send with all 16 published */
+        __atomic_store_n(&b.stop, 1, __ATOMIC_RELAXED);
+        pthread_join(th, NULL);
+        assert_int_equal(b.other, 0);
+    }
+    assert_true(b.ok > 0);
+    udpmux_free(m);
+    close(sink);
+}
+
 /* Timers and run/stop ----------------------------------------------------- */
 
 struct tlog {
@@ -2161,6 +2414,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_errors_handlers),
         cmocka_unit_test(test_errors_send_and_loop),
         cmocka_unit_test(test_errors_attach),
+        cmocka_unit_test(test_handler_slots_reused),
+        cmocka_unit_test(test_many_handlers),
+        cmocka_unit_test(test_timer_stale_id),
+        cmocka_unit_test(test_strerror_any_int),
+        cmocka_unit_test(test_send_while_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

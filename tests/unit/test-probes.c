@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -1389,6 +1391,465 @@ static void test_roam(void **unused)
         }
 }
 
+/* Any datagram whose first byte has the top bit set used to be read as a
+ * QUIC long header: a DNS reply with ID >= 0x8000 taught a one-byte
+ * "connection id" and the next query with that byte from anywhere took the
+ * flow over (issue 12). No DNS message, whatever its ID, yields a key in
+ * either direction, through either interface, for any protocol set. */
+static void test_roam_dns_never(void **unused)
+{
+    uint8_t k[20], d[MAX_DGRAM];
+    size_t l;
+    int kind, seen = 0;
+
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        size_t n = g_samples[i].len;
+        if (strcmp(g_samples[i].probe, "dns") != 0 || n < 12)
+            continue;
+        memcpy(d, g_samples[i].data, n);
+        for (unsigned id = 0x8000; id <= 0xffff; id += 0x0101) {
+            d[0] = (uint8_t)(id >> 8);
+            d[1] = (uint8_t)id;
+            for (int reply = 0; reply < 2; reply++) {
+                d[2] = (uint8_t)(reply ? d[2] | 0x80 : d[2] & 0x7f);
+                assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 0);
+                assert_int_equal(umx_roam_key_client(d, n, 8, k, &l, &kind), 0);
+                assert_int_equal(kind, UMX_ROAM_NONE);
+                for (int dir = 0; dir < 2; dir++)
+                    assert_int_equal(
+                        umx_roam_key(d, n, (enum umx_roam_dir)dir, UMX_ROAM_P_ALL, 8, k, &l, &kind),
+                        0);
+            }
+        }
+        seen++;
+    }
+    assert_true(seen >= 8);
+    /* the exact reply of the report: ID 0x8a2f, one question, 1-byte
+     * "SCID" at offset 6 under the old reading */
+    {
+        static const uint8_t r[] = {0x8a, 0x2f, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00,
+                                    0x00, 0x00, 0x00, 0x01, 'a',  0x00, 0x00, 0x01, 0x00,
+                                    0x01, 0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+                                    0x00, 0x3c, 0x00, 0x04, 0x7f, 0x00, 0x00, 0x01};
+        assert_int_equal(umx_roam_key_server(r, sizeof(r), k, &l, &kind), 0);
+        assert_int_equal(
+            umx_roam_key(r, sizeof(r), UMX_ROAM_FROM_SERVER, UMX_ROAM_P_ALL, 0, k, &l, &kind), 0);
+    }
+}
+
+/* RTP (first byte 0x80 for version 2) and every other sample that is not
+ * QUIC, WireGuard or OpenVPN: no key from the server side, and none from
+ * the client side through the old interface (which knows no route). */
+static void test_roam_other_protocols(void **unused)
+{
+    uint8_t k[20];
+    size_t l;
+    int kind, rtp = 0;
+
+    (void)unused;
+    for (size_t i = 0; i < g_nsamples; i++) {
+        const struct sample *s = &g_samples[i];
+        if (strcmp(s->probe, "quic") == 0 || strcmp(s->probe, "wireguard") == 0 ||
+            strcmp(s->probe, "openvpn") == 0)
+            continue;
+        if (strcmp(s->probe, "rtp") == 0) {
+            rtp++;
+            assert_true(s->len > 0 && (s->data[0] & 0xc0) == 0x80);
+            assert_int_equal(umx_roam_key_client(s->data, s->len, 8, k, &l, &kind), 0);
+            for (int dir = 0; dir < 2; dir++)
+                assert_int_equal(umx_roam_key(s->data, s->len, (enum umx_roam_dir)dir,
+                                              UMX_ROAM_P_ALL, 8, k, &l, &kind),
+                                 0);
+        }
+        if (umx_roam_key_server(s->data, s->len, k, &l, &kind) != 0)
+            fail_msg("%s/%s gave a server key", s->probe, s->name);
+        /* (OpenVPN data packets have no structure past the opcode: "INVITE"
+         * is P_DATA_V2 of peer-id "NVI", which is why only routes whose
+         * rule is `openvpn` read them) */
+        if (umx_roam_key(s->data, s->len, UMX_ROAM_FROM_SERVER, UMX_ROAM_P_QUIC | UMX_ROAM_P_WG, 0,
+                         k, &l, &kind))
+            fail_msg("%s/%s gave a server key (QUIC or WireGuard route)", s->probe, s->name);
+    }
+    assert_true(rtp >= 6);
+    {
+        /* RTP v2, PT 0, seq 1, timestamp 0x00010203, SSRC: under the old
+         * reading, "version" 0x00000100, a 1-byte DCID and a 3-byte SCID */
+        static const uint8_t r[] = {0x80, 0x00, 0x00, 0x01, 0x00, 0x01, 0x02, 0x03,
+                                    0xde, 0xad, 0xbe, 0xef, 0x11, 0x22, 0x33, 0x44};
+        assert_int_equal(umx_roam_key_server(r, sizeof(r), k, &l, &kind), 0);
+        assert_int_equal(umx_roam_key_client(r, sizeof(r), 0, k, &l, &kind), 0);
+    }
+}
+
+/* QUIC long headers: real v1 packets give their ids in the direction they
+ * belong to; ids shorter than 4 bytes, unknown versions and lengths that
+ * do not fit give nothing. */
+static void test_roam_quic_long(void **unused)
+{
+    static const uint8_t scid[8] = {0xf0, 0x67, 0xa5, 0x50, 0x2a, 0x42, 0x62, 0xb5};
+    static const uint8_t dcid[8] = {0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08};
+    const struct sample *si = find_sample("quic", "rfc9001-a3-server-initial.hex");
+    const struct sample *ci = find_sample("quic", "rfc9001-a2-client-initial.hex");
+    const struct sample *retry = find_sample("quic", "rfc9001-a4-retry.hex");
+    const struct sample *v2 = find_sample("quic", "rfc9369-a2-client-initial-v2.hex");
+    uint8_t k[20], d[64];
+    size_t l;
+    int kind;
+
+    (void)unused;
+    assert_int_equal(
+        umx_roam_key(si->data, si->len, UMX_ROAM_FROM_SERVER, UMX_ROAM_P_QUIC, 0, k, &l, &kind), 1);
+    assert_int_equal(kind, UMX_ROAM_QUIC);
+    assert_int_equal(l, 8);
+    assert_memory_equal(k, scid, 8);
+    /* the same through the old interface */
+    assert_int_equal(umx_roam_key_server(si->data, si->len, k, &l, &kind), 1);
+    assert_memory_equal(k, scid, 8);
+    /* a Retry names the server's new id too */
+    assert_int_equal(umx_roam_key_server(retry->data, retry->len, k, &l, &kind), 1);
+    assert_memory_equal(k, scid, 8);
+    /* a route that is not QUIC learns nothing from it */
+    assert_int_equal(umx_roam_key(si->data, si->len, UMX_ROAM_FROM_SERVER,
+                                  UMX_ROAM_P_WG | UMX_ROAM_P_OPENVPN, 0, k, &l, &kind),
+                     0);
+    /* client Initials (v1, v2): the DCID, only from the client side; the
+     * client's Initial SCID is empty, so nothing to learn from it */
+    assert_int_equal(
+        umx_roam_key(ci->data, ci->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_QUIC, 0, k, &l, &kind), 1);
+    assert_int_equal(l, 8);
+    assert_memory_equal(k, dcid, 8);
+    assert_int_equal(umx_roam_key_client(v2->data, v2->len, 0, k, &l, &kind), 1);
+    assert_memory_equal(k, dcid, 8);
+    assert_int_equal(umx_roam_key_server(ci->data, ci->len, k, &l, &kind), 0);
+    /* a Retry never comes from a client */
+    assert_int_equal(umx_roam_key_client(retry->data, retry->len, 0, k, &l, &kind), 0);
+
+    /* Handshake v1 from a server: c0|e0, DCID 0, SCID of s bytes, Length 20 */
+    for (unsigned s = 0; s <= 20; s++) {
+        size_t n = 0;
+        d[n++] = 0xe0;
+        d[n++] = 0, d[n++] = 0, d[n++] = 0, d[n++] = 1;
+        d[n++] = 0;
+        d[n++] = (uint8_t)s;
+        memset(d + n, 0x5a, s);
+        n += s;
+        d[n++] = 20;
+        memset(d + n, 0x77, 20);
+        n += 20;
+        assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), s >= UMX_ROAM_MIN_CID);
+        if (s >= UMX_ROAM_MIN_CID)
+            assert_int_equal(l, s);
+        /* one byte short: the Length runs past the datagram */
+        assert_int_equal(umx_roam_key_server(d, n - 1, k, &l, &kind), 0);
+        if (s == 8) {
+            d[1] = 0x0a; /* 0x0a000001: no version we know */
+            assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 0);
+            d[1] = 0;
+            d[n - 21] = 19; /* Length below pn + sample */
+            assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 0);
+            d[n - 21] = 20;
+            d[5] = 21; /* DCID length beyond 20 */
+            assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 0);
+            d[5] = 0;
+            d[0] = 0xd0; /* 0-RTT: never from a server */
+            assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 0);
+            d[0] = 0xa0; /* Handshake with the fixed bit greased (RFC 9287) */
+            assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), 1);
+        }
+    }
+}
+
+/* Short headers: the fixed bit may be greased (RFC 9287, ngtcp2 does it
+ * per connection); followed when the route is QUIC. */
+static void test_roam_quic_short(void **unused)
+{
+    uint8_t k[20], d[64];
+    size_t l;
+    int kind;
+
+    (void)unused;
+    memset(d, 0x33, sizeof(d));
+    for (unsigned i = 0; i < 8; i++)
+        d[1 + i] = (uint8_t)(0xa0 + i);
+    for (unsigned b0 = 0; b0 < 0x80; b0 += 0x0b) {
+        d[0] = (uint8_t)b0;
+        assert_int_equal(
+            umx_roam_key(d, 29, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_QUIC, 8, k, &l, &kind), 1);
+        assert_int_equal(kind, UMX_ROAM_QUIC);
+        assert_int_equal(l, 8);
+        assert_memory_equal(k, d + 1, 8);
+        /* too short for header protection's sample */
+        assert_int_equal(
+            umx_roam_key(d, 28, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_QUIC, 8, k, &l, &kind), 0);
+        /* not a QUIC route, or a server's datagram: nothing */
+        assert_int_equal(umx_roam_key(d, 29, UMX_ROAM_FROM_CLIENT, 0, 8, k, &l, &kind), 0);
+        assert_int_equal(
+            umx_roam_key(d, 29, UMX_ROAM_FROM_SERVER, UMX_ROAM_P_QUIC, 8, k, &l, &kind), 0);
+        /* the old interface knows no route: only the ungreased form */
+        assert_int_equal(umx_roam_key_client(d, 29, 8, k, &l, &kind), (b0 & 0x40) ? 1 : 0);
+    }
+    /* ids shorter than 4 bytes are no keys */
+    d[0] = 0x41;
+    for (size_t cl = 0; cl < UMX_ROAM_MIN_CID; cl++) {
+        assert_int_equal(
+            umx_roam_key(d, sizeof(d), UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_QUIC, cl, k, &l, &kind), 0);
+        assert_int_equal(umx_roam_key_client(d, sizeof(d), cl, k, &l, &kind), 0);
+    }
+}
+
+/* WireGuard: exact sizes, reserved bytes zero, right direction. */
+static void test_roam_wireguard(void **unused)
+{
+    const struct sample *resp = find_sample("wireguard", "s1-response.hex");
+    const struct sample *init = find_sample("wireguard", "s1-initiation.hex");
+    const struct sample *data = find_sample("wireguard", "s1-transport-80.hex");
+    const struct sample *cookie = find_sample("wireguard", "cookie-reply-synthetic.hex");
+    uint8_t k[20], d[256];
+    size_t l;
+    int kind;
+
+    (void)unused;
+    assert_int_equal(resp->len, 92);
+    memcpy(d, resp->data, 92);
+    for (size_t n = 60; n < 130; n++) {
+        assert_int_equal(umx_roam_key(d, n, UMX_ROAM_FROM_SERVER, UMX_ROAM_P_WG, 0, k, &l, &kind),
+                         n == 92);
+        assert_int_equal(umx_roam_key_server(d, n, k, &l, &kind), n == 92);
+    }
+    assert_int_equal(umx_roam_key_server(init->data, init->len, k, &l, &kind), 1);
+    assert_memory_equal(k, init->data + 4, 4);
+    d[2] = 1; /* reserved byte */
+    assert_int_equal(umx_roam_key_server(d, 92, k, &l, &kind), 0);
+    /* client side: response, cookie reply, transport; not the initiation */
+    assert_int_equal(
+        umx_roam_key(data->data, data->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_WG, 0, k, &l, &kind),
+        1);
+    assert_int_equal(kind, UMX_ROAM_WG);
+    assert_memory_equal(k, data->data + 4, 4);
+    assert_int_equal(umx_roam_key_client(cookie->data, cookie->len, 0, k, &l, &kind), 1);
+    assert_int_equal(umx_roam_key_client(init->data, init->len, 0, k, &l, &kind), 0);
+    memcpy(d, data->data, data->len);
+    assert_int_equal(umx_roam_key_client(d, data->len - 1, 0, k, &l, &kind), 0);
+    assert_int_equal(umx_roam_key_client(d, 31, 0, k, &l, &kind), 0);
+    /* transport data is not learnt from the server side (the index in it
+     * is the client's) */
+    assert_int_equal(umx_roam_key_server(d, data->len, k, &l, &kind), 0);
+    /* a route that is not WireGuard */
+    assert_int_equal(umx_roam_key(data->data, data->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN,
+                                  0, k, &l, &kind),
+                     0);
+}
+
+/* OpenVPN: client session ids and P_DATA_V2 peer-ids. */
+static void test_roam_openvpn(void **unused)
+{
+    const struct sample *reset = find_sample("openvpn", "plain-0.hex");
+    const struct sample *srv = find_sample("openvpn", "plain-1.hex");
+    uint8_t k[20], d[64];
+    size_t l;
+    int kind;
+
+    (void)unused;
+    assert_int_equal(reset->data[0] >> 3, 7);
+    assert_int_equal(umx_roam_key(reset->data, reset->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN,
+                                  0, k, &l, &kind),
+                     1);
+    assert_int_equal(kind, UMX_ROAM_OVPN_SID);
+    assert_int_equal(l, 8);
+    assert_memory_equal(k, reset->data + 1, 8);
+    /* the old interface gives no OpenVPN keys; nor does a non-OpenVPN route */
+    assert_int_equal(umx_roam_key_client(reset->data, reset->len, 0, k, &l, &kind), 0);
+    assert_int_equal(
+        umx_roam_key(reset->data, reset->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_WG, 0, k, &l, &kind),
+        0);
+    /* the server's reset is not the client's session */
+    assert_int_equal(srv->data[0] >> 3, 8);
+    assert_int_equal(umx_roam_key(srv->data, srv->len, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN, 0,
+                                  k, &l, &kind),
+                     0);
+    assert_int_equal(umx_roam_key(srv->data, srv->len, UMX_ROAM_FROM_SERVER, UMX_ROAM_P_OPENVPN, 0,
+                                  k, &l, &kind),
+                     0);
+    /* P_DATA_V2, key id 1, peer-id 0x000102: both directions */
+    memset(d, 0x5c, sizeof(d));
+    d[0] = 9 << 3 | 1;
+    d[1] = 0, d[2] = 1, d[3] = 2;
+    for (int dir = 0; dir < 2; dir++) {
+        assert_int_equal(
+            umx_roam_key(d, 40, (enum umx_roam_dir)dir, UMX_ROAM_P_OPENVPN, 0, k, &l, &kind), 1);
+        assert_int_equal(kind, UMX_ROAM_OVPN_PEER);
+        assert_int_equal(l, 3);
+        assert_memory_equal(k, d + 1, 3);
+        assert_int_equal(
+            umx_roam_key(d, 23, (enum umx_roam_dir)dir, UMX_ROAM_P_OPENVPN, 0, k, &l, &kind), 0);
+    }
+    d[1] = d[2] = d[3] = 0xff; /* no peer-id assigned */
+    assert_int_equal(umx_roam_key(d, 40, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN, 0, k, &l, &kind),
+                     0);
+    /* a zero session id is no session */
+    memset(d, 0, sizeof(d));
+    d[0] = 4 << 3;
+    assert_int_equal(umx_roam_key(d, 40, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_OPENVPN, 0, k, &l, &kind),
+                     0);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_OVPN_SID), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_OVPN_PEER), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_WG), UMX_ROAM_P_WG);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_QUIC), UMX_ROAM_P_QUIC);
+    assert_int_equal(umx_roam_kind_proto(UMX_ROAM_NONE), 0);
+    assert_int_equal(umx_roam_kind_proto(99), 0);
+    /* arguments */
+    assert_int_equal(umx_roam_key(d, 40, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_ALL, 21, k, &l, &kind),
+                     -EINVAL);
+    assert_int_equal(umx_roam_key(NULL, 1, UMX_ROAM_FROM_CLIENT, UMX_ROAM_P_ALL, 0, k, &l, &kind),
+                     -EINVAL);
+    assert_int_equal(umx_roam_key(d, 40, (enum umx_roam_dir)7, UMX_ROAM_P_ALL, 0, k, &l, &kind), 0);
+}
+
+/* ---- the library's dispatch (lib/mux.c) holds a split ClientHello ------- */
+
+struct seen {
+    unsigned n;
+    int handler[8];
+    size_t len[8];
+    uint8_t tag[8];
+};
+
+static void on_seen(struct udpmux *m, const struct udpmux_dgram *d, void *arg)
+{
+    struct seen *s = arg;
+    (void)m;
+    if (s->n < 8) {
+        s->handler[s->n] = d->handler;
+        s->len[s->n] = d->len;
+        s->tag[s->n] = d->len ? d->data[d->len - 1] : 0;
+    }
+    s->n++;
+}
+
+static void mux_pump(struct udpmux *m, const unsigned *count, unsigned want)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        struct pollfd p = {udpmux_fd(m), POLLIN, 0};
+        poll(&p, 1, 20);
+        assert_true(udpmux_process(m, 0) >= 0);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (*count < want &&
+             (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+}
+
+static int udp_client(void)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void udp_send(int fd, const uint8_t *d, size_t n, const struct sockaddr_storage *to)
+{
+    assert_int_equal(sendto(fd, d, n, 0, (const struct sockaddr *)to, sizeof(struct sockaddr_in)),
+                     (ssize_t)n);
+}
+
+static void test_mux_split_hello(void **unused)
+{
+    struct udpmux *m;
+    struct seen other = {0}, want = {0}, def = {0};
+    struct udpmux_stats st;
+    struct sockaddr_storage to;
+    uint8_t hello[4096], frames[1200], d1[1200], d2[1200];
+    uint8_t dcid[8] = {7, 2, 3, 4, 5, 6, 7, 8};
+    size_t hl = make_hello(hello, "split.example.org", 1700), fl;
+    int hw, cl, cl2, fds[20];
+    unsigned total;
+
+    (void)unused;
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    fl = crypto_frame(frames, 0, hello, 1000);
+    seal_initial(dcid, 1, frames, fl, d2);
+
+    assert_int_equal(udpmux_new(&m, NULL), 0);
+    assert_int_equal(udpmux_bind(m, "127.0.0.1:0", 0), 0);
+    assert_int_equal(udpmux_endpoint_addr(m, 0, &to, NULL), 0);
+    assert_true(udpmux_add_handler(m, "other", "quic sni=*.other.org", on_seen, &other, NULL, 0) >=
+                0);
+    hw = udpmux_add_handler(m, "split", "quic sni=split.example.org", on_seen, &want, NULL, 0);
+    assert_true(hw >= 0);
+    udpmux_set_default(m, on_seen, &def);
+
+    /* the second half first: undecided, held; the first half decides, and
+     * both go to the handler, in the order sent */
+    cl = udp_client();
+    udp_send(cl, d1, sizeof(d1), &to);
+    mux_pump(m, &want.n, 1);
+    assert_int_equal(want.n, 0);
+    assert_int_equal(def.n, 0);
+    udp_send(cl, d2, sizeof(d2), &to);
+    mux_pump(m, &want.n, 2);
+    assert_int_equal(want.n, 2);
+    assert_int_equal(want.handler[0], hw);
+    assert_int_equal(want.tag[0], d1[1199]);
+    assert_int_equal(want.tag[1], d2[1199]);
+    assert_int_equal(other.n, 0);
+    assert_int_equal(def.n, 0);
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_held, 1);
+    assert_int_equal(st.rx_hold_dropped, 0);
+
+    /* a held datagram of one peer never goes out with another peer's */
+    dcid[0] = 50;
+    fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+    seal_initial(dcid, 0, frames, fl, d1);
+    udp_send(cl, d1, sizeof(d1), &to);
+    cl2 = udp_client();
+    udp_send(cl2, d2, sizeof(d2), &to); /* other peer: its own entry, undecided */
+    mux_pump(m, &def.n, 1);
+    assert_int_equal(want.n, 2);
+    assert_int_equal(def.n, 0);
+
+    /* the pool is bounded: 20 peers with a first half each, the oldest
+     * are dropped and counted */
+    for (int i = 0; i < 20; i++) {
+        dcid[0] = (uint8_t)(100 + i);
+        fl = crypto_frame(frames, 1000, hello + 1000, hl - 1000);
+        seal_initial(dcid, 0, frames, fl, d1);
+        fds[i] = udp_client();
+        udp_send(fds[i], d1, sizeof(d1), &to);
+    }
+    total = 0;
+    for (int i = 0; i < 50; i++) {
+        mux_pump(m, &total, 1);
+        udpmux_get_stats(m, &st);
+        if (st.rx_held >= 1 + 2 + 20)
+            break;
+    }
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_held, 1 + 2 + 20);
+    /* 22 undecided at once (the first one was delivered) in 16 slots */
+    assert_int_equal(st.rx_hold_dropped, 2 + 20 - 16);
+    /* after 3 s nothing can decide them any more: all 16 are dropped */
+    {
+        struct timespec ts = {3, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(udpmux_process(m, 0) >= 0);
+    udpmux_get_stats(m, &st);
+    assert_int_equal(st.rx_hold_dropped, 2 + 20);
+    for (int i = 0; i < 20; i++)
+        close(fds[i]);
+    close(cl);
+    close(cl2);
+    udpmux_free(m);
+}
+
 int main(int argc, char **argv)
 {
     const char *d = argc > 1 ? argv[1] : getenv("UMX_TESTDATA");
@@ -1401,7 +1862,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_openvpn_keys),     cmocka_unit_test(test_openvpn_replay_window),
         cmocka_unit_test(test_stun_params),      cmocka_unit_test(test_dtls_params),
         cmocka_unit_test(test_turn_params),      cmocka_unit_test(test_roam),
-        cmocka_unit_test(test_rule_index),       cmocka_unit_test(test_rule_index_more),
+        cmocka_unit_test(test_roam_dns_never),   cmocka_unit_test(test_roam_other_protocols),
+        cmocka_unit_test(test_roam_quic_long),   cmocka_unit_test(test_roam_quic_short),
+        cmocka_unit_test(test_roam_wireguard),   cmocka_unit_test(test_roam_openvpn),
+        cmocka_unit_test(test_mux_split_hello),  cmocka_unit_test(test_rule_index),
+        cmocka_unit_test(test_rule_index_more),
     };
     int r;
 

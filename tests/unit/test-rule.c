@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "rules/roam.h"
 
 /* Helpers ---------------------------------------------------------------- */
 
@@ -604,6 +605,74 @@ static void test_probes_registry(void **state)
     }
 }
 
+/* util/hex.c: the one hex parser of rules and key files. */
+static void test_hex_decode(void **state)
+{
+    uint8_t out[8];
+    (void)state;
+    assert_int_equal(umx_hex_decode("0x16fe", 6, ":- ", UMX_HEX_0X, out, sizeof(out)), 2);
+    assert_int_equal(out[0], 0x16);
+    assert_int_equal(out[1], 0xfe);
+    assert_int_equal(umx_hex_decode("0A:0b-0C 0d", 11, ":- ", 0, out, sizeof(out)), 4);
+    assert_int_equal(out[3], 0x0d);
+    /* no prefix unless asked; separators only between bytes */
+    assert_int_equal(umx_hex_decode("0x16", 4, NULL, 0, out, sizeof(out)), -EINVAL);
+    assert_int_equal(umx_hex_decode("1:6", 3, ":", 0, out, sizeof(out)), -EINVAL);
+    assert_int_equal(umx_hex_decode("abc", 3, NULL, 0, out, sizeof(out)), -EINVAL);
+    assert_int_equal(umx_hex_decode("zz", 2, NULL, 0, out, sizeof(out)), -EINVAL);
+    /* len bounds the text: the odd digit past it is not read */
+    assert_int_equal(umx_hex_decode("abcd", 3, NULL, 0, out, sizeof(out)), -EINVAL);
+    assert_int_equal(umx_hex_decode("abcd", 2, NULL, 0, out, sizeof(out)), 1);
+    assert_int_equal(umx_hex_decode("", 0, NULL, 0, out, sizeof(out)), 0);
+    assert_int_equal(umx_hex_decode("0x", 2, NULL, UMX_HEX_0X, out, sizeof(out)), 0);
+    assert_int_equal(umx_hex_decode("000102030405060708", 18, NULL, 0, out, sizeof(out)), -E2BIG);
+    assert_int_equal(umx_hex_decode("0001020304050607", 16, NULL, 0, out, sizeof(out)), 8);
+    assert_int_equal(umx_hex_decode(NULL, 0, NULL, 0, out, sizeof(out)), -EINVAL);
+    assert_int_equal(umx_hex_digit('f'), 15);
+    assert_int_equal(umx_hex_digit('G'), -1);
+    assert_int_equal(umx_hex_digit(-1), -1);
+}
+
+/* Which roaming protocol a route's rule can carry: only probe terms say,
+ * `and` intersects, `not` and the generic terms say nothing. */
+static unsigned roam_of(const char *text)
+{
+    struct udpmux_rule *r = compile_ok(text);
+    unsigned p = umx_rule_roam_protos(r);
+    udpmux_rule_free(r);
+    return p;
+}
+
+static void test_roam_protos(void **state)
+{
+    (void)state;
+    assert_int_equal(roam_of("quic"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("quic sni=*.example.org"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("quic and from 10.0.0.0/8"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("len 1200.. and quic alpn=h3"), UMX_ROAM_P_QUIC);
+    assert_int_equal(roam_of("wireguard"), UMX_ROAM_P_WG);
+    assert_int_equal(roam_of("wireguard types=1,2"), UMX_ROAM_P_WG);
+    assert_int_equal(roam_of("openvpn"), UMX_ROAM_P_OPENVPN);
+    assert_int_equal(roam_of("quic and wireguard"), 0);
+    assert_int_equal(roam_of("any"), 0);
+    assert_int_equal(roam_of("prefix c0"), 0);
+    assert_int_equal(roam_of("bytes 1 00000001"), 0);
+    assert_int_equal(roam_of("regex \"^\\x80\""), 0);
+    assert_int_equal(roam_of("dns"), 0);
+    assert_int_equal(roam_of("rtp"), 0);
+    assert_int_equal(roam_of("not quic"), 0);
+    assert_int_equal(roam_of("not dns and quic"), UMX_ROAM_P_QUIC);
+    assert_int_equal(umx_rule_roam_protos(NULL), 0);
+    for (size_t i = 0; i < udpmux_probe_count(); i++) {
+        const char *name = udpmux_probe_name(i);
+        unsigned want = strcmp(name, "quic") == 0        ? UMX_ROAM_P_QUIC
+                        : strcmp(name, "wireguard") == 0 ? UMX_ROAM_P_WG
+                        : strcmp(name, "openvpn") == 0   ? UMX_ROAM_P_OPENVPN
+                                                         : 0;
+        assert_int_equal(roam_of(name), want);
+    }
+}
+
 /* Thread-safety contract: one compiled rule, matched concurrently. */
 #include <pthread.h>
 static void *match_thread(void *arg)
@@ -653,6 +722,8 @@ int main(void)
         cmocka_unit_test(test_first_byte_prefilter),
         cmocka_unit_test(test_prefilter_consistent),
         cmocka_unit_test(test_probes_registry),
+        cmocka_unit_test(test_roam_protos),
+        cmocka_unit_test(test_hex_decode),
         cmocka_unit_test(test_concurrent_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,6 +54,8 @@
 #include <openssl/evp.h>
 
 #include "common.h"
+#include "../../util/hex.h"
+#include "../roam.h"
 #include "crypto.h"
 
 #define OP_HARD_RESET_CLIENT_V2 7
@@ -290,26 +292,15 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len)
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Static key V1: 256 bytes of hex between the markers. */
 static int load_static_key(const char *path, uint8_t key[256], char *err, size_t errlen)
 {
     static const char begin[] = "-----BEGIN OpenVPN Static key V1-----";
     static const char end[] = "-----END OpenVPN Static key V1-----";
     char buf[8192];
-    size_t len, k = 0;
+    size_t len;
     const char *s, *e;
-    int r = read_small(path, buf, sizeof(buf), &len), hi = -1;
+    int r = read_small(path, buf, sizeof(buf), &len);
 
     if (r) {
         umx_perr(err, errlen, "cannot read key file '%s'", path);
@@ -318,30 +309,22 @@ static int load_static_key(const char *path, uint8_t key[256], char *err, size_t
     s = strstr(buf, begin);
     e = s ? strstr(s, end) : NULL;
     if (!s || !e) {
+        OPENSSL_cleanse(buf, sizeof(buf));
         umx_perr(err, errlen, "'%s' is not an OpenVPN static key file", path);
         return -EINVAL;
     }
-    for (s += sizeof(begin) - 1; s < e; s++) {
-        int v = hexval((unsigned char)*s);
-        if (v < 0) {
-            if (*s == '\n' || *s == '\r' || *s == ' ' || *s == '\t')
-                continue;
-            umx_perr(err, errlen, "bad character in key file '%s'", path);
-            return -EINVAL;
-        }
-        if (hi < 0) {
-            hi = v;
-            continue;
-        }
-        if (k >= 256) {
-            umx_perr(err, errlen, "key file '%s' is longer than 2048 bits", path);
-            return -EINVAL;
-        }
-        key[k++] = (uint8_t)(hi << 4 | v);
-        hi = -1;
-    }
+    s += sizeof(begin) - 1;
+    r = umx_hex_decode(s, (size_t)(e - s), " \t\r\n", 0, key, 256);
     OPENSSL_cleanse(buf, sizeof(buf));
-    if (k != 256) {
+    if (r == -E2BIG) {
+        umx_perr(err, errlen, "key file '%s' is longer than 2048 bits", path);
+        return -EINVAL;
+    }
+    if (r < 0) {
+        umx_perr(err, errlen, "bad character in key file '%s'", path);
+        return -EINVAL;
+    }
+    if (r != 256) {
         umx_perr(err, errlen, "key file '%s' is not 2048 bits", path);
         return -EINVAL;
     }
@@ -504,4 +487,5 @@ const struct umx_probe umx_probe_openvpn = {
     .params_new = ovpn_params_new,
     .params_free = ovpn_params_free,
     .first = UMX_FIRST_PRED(FIRST),
+    .roam = UMX_ROAM_P_OPENVPN,
 };

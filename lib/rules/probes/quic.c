@@ -41,6 +41,7 @@
 #include <openssl/crypto.h>
 
 #include "common.h"
+#include "../roam.h"
 #include "crypto.h"
 
 #define FIRST(b) ((b) >= 0x80)
@@ -642,4 +643,5 @@ const struct umx_probe umx_probe_quic = {
     .params_new = quic_params_new,
     .params_free = quic_params_free,
     .first = UMX_FIRST_PRED(FIRST),
+    .roam = UMX_ROAM_P_QUIC,
 };

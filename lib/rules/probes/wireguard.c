@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "common.h"
+#include "../roam.h"
 #include "crypto.h"
 
 #define FIRST(b) ((b) >= 1 && (b) <= 4)
@@ -139,4 +140,5 @@ const struct umx_probe umx_probe_wireguard = {
     .params_new = wg_params_new,
     .params_free = wg_params_free,
     .first = UMX_FIRST_PRED(FIRST),
+    .roam = UMX_ROAM_P_WG,
 };
