@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # attach.sh - two separate programs share udpmuxd's port through attach
 # routes (issue 6): a C program using libudpmux's attach client and an asyncio
-# Python program using python/udpmux_attach.py. Each is server and client at
+# Python program using the udpmux package (python/examples/attach_asyncio.py:
+# udpmux.create_datagram_endpoint). Each is server and client at
 # once with real peers on loopback; no datagram reaches the wrong program;
 # an unauthorised user is refused; a second claim of an exclusive route is
 # refused; a killed program's flows are gone at once and no descriptor leaks.
