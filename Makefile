@@ -37,15 +37,19 @@ check: DEPS = check
 
 # Configure once; later runs only rebuild. A build dir from an interrupted
 # setup (no build.ninja) is wiped and set up again.
+# Without the test packages (make run, make install) the unit tests, which
+# need cmocka, are configured out (-Dtests=disabled).
+SETUP_OPTS = $(if $(filter check,$(DEPS)),,-Dtests=disabled)
 $(BUILDDIR)/build.ninja:
-	meson setup --wipe $(BUILDDIR) $(MESON_OPTS) 2>/dev/null || meson setup $(BUILDDIR) $(MESON_OPTS)
+	meson setup --wipe $(BUILDDIR) $(SETUP_OPTS) $(MESON_OPTS) 2>/dev/null || \
+		meson setup $(BUILDDIR) $(SETUP_OPTS) $(MESON_OPTS)
 
-# A build directory configured by `make run` (before the test packages were
-# installed) has no unit tests: configure it again once they are there.
+# A build directory configured by `make run` has no unit tests: make check
+# turns them on again once the test packages are there.
 build: deps $(BUILDDIR)/build.ninja
 	@if [ "$(DEPS)" = check ] && ! grep -q 'test-rule' $(BUILDDIR)/build.ninja; then \
-		echo "reconfiguring $(BUILDDIR): the test packages are installed now"; \
-		meson setup --reconfigure $(BUILDDIR) $(MESON_OPTS); \
+		echo "reconfiguring $(BUILDDIR) with the unit tests: the test packages are installed now"; \
+		meson setup --reconfigure $(BUILDDIR) -Dtests=enabled $(MESON_OPTS); \
 	fi
 	ninja -C $(BUILDDIR)
 

@@ -45,11 +45,21 @@
 #include "attach/proto.h"
 #include "internal.h"
 #include "log.h"
+#include "sockfile.h"
 #include "udpmuxd.h"
 
 #define MAX_CLIENTS 64
 #define SHARED_FLOWS 65536
 #define RX_BATCH 32
+/* Any local user may connect (the socket is 0666; routes are checked at
+ * hello), so one user must not be able to take every slot: a connection
+ * that has not claimed a route within HELLO_NS is closed, a uid other than
+ * root holds at most PER_UID_MAX connections, and the last ROOT_RESERVE
+ * slots are root's. A refused program gets an EUSERS error message
+ * (udpmux_attach returns -EUSERS). */
+#define HELLO_NS (2ull * 1000000000ull)
+#define PER_UID_MAX 16
+#define ROOT_RESERVE 8
 
 struct client {
     int fd;
@@ -59,8 +69,9 @@ struct client {
     int closing;
     uint64_t close_loops[UMXD_MAX_WORKERS];
     char route[UMXD_NAME_MAX];
-    uid_t uid;
+    uid_t uid; /* SO_PEERCRED at accept */
     pid_t pid;
+    uint64_t accept_ns; /* the hello deadline counts from here */
     uint64_t rx, tx, drops;
 };
 
@@ -72,10 +83,15 @@ struct shared_flow {
 struct attach {
     int lfd;
     char path[108];
-    pthread_mutex_t mu; /* clients[].claimed/route and the shared flow table */
+    struct umxd_sockfile file;
+    struct umxd_ratelimit rl, rl_hello; /* refusals; hello deadlines */
+    pthread_mutex_t mu;                 /* clients[].claimed/route and the shared flow table */
     struct client c[MAX_CLIENTS];
     struct umx_ft *ft;
-    uint64_t sent, send_errors, unclaimed_sends;
+    /* drop_* and refused: atomic (workers count too); sent: main thread;
+     * delivered is summed from the clients' rx and retired_rx */
+    struct umxd_attach_stats st;
+    uint64_t retired_rx; /* rx of clients whose slots were recycled */
     /* receive batch for program messages */
     struct mmsghdr mm[RX_BATCH];
     struct iovec iov[RX_BATCH];
@@ -263,12 +279,13 @@ static void send_out(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     int li, fd, has_local;
     if (umx_att_decode_data(m, n, &peer, &local, &has_local, &payload, &plen_data) < 0) {
         a->c[i].drops++;
+        UMX_CTR_ADD_MT(a->st.drop_bad_message, 1);
         return;
     }
     li = pick_listener(d, (struct sockaddr *)&peer);
     if (li < 0) {
         a->c[i].drops++;
-        a->send_errors++;
+        UMX_CTR_ADD_MT(a->st.drop_no_listener, 1);
         return;
     }
     fd = d->lfd[li][0];
@@ -287,11 +304,11 @@ static void send_out(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     /* the flow first, so an immediate answer finds it */
     record_flow(d, i, (struct sockaddr *)&peer);
     if (sendmsg(fd, &mh, MSG_DONTWAIT) < 0) {
-        a->send_errors++;
+        UMX_CTR_ADD_MT(a->st.drop_send_error, 1);
         a->c[i].drops++;
         return;
     }
-    a->sent++;
+    a->st.sent++;
     a->c[i].tx++;
 }
 
@@ -343,10 +360,12 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
                 }
                 continue;
             }
-            if (m[0] == UMX_ATT_DATA)
+            if (m[0] == UMX_ATT_DATA) {
                 send_out(d, i, m, len);
-            else
+            } else {
                 c->drops++;
+                UMX_CTR_ADD_MT(a->st.drop_bad_message, 1);
+            }
         }
         if (n < RX_BATCH)
             return;
@@ -360,19 +379,46 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
     (void)arg;
     for (;;) {
         int cfd = umxd_accept(d, fd);
-        unsigned i;
+        unsigned i, used = 0, mine = 0, fr = MAX_CLIENTS;
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        const char *why = NULL;
         if (cfd < 0)
             return;
-        for (i = 0; i < MAX_CLIENTS; i++)
-            if (!a->c[i].fd && !a->c[i].closing)
-                break;
-        if (i == MAX_CLIENTS) {
-            reply(cfd, UMX_ATT_ERR, EMFILE, "too many attached programs");
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
             close(cfd);
             continue;
         }
+        for (i = 0; i < MAX_CLIENTS; i++) {
+            if (!a->c[i].fd && !a->c[i].closing) {
+                if (fr == MAX_CLIENTS)
+                    fr = i;
+                continue;
+            }
+            used++;
+            if (!a->c[i].closing && a->c[i].uid == cr.uid)
+                mine++;
+        }
+        if (fr == MAX_CLIENTS)
+            why = "attach socket full: too many attached programs";
+        else if (cr.uid != 0 && mine >= PER_UID_MAX)
+            why = "too many attach connections from this user";
+        else if (cr.uid != 0 && used >= MAX_CLIENTS - ROOT_RESERVE)
+            why = "attach socket full: the remaining slots are root's";
+        if (why) {
+            umxd_log_rl(&a->rl, LOG_WARNING, "attach: uid %u (pid %d) refused: %s",
+                        (unsigned)cr.uid, (int)cr.pid, why);
+            a->st.refused++;
+            reply(cfd, UMX_ATT_ERR, EUSERS, why);
+            close(cfd);
+            continue;
+        }
+        i = fr;
         memset(&a->c[i], 0, sizeof(a->c[i]));
         a->c[i].fd = cfd;
+        a->c[i].uid = cr.uid;
+        a->c[i].pid = cr.pid;
+        a->c[i].accept_ns = umx_now_ns();
         /* keep the generation moving across reuse of the slot */
         a->c[i].gen = (uint32_t)(umx_now_ns() & 0x7ffffffe) | 1u;
         {
@@ -393,11 +439,19 @@ static void on_accept(struct umxd *d, int fd, uint32_t events, void *arg)
 static void on_tick(struct umxd *d, uint64_t now, void *arg)
 {
     struct attach *a = A(d);
-    (void)now;
     (void)arg;
     for (unsigned i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &a->c[i];
         int quiet = 1;
+        if (c->fd && !c->closing && !c->claimed && now - c->accept_ns > HELLO_NS) {
+            /* connected and silent: the slot goes back */
+            umxd_log_rl(&a->rl_hello, LOG_INFO,
+                        "attach: uid %u (pid %d) sent no hello within %llu s", (unsigned)c->uid,
+                        (int)c->pid, (unsigned long long)(HELLO_NS / 1000000000ull));
+            a->st.refused++;
+            reply(c->fd, UMX_ATT_ERR, ETIMEDOUT, "no hello in time");
+            drop_client(d, i);
+        }
         if (!c->closing)
             continue;
         for (unsigned w = 0; w < d->nworkers; w++)
@@ -408,6 +462,8 @@ static void on_tick(struct umxd *d, uint64_t now, void *arg)
         close(c->fd);
         c->fd = 0;
         c->closing = 0;
+        /* no worker writes to it any more: its count moves to the total */
+        a->retired_rx += __atomic_exchange_n(&c->rx, 0, __ATOMIC_RELAXED);
     }
     /* idle shared flows */
     pthread_mutex_lock(&a->mu);
@@ -430,6 +486,8 @@ int umxd_attach_init(struct umxd *d)
     if (!a)
         return -ENOMEM;
     a->buf = calloc(RX_BATCH, UMX_ATT_MAX_MSG);
+    a->rl = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
+    a->rl_hello = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
     pthread_mutex_init(&a->mu, NULL);
     r = umx_ft_new(&a->ft, SHARED_FLOWS, sizeof(struct shared_flow), d->hashkey);
     if (r < 0 || !a->buf)
@@ -467,9 +525,21 @@ int umxd_attach_init(struct umxd *d)
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, d->cfg->attach, pl);
     memcpy(a->path, d->cfg->attach, pl);
-    unlink(d->cfg->attach);
-    if (bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(a->lfd, 64) < 0) {
+    /* only a stale attach socket is removed: never another file, nor the
+     * control socket when both are configured at one path */
+    r = umxd_sockfile_clear(d->cfg->attach, SOCK_SEQPACKET);
+    if (r < 0) {
+        umxd_log(LOG_ERR, "attach: %s: %s", d->cfg->attach, umxd_sockfile_strerror(r));
+        goto fail;
+    }
+    if (bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         r = -errno;
+        goto fail;
+    }
+    umxd_sockfile_note(&a->file, d->cfg->attach);
+    if (listen(a->lfd, 64) < 0) {
+        r = -errno;
+        umxd_sockfile_unlink(&a->file, d->cfg->attach);
         goto fail;
     }
     /* any local user may connect; what they may claim is decided per route
@@ -584,8 +654,10 @@ static int deliver_one(struct attach *a, unsigned i, const struct umx_rx_slot *s
     mh.msg_iov = iov;
     mh.msg_iovlen = 2;
     if (sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        int full = errno == EAGAIN || errno == ENOBUFS;
         UMX_CTR_ADD_MT(c->drops, 1);
-        return errno == EAGAIN || errno == ENOBUFS ? -EAGAIN : -ESTALE;
+        UMX_CTR_ADD_MT(*(full ? &a->st.drop_full : &a->st.drop_gone), 1);
+        return full ? -EAGAIN : -ESTALE;
     }
     UMX_CTR_ADD_MT(c->rx, 1);
     return 0;
@@ -628,12 +700,17 @@ int umxd_attach_send_batch(struct umxd *d, uint16_t client, uint32_t gen, struct
         r = sendmmsg(c->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
+        int full = errno == EAGAIN || errno == ENOBUFS;
         UMX_CTR_ADD_MT(c->drops, n);
-        return errno == EAGAIN || errno == ENOBUFS ? -EAGAIN : -ESTALE;
+        UMX_CTR_ADD_MT(*(full ? &a->st.drop_full : &a->st.drop_gone), n);
+        return full ? -EAGAIN : -ESTALE;
     }
     UMX_CTR_ADD_MT(c->rx, (unsigned)r);
-    if ((unsigned)r < n)
+    if ((unsigned)r < n) {
+        /* sendmmsg stops at the first message the socket does not take */
         UMX_CTR_ADD_MT(c->drops, n - (unsigned)r);
+        UMX_CTR_ADD_MT(a->st.drop_full, n - (unsigned)r);
+    }
     return r;
 }
 
@@ -645,6 +722,24 @@ int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen)
     return client < MAX_CLIENTS && __atomic_load_n(&a->c[client].gen, __ATOMIC_ACQUIRE) == gen;
 }
 
+void umxd_attach_stats(struct umxd *d, struct umxd_attach_stats *st)
+{
+    struct attach *a = A(d);
+    memset(st, 0, sizeof(*st));
+    if (!a)
+        return;
+#define LOAD(f, n, h) st->drop_##f = __atomic_load_n(&a->st.drop_##f, __ATOMIC_RELAXED);
+    UMXD_ATTACH_DROPS(LOAD)
+#undef LOAD
+    st->sent = a->st.sent;
+    st->refused = a->st.refused;
+    st->delivered = a->retired_rx;
+    for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+        st->delivered += __atomic_load_n(&a->c[i].rx, __ATOMIC_RELAXED);
+        st->programs += __atomic_load_n(&a->c[i].claimed, __ATOMIC_RELAXED) != 0;
+    }
+}
+
 void umxd_attach_fini(struct umxd *d)
 {
     struct attach *a = A(d);
@@ -654,7 +749,7 @@ void umxd_attach_fini(struct umxd *d)
         if (a->c[i].fd > 0)
             close(a->c[i].fd);
     close(a->lfd);
-    unlink(a->path);
+    umxd_sockfile_unlink(&a->file, a->path);
     umx_ft_free(a->ft);
     pthread_mutex_destroy(&a->mu);
     free(a->buf);

@@ -31,10 +31,15 @@
 #include "ctlproto.h"
 #include "internal.h"
 #include "log.h"
+#include "names.h"
+#include "sockfile.h"
 #include "udpmuxd.h"
 
 #define CTL_MAX_CLIENTS 16
-#define CTL_IDLE_NS (60ull * 1000000000ull) /* silent clients are closed */
+/* Deadlines are on whole requests, not on any byte: a client that trickles
+ * a byte now and then would otherwise hold its slot for ever. */
+#define CTL_IDLE_NS (60ull * 1000000000ull) /* between requests */
+#define CTL_REQ_NS (10ull * 1000000000ull)  /* first byte of a request to its LF */
 #define CTL_STALL_NS (5ull * 1000000000ull) /* a reader that takes no bytes is dropped */
 #define CTL_SNAP_MAX 16384                  /* flows looked at per `flows` request */
 #define CTL_RESP_BASE (256u * 1024u)        /* response cap, except flows */
@@ -42,8 +47,9 @@
 #define CTL_DEFAULT_PATH "/run/udpmux/control.sock"
 
 struct client {
-    int fd; /* -1: free slot */
-    uint64_t last_ns;
+    int fd;            /* -1: free slot */
+    uint64_t since_ns; /* connect, last response sent, or a request's first byte */
+    uint64_t write_ns; /* last progress writing a pending response */
     size_t inlen;
     char in[UMX_CTL_LINE_MAX];
     char *out;
@@ -53,6 +59,7 @@ struct client {
 struct control {
     int lfd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct umxd_sockfile file;
     gid_t gid; /* the socket file's group */
     uid_t owner_uid;
     struct client cl[CTL_MAX_CLIENTS];
@@ -106,36 +113,6 @@ static int peer_allowed(const struct control *ctl, int fd, struct ucred *uc)
 static uint64_t flow_capacity(const struct umxd *d)
 {
     return (uint64_t)d->cfg->max_flows * d->nworkers;
-}
-
-static const char *action_name(enum umxd_action a)
-{
-    switch (a) {
-    case UMXD_FORWARD:
-        return "forward";
-    case UMXD_DROP:
-        return "drop";
-    case UMXD_STUN:
-        return "stun";
-    case UMXD_ECHO:
-        return "echo";
-    case UMXD_ATTACH:
-        return "attach";
-    }
-    return "unknown";
-}
-
-/* Health word of one backend, as udpmuxctl and the metrics page show it. */
-static const char *backend_health(struct umxd *d, unsigned slot, unsigned b, uint64_t now)
-{
-    struct umxd_health *h = &d->health[slot][b];
-    if (__atomic_load_n(&h->draining, __ATOMIC_RELAXED))
-        return "draining";
-    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED))
-        return "down";
-    if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) > now)
-        return "down";
-    return "up";
 }
 
 static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
@@ -195,6 +172,17 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
     umx_ctl_u64(o, "reload.ok", d->reloads_ok);
     umx_ctl_u64(o, "reload.failed", d->reloads_failed);
     umx_ctl_u64(o, "uptime_ms", (umx_now_ns() - d->start_ns) / 1000000u);
+    {
+        struct umxd_attach_stats as;
+        umxd_attach_stats(d, &as);
+        umx_ctl_u64(o, "attach.programs", as.programs);
+        umx_ctl_u64(o, "attach.delivered", as.delivered);
+        umx_ctl_u64(o, "attach.sent", as.sent);
+        umx_ctl_u64(o, "attach.refused", as.refused);
+#define PUT(f, n, h) umx_ctl_u64(o, "attach.drop." n, as.drop_##f);
+        UMXD_ATTACH_DROPS(PUT)
+#undef PUT
+    }
     umx_ctl_rec_end(o);
 }
 
@@ -211,7 +199,7 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
         umx_ctl_str(o, "name", rt->name);
         umx_ctl_u64(o, "index", r);
         umx_ctl_str(o, "rule", rt->match);
-        umx_ctl_str(o, "action", action_name(rt->action));
+        umx_ctl_str(o, "action", umxd_action_name(rt->action));
         umx_ctl_u64(o, "draining", (uint64_t)__atomic_load_n(&d->drain[slot], __ATOMIC_RELAXED));
 #define PUT(f, n, h) umx_ctl_u64(o, n, rst.f);
         UMXD_ROUTE_STATS(PUT)
@@ -226,7 +214,7 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
             umx_ctl_str(o, "route", rt->name);
             umx_ctl_u64(o, "index", b);
             umx_ctl_str(o, "addr", rt->backends[b].text);
-            umx_ctl_str(o, "health", backend_health(d, slot, b, now));
+            umx_ctl_str(o, "health", umxd_backend_state(d, slot, b, now));
             umx_ctl_u64(o, "active_down",
                         (uint64_t)__atomic_load_n(&h->active_down, __ATOMIC_RELAXED));
             umx_ctl_u64(o, "passive_down_ms", du > now ? (du - now) / 1000000u : 0);
@@ -403,7 +391,7 @@ static void cmd_drain(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
             umx_ctl_str(o, "kind", "backend");
             umx_ctl_str(o, "route", rt->name);
             umx_ctl_str(o, "backend", rt->backends[b].text);
-            umx_ctl_str(o, "health", backend_health(d, slot, b, now));
+            umx_ctl_str(o, "health", umxd_backend_state(d, slot, b, now));
             umx_ctl_rec_end(o);
         }
     }
@@ -492,10 +480,14 @@ static int client_flush(struct client *c)
             return -errno;
         }
         c->outoff += (size_t)n;
+        c->write_ns = umx_now_ns();
     }
     free(c->out);
     c->out = NULL;
     c->outlen = c->outoff = 0;
+    /* a response sent: the next deadline is the idle one (or, with part of
+     * a request already buffered, that request's) */
+    c->since_ns = umx_now_ns();
     return 1;
 }
 
@@ -527,13 +519,14 @@ static void client_process(struct umxd *d, struct client *c)
             return;
         }
         c->outoff = 0;
+        c->write_ns = umx_now_ns();
         r = client_flush(c);
         if (r < 0) {
             client_close(d, c);
             return;
         }
         if (r == 0) {
-            /* wait for room; c->last_ns now measures the stall */
+            /* wait for room; c->write_ns now measures the stall */
             if (client_watch(d, c, EPOLLOUT) < 0)
                 client_close(d, c);
             return;
@@ -545,7 +538,6 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
 {
     struct client *c = arg;
     (void)fd;
-    c->last_ns = umx_now_ns();
     if (c->out) {
         int r = client_flush(c);
         if (r < 0 || (events & (EPOLLERR | EPOLLHUP))) {
@@ -567,8 +559,11 @@ static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)
             client_close(d, c);
             return;
         }
-        if (n > 0)
+        if (n > 0) {
+            if (c->inlen == 0)
+                c->since_ns = umx_now_ns(); /* a request starts */
             c->inlen += (size_t)n;
+        }
         client_process(d, c);
     } else if (events & (EPOLLERR | EPOLLHUP)) {
         client_close(d, c);
@@ -624,7 +619,7 @@ static void on_accept(struct umxd *d, int lfd, uint32_t events, void *arg)
         }
         c->fd = fd;
         c->inlen = 0;
-        c->last_ns = umx_now_ns();
+        c->since_ns = umx_now_ns();
         if (umxd_loop_add(d, fd, EPOLLIN, on_client, c) < 0) {
             close(fd);
             c->fd = -1;
@@ -639,32 +634,13 @@ static void on_tick(struct umxd *d, uint64_t now, void *arg)
         struct client *c = &ctl->cl[i];
         if (c->fd < 0)
             continue;
-        if ((c->out && now - c->last_ns > CTL_STALL_NS) || now - c->last_ns > CTL_IDLE_NS)
+        if (c->out ? now - c->write_ns > CTL_STALL_NS
+                   : now - c->since_ns > (c->inlen ? CTL_REQ_NS : CTL_IDLE_NS))
             client_close(d, c);
     }
 }
 
 /* Set-up -------------------------------------------------------------------------- */
-
-/* A socket file left by a daemon that died: remove it, unless something
- * still answers there (another udpmuxd), which is an error. */
-static int clear_stale(const struct sockaddr_un *sa)
-{
-    struct stat st;
-    int fd, r;
-    if (lstat(sa->sun_path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST; /* never delete a file that is not ours */
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-    close(fd);
-    if (r == 0)
-        return -EADDRINUSE;
-    return unlink(sa->sun_path) < 0 && errno != ENOENT ? -errno : 0;
-}
 
 static void make_parent(const char *path)
 {
@@ -692,9 +668,7 @@ static void control_atexit(void)
     }
     if (ctl->lfd >= 0) {
         close(ctl->lfd);
-        /* may fail after the privilege drop (the directory is root's);
-         * the next start clears the stale file */
-        unlink(ctl->path);
+        umxd_sockfile_unlink(&ctl->file, ctl->path);
     }
     free(ctl->snap);
     free(ctl);
@@ -725,7 +699,7 @@ int umxd_control_init(struct umxd *d)
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, path, pl);
     make_parent(path);
-    r = clear_stale(&sa);
+    r = umxd_sockfile_clear(path, SOCK_STREAM);
     if (r < 0)
         goto fail;
     ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -738,6 +712,8 @@ int umxd_control_init(struct umxd *d)
     old = umask(0117);
     r = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
+    if (r == 0)
+        umxd_sockfile_note(&ctl->file, path);
     if (r < 0 || listen(ctl->lfd, 16) < 0) {
         r = -errno;
         ctl->lfd = (close(ctl->lfd), -1);
@@ -773,14 +749,14 @@ int umxd_control_init(struct umxd *d)
         d->control = NULL;
         g_ctl = NULL;
         close(ctl->lfd);
-        unlink(path);
+        umxd_sockfile_unlink(&ctl->file, path);
         goto fail;
     }
     atexit(control_atexit);
     umxd_log(LOG_INFO, "control socket %s", path);
     return 0;
 fail:
-    umxd_log(LOG_ERR, "control: %s: %s", path, strerror(-r));
+    umxd_log(LOG_ERR, "control: %s: %s", path, umxd_sockfile_strerror(r));
     free(ctl);
     return r;
 }

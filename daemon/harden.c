@@ -464,12 +464,15 @@ static int add_rules(scmp_filter_ctx ctx)
         r = add(ctx, "prlimit64", 1, &a);
     }
 #ifdef UMXD_ASAN
-    /* LeakSanitizer stops the world at exit with a tracer process: allow
-     * what it needs in sanitizer builds only */
+    /* LeakSanitizer stops the world at exit with a tracer process (clone
+     * without CLONE_THREAD) that lists /proc/PID/task with the old getdents
+     * and ptraces every thread: allow what it needs in sanitizer builds
+     * only. A refused call kills the tracer (it blocks SIGSYS) while the
+     * main thread waits for it in a sched_yield loop for ever. */
     if (r == 0) {
-        const char *const lsan[] = {"ptrace",     "wait4", "waitpid",          "kill",
-                                    "prctl",      "clone", "process_vm_readv", "sched_getparam",
-                                    "getpriority"};
+        const char *const lsan[] = {"ptrace",      "wait4",   "waitpid",          "kill",
+                                    "prctl",       "clone",   "process_vm_readv", "sched_getparam",
+                                    "getpriority", "getdents"};
         for (size_t i = 0; i < sizeof(lsan) / sizeof(lsan[0]) && r == 0; i++)
             r = add(ctx, lsan[i], 0, NULL);
     }

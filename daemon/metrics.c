@@ -30,6 +30,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "names.h"
 #include "udpmuxd.h"
 
 #ifndef SO_MEMINFO
@@ -37,6 +38,9 @@
 #endif
 
 #define M_MAX_DOC (4u * 1024u * 1024u) /* a document larger than this is cut */
+#define M_CONNS 128u                   /* HTTP connections (UMXD_FD_RESERVE holds them) */
+#define M_PER_ADDR 8u                  /* of those, from one client address */
+#define M_IDLE_S 10u                   /* a connection silent this long is closed */
 
 /* A growable text buffer for one render (main thread). */
 struct sb {
@@ -187,23 +191,6 @@ static void route_probe(const struct umxd_route *rt, char *out, size_t cap)
             snprintf(out, cap, "%s", word);
 }
 
-static const char *action_name(enum umxd_action a)
-{
-    static const char *const names[] = {"forward", "drop", "stun", "echo", "attach"};
-    return (unsigned)a < UMX_ARRAY_LEN(names) ? names[a] : "unknown";
-}
-
-static const char *health_word(struct umxd *d, unsigned slot, unsigned b, uint64_t now)
-{
-    struct umxd_health *h = &d->health[slot][b];
-    if (__atomic_load_n(&h->draining, __ATOMIC_RELAXED))
-        return "draining";
-    if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) > now)
-        return "down";
-    return "up";
-}
-
 /* Kernel view of one listener over its workers' sockets: drops for a full
  * receive buffer and bytes queued now (SO_MEMINFO, Linux 4.6+). */
 static void listener_meminfo(struct umxd *d, unsigned li, uint64_t *drops, uint64_t *queued)
@@ -226,6 +213,7 @@ static void listener_meminfo(struct umxd *d, unsigned li, uint64_t *drops, uint6
 /* One sample of everything the documents show, taken on the main thread. */
 struct sample {
     struct umxd_stats st;
+    struct umxd_attach_stats att;
     struct umxd_route_stats rst[UMXD_MAX_ROUTES];
     uint64_t entries; /* flows in the tables, retired routes included */
     uint64_t now_ns;
@@ -289,6 +277,7 @@ static void take_sample(struct umxd *d, struct sample *s)
 {
     s->now_ns = umx_now_ns();
     umxd_stats_sum(d, &s->st);
+    umxd_attach_stats(d, &s->att);
     for (unsigned r = 0; r < d->cfg->nroutes; r++)
         umxd_route_stats_sum(d, d->rs->slot[r], &s->rst[r]);
     s->entries = 0;
@@ -366,6 +355,26 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     UMXD_STATS(CTR)
 #undef CTR
 
+    /* attached programs (attach.c's own counts) */
+    family(b, "udpmux_attach_programs", "gauge", "Programs attached to a route now.");
+    sb_printf(b, "udpmux_attach_programs %llu\n", (unsigned long long)s->att.programs);
+    family(b, "udpmux_attach_delivered_total", "counter",
+           "Datagrams written to attached programs.");
+    sb_printf(b, "udpmux_attach_delivered_total %llu\n", (unsigned long long)s->att.delivered);
+    family(b, "udpmux_attach_sent_total", "counter",
+           "Datagrams attached programs sent out of the shared port.");
+    sb_printf(b, "udpmux_attach_sent_total %llu\n", (unsigned long long)s->att.sent);
+    family(b, "udpmux_attach_refused_total", "counter",
+           "Attach connections refused (full, per-user cap, no hello in time).");
+    sb_printf(b, "udpmux_attach_refused_total %llu\n", (unsigned long long)s->att.refused);
+    family(b, "udpmux_attach_drops_total", "counter",
+           "Datagrams to or from attached programs dropped by the attach socket, by reason.");
+#define ADROP(f, n, h)                                                                             \
+    sb_printf(b, "udpmux_attach_drops_total{reason=\"%s\"} %llu\n", n,                             \
+              (unsigned long long)s->att.drop_##f);
+    UMXD_ATTACH_DROPS(ADROP)
+#undef ADROP
+
     family(b, "udpmux_flow_table_capacity", "gauge", "Flow table slots over all workers.");
     sb_printf(b, "udpmux_flow_table_capacity %llu\n",
               (unsigned long long)c->max_flows * d->nworkers);
@@ -379,7 +388,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         route_probe(&c->routes[r], probe, sizeof(probe));
         sb_puts(b, "udpmux_route_info{route=\"");
         prom_label(b, c->routes[r].name);
-        sb_printf(b, "\",action=\"%s\",probe=\"", action_name(c->routes[r].action));
+        sb_printf(b, "\",action=\"%s\",probe=\"", umxd_action_name(c->routes[r].action));
         prom_label(b, probe);
         sb_puts(b, "\"} 1\n");
     }
@@ -435,7 +444,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
             sb_puts(b, "\",backend=\"");
             prom_label(b, c->routes[r].backends[k].text);
             sb_printf(b, "\"} %d\n",
-                      strcmp(health_word(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
+                      strcmp(umxd_backend_state(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
         }
     family(b, "udpmux_backend_draining", "gauge", "1 while the backend is drained, else 0.");
     for (unsigned r = 0; r < c->nroutes; r++)
@@ -481,7 +490,7 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
         unsigned slot = d->rs->slot[r];
         sb_puts(b, r ? ",{\"name\":" : "{\"name\":");
         json_str(b, rt->name);
-        sb_printf(b, ",\"action\":\"%s\",\"rule\":", action_name(rt->action));
+        sb_printf(b, ",\"action\":\"%s\",\"rule\":", umxd_action_name(rt->action));
         json_str(b, rt->match);
         sb_printf(b, ",\"draining\":%d", __atomic_load_n(&d->drain[slot], __ATOMIC_RELAXED));
 #define JR(f, n, h) sb_printf(b, ",\"%s\":%llu", n, (unsigned long long)s->rst[r].f);
@@ -497,7 +506,7 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
         for (unsigned k = 0; k < rt->nbackends; k++) {
             sb_puts(b, k ? ",{\"addr\":" : "{\"addr\":");
             json_str(b, rt->backends[k].text);
-            sb_printf(b, ",\"health\":\"%s\"}", health_word(d, slot, k, s->now_ns));
+            sb_printf(b, ",\"health\":\"%s\"}", umxd_backend_state(d, slot, k, s->now_ns));
         }
         sb_puts(b, "]}");
     }
@@ -711,11 +720,14 @@ int umxd_metrics_init(struct umxd *d)
         port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
     }
     render(d, m); /* the first request finds documents */
-    m->mhd =
-        MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
-                         10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    /* A few addresses that open connections and send half a request must
+     * not take every slot: an address gets M_PER_ADDR of M_CONNS, so it
+     * takes more than M_CONNS / M_PER_ADDR addresses to fill them. */
+    m->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, M_CONNS,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
+                              MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!m->mhd) {
         umxd_log(LOG_ERR, "metrics: cannot listen on %s", d->cfg->metrics);
         sb_free(&m->prom);

@@ -138,4 +138,25 @@ int umxd_attach_alive(struct umxd *d, uint16_t client, uint32_t gen);
 int umxd_attach_deliver(struct umxd *d, uint16_t client, uint32_t gen, const char *route,
                         const struct umx_rx_slot *s);
 
+/* What attach.c itself counts: datagrams to and from attached programs and
+ * the ones it dropped, by reason (the workers count the route's drops and
+ * datagrams of an attach route nobody holds, drop.unclaimed). */
+#define UMXD_ATTACH_DROPS(X)                                                                       \
+    X(full, "full", "the program's socket was full (it reads too slowly)")                         \
+    X(gone, "gone", "writing to the program failed (it was leaving)")                              \
+    X(bad_message, "bad_message", "a message from the program that is no valid datagram")          \
+    X(no_listener, "no_listener", "no listener of the peer's family for the program's datagram")   \
+    X(send_error, "send_error", "sending the program's datagram out of the shared port failed")
+struct umxd_attach_stats {
+    uint64_t programs;  /* attached now (a route claimed) */
+    uint64_t delivered; /* datagrams written to programs */
+    uint64_t sent;      /* datagrams programs sent out of the shared port */
+    uint64_t refused;   /* connections refused (full, per-uid cap, no hello in time) */
+#define UMXD_ATT_DROP_FIELD(f, n, h) uint64_t drop_##f;
+    UMXD_ATTACH_DROPS(UMXD_ATT_DROP_FIELD)
+#undef UMXD_ATT_DROP_FIELD
+};
+/* Main thread; all zero when no attach socket is open. */
+void umxd_attach_stats(struct umxd *d, struct umxd_attach_stats *st);
+
 #endif

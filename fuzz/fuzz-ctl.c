@@ -1,5 +1,5 @@
 /*
- * fuzz-ctl.c - the control protocol (daemon/ctlproto.h), both directions.
+ * fuzz-ctl.c - the control protocol (proto/ctlproto.h), both directions.
  *
  * The input is [mode byte][line bytes...]. Every input is fed to the
  * request parser (what udpmuxd reads from a local user) and to the record

@@ -421,7 +421,9 @@ struct udpmux_attach;
  * to datagrams this program sends) to the handle. The peer credentials are
  * checked by the daemon against the route's `allow =` list.
  * Errors: -ENOENT/-ECONNREFUSED (no daemon), -EACCES (not allowed),
- * -EBUSY (route already held), -ENOENT (no such attach route), -EPROTO.
+ * -EBUSY (route already held), -ENOENT (no such attach route), -EUSERS
+ * (the daemon's attach slots are full, for this user or in total: try
+ * again later), -ETIMEDOUT (no answer within 5 s), -EPROTO.
  */
 UDPMUX_API int udpmux_attach(struct udpmux_attach **out, const char *path, const char *route);
 

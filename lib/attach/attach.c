@@ -26,6 +26,24 @@ struct udpmux_attach {
     struct iovec iov[BATCH][2];
 };
 
+/* A daemon that refuses a connection (full: EUSERS) answers and hangs up at
+ * once, maybe before our hello got there. Its answer is still queued here,
+ * behind the reset: the first read reports ECONNRESET (the pending socket
+ * error comes first), the next one the answer. Returns the answer's
+ * negative errno, or 0 when there is none. */
+static int queued_refusal(int fd)
+{
+    uint8_t m[4 + 256];
+    for (int tries = 0; tries < 3; tries++) {
+        ssize_t n = recv(fd, m, sizeof(m), MSG_DONTWAIT);
+        if (n >= 4 && m[0] == UMX_ATT_ERR && (m[2] << 8 | m[3]) > 0)
+            return -(m[2] << 8 | m[3]);
+        if (n >= 0 || (errno != ECONNRESET && errno != EINTR))
+            break;
+    }
+    return 0;
+}
+
 UDPMUX_API int udpmux_attach(struct udpmux_attach **out, const char *path, const char *route)
 {
     struct udpmux_attach *a;
@@ -64,7 +82,10 @@ UDPMUX_API int udpmux_attach(struct udpmux_attach **out, const char *path, const
     msg[3] = (uint8_t)nl;
     memcpy(msg + 4, route, nl);
     if (send(a->fd, msg, 4 + nl, MSG_NOSIGNAL) < 0) {
+        int q;
         r = -errno;
+        q = queued_refusal(a->fd);
+        r = q ? q : r;
         goto fail;
     }
     pfd.fd = a->fd;
@@ -75,6 +96,11 @@ UDPMUX_API int udpmux_attach(struct udpmux_attach **out, const char *path, const
         goto fail;
     }
     n = recv(a->fd, msg, sizeof(msg), 0);
+    if (n < 0 && errno == ECONNRESET) {
+        r = queued_refusal(a->fd);
+        r = r ? r : -ECONNRESET;
+        goto fail;
+    }
     if (n < 4) {
         r = n < 0 ? -errno : -EPROTO;
         goto fail;

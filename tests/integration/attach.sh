@@ -33,10 +33,16 @@ CONF
 it_daemon "$T/udpmux.conf"
 fds_before=$(ls /proc/"$UMXD_PID"/fd | wc -l)
 
+# uid 65534 cannot read the tree when it sits in a 0700 home: it runs a copy
+# (the example finds the udpmux package at ../udpmux)
+install -d -m 0755 "$T/py" "$T/py/examples" "$T/py/udpmux"
+install -m 0644 "$UMX_SRC"/python/udpmux/*.py "$T/py/udpmux/"
+install -m 0644 "$UMX_SRC/python/examples/attach_asyncio.py" "$T/py/examples/"
+
 # 1. unauthorised user: uid 65534 may not claim a route allowing only root
 set +e
 setpriv --reuid=65534 --regid=65534 --clear-groups \
-    $PY "$UMX_SRC/python/examples/attach_asyncio.py" "$T/attach.sock" alpha ALPHA \
+    $PY "$T/py/examples/attach_asyncio.py" "$T/attach.sock" alpha ALPHA \
     127.0.0.1:5001 1 2 >"$T/nobody.log" 2>&1
 rc=$?
 set -e

@@ -41,8 +41,16 @@ it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "descriptors with a full table"
 # a full table evicts answered but unproven flows first (what a spoofed
 # source gets): the 5 capped-route flows make room for 5 newcomers, and the
 # 11 proven flows are never evicted (#12: established means proven)
-it_eq "$(burst 10 e)" 5 "flows answered with a full table (5 unproven evicted, proven kept)"
-it_eq "$(burst 10 e)" 5 "newcomers replace each other, never a proven flow"
+# (newcomers are unproven too and may evict each other before their own
+# answer comes back: between 5 and 10 of them are answered; before the fix
+# none was). The proven flows stay: test-engine t_proven checks that
+# exactly; here the 11 proven flows are still in the table at the end.
+n=$(burst 10 e)
+[ "$n" -ge 5 ] && [ "$n" -le 10 ] || it_fail "flows answered with a full table: $n (want 5..10)"
+proven=$(timeout 5 "$UDPMUXCTL" -s "$T/control.sock" -j flows |
+    /usr/bin/python3 -c 'import json,sys
+print(sum(1 for f in json.load(sys.stdin)["flows"] if int(f.get("rx.datagrams", 0)) >= 2))')
+it_eq "$proven" 11 "proven flows still in the full table"
 it_eq "$(it_fds "$UMXD_PID")" $((base + 16)) "refused flows leave no descriptor behind"
 it_alive udpmuxd || it_fail "udpmuxd died with a full table"
 # every flow idles out after 4 s: back to the baseline, room again

@@ -1,5 +1,5 @@
 /*
- * test-ctlproto.c - the control protocol module (daemon/ctlproto.c) that
+ * test-ctlproto.c - the control protocol module (proto/ctlproto.c) that
  * udpmuxd, udpmuxctl and fuzz-ctl share: request parsing (every command,
  * every argument, every refusal), request formatting round trips, the
  * record writer (escapes, overflow, the end marker) and the record reader.
