@@ -13,15 +13,52 @@ import sys
 
 NAMES = {
     "direct": "direct (no proxy)",
-    "mux1": "udpmuxd -w 1",
-    "mux2": "udpmuxd -w 2",
-    "muxs": "udpmuxd -w 1, upstream = shared",
-    "muxa": "udpmuxd -w 1, any, classify every",
-    "muxp": "udpmuxd -w 1, all probes, classify every",
-    "muxb": "udpmuxd -w 1, busy-poll",
-    "nginx": "nginx stream",
+    "mux1": "udpmuxd, 1 thread",
+    "mux2": "udpmuxd, 2 threads",
+    "muxs": "udpmuxd, 1 thread, one backend socket for all flows",
+    "muxa": "udpmuxd, 1 thread, every datagram checked (catch-all rule)",
+    "muxp": "udpmuxd, 1 thread, every datagram checked (all protocols)",
+    "muxb": "udpmuxd, 1 thread, busy polling",
+    "nginx": "nginx (UDP proxy)",
     "socat": "socat",
 }
+# One fixed colour per path, the same in every plot; distinct for all nine
+# (gnuplot's default cycle repeats after eight).
+COLOURS = {
+    "direct": "#4d4d4d",
+    "mux1": "#1f77b4",
+    "mux2": "#17becf",
+    "muxs": "#2ca02c",
+    "muxa": "#bcbd22",
+    "muxp": "#9467bd",
+    "muxb": "#8c564b",
+    "nginx": "#d62728",
+    "socat": "#ff7f0e",
+}
+READING = """How to read these tables, in plain words:
+
+* **direct** is the same load generator sending to the same receiver on the
+  same CPU with no proxy in between; every other row adds one proxy and
+  nothing else, so its difference from direct is what the proxy costs.
+* **packets/s (pps)**: datagrams per second that reached the receiver;
+  "k" = thousand. **max** is while we send more than the proxy can take;
+  **loss-free** is the highest rate at which less than 1 in 1000 was lost.
+* **per proxy CPU-second**: datagrams delivered for each second of processor
+  time the proxy used. This machine is shared with other work, so how much
+  processor time a proxy got varies from run to run; this figure does not
+  depend on it. The column after it says how much of the time the proxy
+  wanted the processor it actually got.
+* **CPU per packet**: processor time the proxy spent on each datagram at a
+  steady 80 000 datagrams/s (ns = billionths of a second); lower is better.
+* **round trip (RTT) p50 / p99**: time for a datagram to go to the receiver
+  and come back, in µs (millionths of a second): half of the round trips were
+  faster than p50, 99 in 100 faster than p99. **added** = minus the direct
+  path's, i.e. the delay the proxy adds.
+* **new flows/s**: how many new clients per second the proxy can start
+  forwarding for. **memory (RSS)**: the proxy's resident memory.
+* Each number is the median of the repetitions; the range of the
+  repetitions is in brackets. Ratios compare paths measured in the same run.
+"""
 BEGIN = "<!-- bench-results:begin -->"
 END = "<!-- bench-results:end -->"
 
@@ -143,19 +180,18 @@ def tables(meta, r, paths, plots):
     d_p99 = r.med("direct", "rtt_p99")
     n_cpu = r.med("nginx", "cpu_ns")
 
+    out.append(READING)
     out.append("### Headline: 64 B datagrams, one flow")
     out.append("")
-    out.append("Medians of the repetitions (range in brackets). Ratios are against the direct "
-               "path and nginx measured in the same run. \"Forwarded per proxy CPU-second\" "
-               "divides what reached the backend in the max-rate run by the proxy's on-CPU "
-               "time (schedstat): it does not depend on how much CPU other jobs left the "
-               "proxy, which the next column shows.")
+    out.append("The smallest datagrams (64 bytes of payload) from one client: the case where "
+               "the proxy's own work per datagram matters most. Ratios are against the direct "
+               "path and nginx of the same run.")
     out.append("")
     n_norm = r.med("nginx", "norm_pps")
-    out.append("| path | max forwarded pps | × direct | × nginx | forwarded per proxy CPU-second "
-               "(× nginx) | proxy ran (share of runnable time) | loss-free pps (<0.1 %) | "
-               "proxy CPU/pkt @80k pps | × nginx | RTT p50 / p99 µs | added p50 / p99 µs | "
-               "new flows/s | RSS, 100k flows |")
+    out.append("| path | max pps | × direct | × nginx | pps per proxy CPU-second "
+               "(× nginx) | CPU the proxy got when it wanted it | loss-free pps (<0.1 % lost) | "
+               "proxy CPU per packet at 80k pps | × nginx | round trip p50 / p99 µs | "
+               "added by the proxy p50 / p99 µs | new flows/s | memory (RSS), 100k flows |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
         pps = r.med(p, "max_pps")
@@ -210,9 +246,10 @@ def tables(meta, r, paths, plots):
             row.append(cell)
         out.append("| %s | %s |" % (NAMES.get(p, p), " | ".join(row)))
     out.append("")
-    out.append("`*` = the generator, not the proxy, was the limit (≥ 97 % of the offered rate "
-               "arrived). socat is single-peer (no `fork`), so it has one-flow points only. "
-               "Loss-free rates (binary search, <0.1 % loss):")
+    out.append("`*` = the load generator, not the proxy, was the limit (97 % or more of what "
+               "was sent arrived). socat serves one client at a time, so it has one-flow "
+               "points only. \"fl\" = flows, i.e. clients sending at once. Highest rates with "
+               "less than 1 in 1000 datagrams lost:")
     out.append("")
     lfs = sorted({(k[2], k[3]) for k in r.d if k[1] == "lossfree_pps"})
     if lfs:
@@ -326,7 +363,7 @@ def tables(meta, r, paths, plots):
         row("≥ 2.5× socat", ratio(m_pps, s_pps) + " socat", cmp(m_pps, s_pps, 2.5))
         row("… per proxy CPU-second ≥ 2.5× socat", ratio(m_norm, s_norm) + " socat",
             cmp(m_norm, s_norm, 2.5))
-        row("≥ direct send()-based path", ratio(m_pps, d_pps) + " direct", cmp(m_pps, d_pps, 1))
+        row("≥ direct path", ratio(m_pps, d_pps) + " direct", cmp(m_pps, d_pps, 1))
         row("CPU/pkt ≤ 1/3 nginx", "%s nginx (%s vs %s ns)" % (ratio(m_cpu, n_cpu), num(m_cpu), num(n_cpu)),
             None if m_cpu is None or n_cpu is None else m_cpu <= n_cpu / 3)
         if m_p50 is not None and n_p50 is not None and d_p50 is not None:
@@ -394,30 +431,35 @@ def plot(outdir, r, paths, png):
         return False
     dat = os.path.join(outdir, "pps.dat")
     with open(dat, "w") as f:
-        f.write("size " + " ".join('"%s"' % NAMES.get(p, p) for p in paths) + "\n")
+        # a header line in each block (columnheader reads the block's own);
+        # "?" where a path has no value (direct has no proxy CPU time)
         for metric in ("max_pps", "norm_pps"):
+            f.write("size " + " ".join('"%s"' % NAMES.get(p, p) for p in paths) + "\n")
             for s in sizes:
                 f.write("%d " % s + " ".join(
-                    "%.1f" % ((r.med(p, metric, s, 1) or 0) / 1000) for p in paths) + "\n")
+                    "?" if r.med(p, metric, s, 1) is None else
+                    "%.1f" % (r.med(p, metric, s, 1) / 1000) for p in paths) + "\n")
             f.write("\n\n")
-    gp = """set terminal pngcairo size 1200,560 noenhanced
+    colours = " ".join(COLOURS.get(p, "#000000") for p in paths)
+    gp = """set terminal pngcairo size 1400,640 noenhanced font ',11'
 set output '%(png)s'
-set multiplot layout 1,2 title 'One flow, loopback, proxy on 1 CPU (medians)'
+set multiplot layout 1,2 title 'Datagrams forwarded per second: one flow, loopback, each proxy on one CPU (medians; higher is better)'
+set datafile missing '?'
 set style data histograms
 set style histogram clustered gap 1
-set style fill solid 0.8 border -1
+set style fill solid 0.85 border rgb '#000000'
 set grid ytics
 set yrange [0:*]
 set xlabel 'datagram payload (bytes)'
-set ylabel 'k packets/s'
-set key below horizontal maxcols 3
-set title 'max forwarded packets/s'
-plot for [i=2:%(n)d] '%(dat)s' index 0 using i:xtic(1) title columnheader(i)
-set title 'forwarded per second of proxy CPU time'
-unset key
-plot for [i=2:%(n)d] '%(dat)s' index 1 using i:xtic(1) notitle
+set ylabel 'thousand datagrams per second'
+set key below horizontal maxcols 3 samplen 2
+colours = '%(colours)s'
+set title 'as fast as it goes'
+plot for [i=2:%(n)d] '%(dat)s' index 0 using i:xtic(1) title columnheader(i) lc rgb word(colours, i-1)
+set title 'per second of processor time the proxy used'
+plot for [i=2:%(n)d] '%(dat)s' index 1 using i:xtic(1) title columnheader(i) lc rgb word(colours, i-1)
 unset multiplot
-""" % {"png": png, "n": len(paths) + 1, "dat": dat}
+""" % {"png": png, "n": len(paths) + 1, "dat": dat, "colours": colours}
     res = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
@@ -436,7 +478,7 @@ def main():
     if os.path.exists(fp):
         meta["failed"] = " ".join(open(fp).read().split())
     if "busy_poll_us" in meta:
-        NAMES["muxb"] = "udpmuxd -w 1, busy-poll %s µs" % meta["busy_poll_us"]
+        NAMES["muxb"] = "udpmuxd, 1 thread, busy polling %s µs" % meta["busy_poll_us"]
     r = R(data)
     order = ["direct", "mux1", "mux2", "muxs", "muxa", "muxp", "muxb", "nginx", "socat"]
     paths = [p for p in order if any(k[0] == p for k in data)]

@@ -70,17 +70,34 @@ static int overlaps(const struct sockaddr_storage *h, const struct sockaddr *l, 
 int umxd_owner_holders(const struct sockaddr *sa, int dual_stack, const char *text, int prio)
 {
     struct udpmux_holder h[32];
-    int n = udpmux_who_holds(sa, h, 32), found = 0;
+    char lines[OWNER_MAX_HOLDERS][256];
+    int count[OWNER_MAX_HOLDERS];
+    int n = udpmux_who_holds(sa, h, 32), found = 0, distinct = 0;
     if (n < 0)
         return n;
+    /* one line per program socket set: a SO_REUSEPORT group (a socket per
+     * worker) would repeat the same line */
     for (int i = 0; i < n && i < 32; i++) {
         char line[256];
+        int k;
         if (!overlaps(&h[i].addr, sa, dual_stack))
             continue;
-        if (found++ < OWNER_MAX_HOLDERS) {
-            udpmux_holder_format(&h[i], line, sizeof(line));
-            umxd_log(prio, "%s is already held by %s", text, line);
+        found++;
+        udpmux_holder_format(&h[i], line, sizeof(line));
+        for (k = 0; k < distinct && strcmp(lines[k], line) != 0; k++)
+            ;
+        if (k < distinct) {
+            count[k]++;
+        } else if (distinct < OWNER_MAX_HOLDERS) {
+            memcpy(lines[distinct], line, sizeof(line));
+            count[distinct++] = 1;
         }
+    }
+    for (int k = 0; k < distinct; k++) {
+        if (count[k] > 1)
+            umxd_log(prio, "%s is already held by %s (%d sockets)", text, lines[k], count[k]);
+        else
+            umxd_log(prio, "%s is already held by %s", text, lines[k]);
     }
     if (n > 32)
         found += n - 32; /* not read: counted as holders, to be safe */

@@ -123,10 +123,27 @@ static void explain_in_use(const struct sockaddr *sa, const char *text)
     struct udpmux_holder h[8];
     int n = udpmux_who_holds(sa, h, 8);
     umxd_log(LOG_ERR, "cannot bind %s: address already in use", text);
+    /* one line per program socket set: a SO_REUSEPORT group (a socket per
+     * worker) would repeat the same line */
     for (int i = 0; i < n && i < 8; i++) {
-        char line[256];
+        char line[256], other[256];
+        int same = 1, seen = 0;
         udpmux_holder_format(&h[i], line, sizeof(line));
-        umxd_log(LOG_ERR, "  held by %s", line);
+        for (int j = 0; j < n && j < 8; j++) {
+            if (j == i)
+                continue;
+            udpmux_holder_format(&h[j], other, sizeof(other));
+            if (strcmp(line, other) == 0) {
+                seen |= j < i;
+                same++;
+            }
+        }
+        if (seen)
+            continue;
+        if (same > 1)
+            umxd_log(LOG_ERR, "  held by %s (%d sockets)", line, same);
+        else
+            umxd_log(LOG_ERR, "  held by %s", line);
     }
 }
 

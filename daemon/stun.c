@@ -7,21 +7,17 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "rules/cursor.h"
 #include "stun.h"
 
 #define MAGIC 0x2112A442u
 
+/* FINGERPRINT: CRC-32 (zlib's) of the message before it, XOR 0x5354554e */
 static uint32_t crc32_ieee(const uint8_t *p, size_t n)
 {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
+    return (uint32_t)crc32(0L, p, (uInt)n);
 }
 
 static void put16(uint8_t *p, uint16_t v)

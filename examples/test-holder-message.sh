@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# test-holder-message.sh PEER BIND_CHECK - while one program holds a port,
+# test-holder-message.sh PEER BIND_CHECK [UDPMUXD] - while one program holds a port,
 # a second one trying to bind it gets a message naming the holder: its pid
 # and program name. Checked for examples/peer (which reports on
 # -EADDRINUSE) and for udpmux-bind-check.
 set -euo pipefail
 peer=$1
 check=$2
+udpmuxd=${3:-}
 tmp=$(mktemp -d)
 holder=''
 cleanup() {
@@ -67,6 +68,56 @@ rc=0
 "$check" "127.0.0.1:$port" >"$tmp/check3.log" 2>&1 || rc=$?
 cat "$tmp/check3.log"
 [ $rc -eq 0 ] || { echo "FAIL: port still busy after the holder exited"; fail=1; }
+
+# 5. a program holding the port with a SO_REUSEPORT group of two sockets:
+# its line is printed once, with the count; a --reuseport bind would join
+# its group (exit 2, the program named), an exclusive one is refused
+port2=$((port + 1))
+python3 -c '
+import socket, sys, time
+socks = []
+for _ in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    socks.append(s)
+print("listening", flush=True)
+time.sleep(20)' "$port2" >"$tmp/group.log" 2>&1 &
+holder=$!
+for _ in $(seq 1 50); do
+    grep -q listening "$tmp/group.log" 2>/dev/null && break
+    sleep 0.1
+done
+gcomm=$(cat "/proc/$holder/comm")
+rc=0
+"$check" "127.0.0.1:$port2" >"$tmp/check4.log" 2>&1 || rc=$?
+cat "$tmp/check4.log"
+[ $rc -eq 1 ] || { echo "FAIL: exclusive bind-check on a group exited $rc, want 1"; fail=1; }
+[ "$(grep -c "pid $holder ($gcomm)" "$tmp/check4.log")" = 1 ] ||
+    { echo "FAIL: the group's holder line is not printed exactly once"; fail=1; }
+grep -qF "pid $holder ($gcomm) uid $(id -u) on 127.0.0.1:$port2, SO_REUSEADDR=no SO_REUSEPORT=yes (2 sockets)" \
+    "$tmp/check4.log" || { echo "FAIL: no socket count on the group's line"; fail=1; }
+rc=0
+"$check" --reuseport "127.0.0.1:$port2" >"$tmp/check5.log" 2>&1 || rc=$?
+cat "$tmp/check5.log"
+[ $rc -eq 2 ] || { echo "FAIL: --reuseport bind-check joining a group exited $rc, want 2"; fail=1; }
+grep -qF "joins another program's group" "$tmp/check5.log" ||
+    { echo "FAIL: --reuseport did not say it would join the group"; fail=1; }
+grep -qF "pid $holder ($gcomm)" "$tmp/check5.log" ||
+    { echo "FAIL: --reuseport did not name the group's program"; fail=1; }
+# udpmuxd names the group's program once too
+if [ -n "$udpmuxd" ]; then
+    rc=0
+    timeout 10 "$udpmuxd" -l "127.0.0.1:$port2" -r any=echo >"$tmp/udpmuxd.log" 2>&1 || rc=$?
+    cat "$tmp/udpmuxd.log"
+    [ $rc -ne 0 ] || { echo "FAIL: udpmuxd started on a held port"; fail=1; }
+    [ "$(grep -c "held by pid $holder ($gcomm)" "$tmp/udpmuxd.log")" = 1 ] ||
+        { echo "FAIL: udpmuxd did not name the group's program exactly once"; fail=1; }
+    grep -qF "(2 sockets)" "$tmp/udpmuxd.log" || { echo "FAIL: udpmuxd gave no socket count"; fail=1; }
+fi
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+holder=''
 
 if [ $fail -ne 0 ]; then
     echo "example-holder-message: FAILED"

@@ -7,8 +7,10 @@
  *     pid 812 (dnsmasq) uid 0 on 0.0.0.0:53, SO_REUSEADDR=no SO_REUSEPORT=no
  *
  * Binds the way udpmux does (exclusive unless --reuseport), releases the
- * port at once, and exits 0 if the bind worked, 1 if it did not, 64 on a
- * usage error. Run it as root to see other users' processes.
+ * port at once, and exits 0 if the bind worked, 1 if it did not, 2 if it
+ * worked only by joining another program's SO_REUSEPORT group (--reuseport:
+ * the kernel would then split the port's datagrams between the two), 64 on
+ * a usage error. Run it as root to see other users' processes.
  */
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +48,10 @@ int main(int argc, char **argv)
         report_bind_error(stdout, "udpmux-bind-check", addr, r);
         udpmux_free(mux);
         return 1;
+    }
+    if ((flags & UDPMUX_BIND_REUSEPORT) && report_joined_group(stdout, "udpmux-bind-check", addr)) {
+        udpmux_free(mux);
+        return 2;
     }
     printf("udpmux-bind-check: %s is free\n", addr);
     udpmux_free(mux);

@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# deps.sh - the one list of Debian 12 (bookworm) packages udpmux needs, and
-# an installer that only runs apt-get when something is missing.
+# deps.sh - the lists of Debian 12 (bookworm) packages udpmux needs, one per
+# purpose, and an installer that only runs apt-get when something is missing.
 #
-#   scripts/deps.sh            install what is missing (as root), or print the
-#                              exact apt-get command (as another user)
-#   scripts/deps.sh --list     print every package, one per line
-#   scripts/deps.sh --missing  print the missing packages, one per line
+#   scripts/deps.sh run          what building and running udpmuxd needs
+#                                (`make run`, `make install`)
+#   scripts/deps.sh check        all of run, plus what the test suites need
+#                                (`make check`; also the default)
+#   scripts/deps.sh deb          all of run, plus the Debian packaging tools
+#                                (`make deb`)
+#   scripts/deps.sh --list [PURPOSE]     print the packages, one per line
+#   scripts/deps.sh --missing [PURPOSE]  print the missing ones, one per line
+#
+# As root it installs what is missing; as another user it prints the exact
+# apt-get command.
 #
 # Other engineers: append packages to the arrays below (one group per
-# purpose, keep the comments). BUILD_PKGS are required: if they cannot be
-# installed the script fails. TOOL_PKGS are the real programs the
-# integration tests talk to; if some cannot be installed the script warns
-# and goes on, and the tests that need them skip.
+# purpose, keep the comments). RUN_PKGS, TEST_BUILD_PKGS and DEB_PKGS are
+# required: if they cannot be installed the script fails. TOOL_PKGS are the
+# real programs the integration tests talk to; if some cannot be installed
+# the script warns and goes on, and the tests that need them skip.
 set -euo pipefail
 
-BUILD_PKGS=(
-    # build system and compilers
-    meson ninja-build pkgconf gcc clang libclang-rt-14-dev
-    # libraries
-    libcmocka-dev libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
-    libmicrohttpd-dev
-    # docs, style, test wrappers, namespaces
+# Building and running the daemon, udpmuxctl and the library: nothing else.
+# debian/control's Build-Depends lists the same libraries.
+RUN_PKGS=(
+    meson ninja-build pkgconf gcc
+    libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
+    libmicrohttpd-dev zlib1g-dev
+)
+
+# Building and running the test suites (unit tests, sanitizers, man pages,
+# style, namespaces, the Python package's tests).
+TEST_BUILD_PKGS=(
+    clang libclang-rt-14-dev libcmocka-dev
     scdoc clang-format valgrind iproute2
     # security tests: ps (sec_dpid), setpriv/unshare, python3 helpers
     procps util-linux python3
+    # the Python package: asyncio and Twisted programs, pip install in a venv
+    python3-twisted python3-venv python3-pip python3-setuptools
+)
+
+# Building the Debian packages (make deb, tests/packaging/deb.sh).
+DEB_PKGS=(
+    dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all
+    python3-setuptools fakeroot lintian scdoc
 )
 
 TOOL_PKGS=(
@@ -39,7 +59,8 @@ TOOL_PKGS=(
     socat nginx-light libnginx-mod-stream tshark tcpdump gnuplot-nox tmux curl chromium
     # promtool (check metrics) for the /metrics exposition test
     prometheus
-    # systemd-socket-activate (socket activation test), setpriv/pgrep, helpers
+    # systemd-socket-activate (socket activation test), systemd-analyze
+    # (unit hardening test), setpriv/pgrep, helpers
     systemd util-linux procps python3
 )
 
@@ -58,40 +79,68 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
-case "${1:-}" in
---list)
-    printf '%s\n' "${BUILD_PKGS[@]}" "${TOOL_PKGS[@]}"
-    exit 0
-    ;;
---missing)
-    missing_of "${BUILD_PKGS[@]}" "${TOOL_PKGS[@]}"
-    exit 0
-    ;;
-"") ;;
-*)
-    echo "usage: $0 [--list|--missing]" >&2
+purpose_pkgs() {
+    case "$1" in
+    run) printf '%s\n' "${RUN_PKGS[@]}" ;;
+    check) printf '%s\n' "${RUN_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" "${DEB_PKGS[@]}" ;;
+    deb) printf '%s\n' "${RUN_PKGS[@]}" "${DEB_PKGS[@]}" ;;
+    tools) [ "$2" = check ] && printf '%s\n' "${TOOL_PKGS[@]}" ;;
+    esac
+    return 0
+}
+
+usage() {
+    echo "usage: $0 [run|check|deb] | --list [run|check|deb] | --missing [run|check|deb]" >&2
     exit 2
+}
+
+mode=install
+case "${1:-}" in
+--list | --missing)
+    mode=${1#--}
+    purpose=${2:-check}
+    ;;
+"") purpose=check ;;
+*) purpose=$1 ;;
+esac
+case "$purpose" in
+run | check | deb) ;;
+*) usage ;;
+esac
+
+# the required group, and the optional tools (only for check); each package once
+mapfile -t req < <(purpose_pkgs "$purpose" | awk '!seen[$0]++')
+mapfile -t opt < <(purpose_pkgs tools "$purpose" | awk '!seen[$0]++')
+
+case "$mode" in
+list)
+    printf '%s\n' "${req[@]}" "${opt[@]}" | awk 'NF && !seen[$0]++'
+    exit 0
+    ;;
+missing)
+    missing_of "${req[@]}" "${opt[@]}" | awk '!seen[$0]++'
+    exit 0
     ;;
 esac
 
-mapfile -t miss_build < <(missing_of "${BUILD_PKGS[@]}")
-mapfile -t miss_tool < <(missing_of "${TOOL_PKGS[@]}")
+mapfile -t miss_build < <(missing_of "${req[@]}")
+mapfile -t miss_tool < <(if [ ${#opt[@]} -gt 0 ]; then missing_of "${opt[@]}"; fi)
 if [ ${#miss_build[@]} -eq 0 ] && [ ${#miss_tool[@]} -eq 0 ]; then
-    echo "deps: all $((${#BUILD_PKGS[@]} + ${#TOOL_PKGS[@]})) packages present"
+    echo "deps ($purpose): all $((${#req[@]} + ${#opt[@]})) packages present"
     exit 0
 fi
 
 all_miss=("${miss_build[@]}" "${miss_tool[@]}")
 if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing Debian packages: ${all_miss[*]}" >&2
+    echo "deps ($purpose): missing Debian packages: ${all_miss[*]}" >&2
     echo "deps: install them as root with:" >&2
     echo "  sudo sh -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${all_miss[*]}'" >&2
-    # Without the build packages nothing can be built; the tools are optional.
+    # Without the required packages nothing can be built; the tools are optional.
     [ ${#miss_build[@]} -eq 0 ] && exit 0
     exit 1
 fi
 
-echo "deps: installing ${all_miss[*]}"
+echo "deps ($purpose): installing ${all_miss[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Installing dnsmasq, unbound, chrony, snmpd, nginx, coturn, tftpd-hpa would
 # start them as system services on their well-known ports, where they would

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # attach.sh - two separate programs share udpmuxd's port through attach
 # routes (issue 6): a C program using libudpmux's attach client and an asyncio
-# Python program using python/udpmux_attach.py. Each is server and client at
+# Python program using the udpmux package (python/examples/attach_asyncio.py:
+# udpmux.create_datagram_endpoint). Each is server and client at
 # once with real peers on loopback; no datagram reaches the wrong program;
 # an unauthorised user is refused; a second claim of an exclusive route is
 # refused; a killed program's flows are gone at once and no descriptor leaks.
@@ -33,9 +34,9 @@ it_daemon "$T/udpmux.conf"
 fds_before=$(ls /proc/"$UMXD_PID"/fd | wc -l)
 
 # uid 65534 cannot read the tree when it sits in a 0700 home: it runs a copy
-# (the example finds the module at ../udpmux_attach.py)
-install -d -m 0755 "$T/py" "$T/py/examples"
-install -m 0644 "$UMX_SRC/python/udpmux_attach.py" "$T/py/"
+# (the example finds the udpmux package at ../udpmux)
+install -d -m 0755 "$T/py" "$T/py/examples" "$T/py/udpmux"
+install -m 0644 "$UMX_SRC"/python/udpmux/*.py "$T/py/udpmux/"
 install -m 0644 "$UMX_SRC/python/examples/attach_asyncio.py" "$T/py/examples/"
 
 # 1. unauthorised user: uid 65534 may not claim a route allowing only root

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test-report.sh - bench/report.py on a result directory with every path:
+# the report and the plot go to the result directory only (docs/ untouched
+# unless --docs is given, which bench/run passes only with --update-docs),
+# the reading guide is there, every path has its own label and its own
+# colour in the plot, and both panels get their column headers.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(dirname "$HERE")
+T=$(mktemp -d /tmp/umx-bench-report.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+paths="direct mux1 mux2 muxs muxa muxp muxb nginx socat"
+{
+    n=0
+    for p in $paths; do
+        n=$((n + 1))
+        for size in 64 1200; do
+            printf '%s\tmax_pps\t%s\t1\t1\t%s\n' "$p" "$size" $((100000 * n))
+            printf '%s\tmax_gen_pps\t%s\t1\t1\t%s\n' "$p" "$size" 2000000
+            [ "$p" = direct ] || printf '%s\tnorm_pps\t%s\t1\t1\t%s\n' "$p" "$size" $((50000 * n))
+        done
+        printf '%s\trtt_p50\t64\t1\t1\t%s\n' "$p" $((20 + n))
+        printf '%s\trtt_p99\t64\t1\t1\t%s\n' "$p" $((40 + n))
+    done
+} >"$T/raw.tsv"
+printf 'date=test\nnproc=2\ncpu=test\nkernel=test\ncommand=bench/run\nquick=1 reps=1\nbusy_poll_us=1000\n' \
+    >"$T/meta.txt"
+before=$(cd "$TOP" && sha256sum docs/benchmarks.md docs/bench-pps.png 2>/dev/null || true)
+python3 "$HERE/report.py" "$T" >"$T/stdout.md" || fail "report.py failed"
+after=$(cd "$TOP" && sha256sum docs/benchmarks.md docs/bench-pps.png 2>/dev/null || true)
+[ "$before" = "$after" ] || fail "report.py without --docs changed docs/"
+[ -s "$T/summary.md" ] || fail "no summary.md in the result directory"
+grep -q "How to read these tables" "$T/summary.md" || fail "no reading guide"
+grep -q '^DOCS=0$' "$HERE/run" || fail "bench/run writes docs/ by default"
+grep -q '^REPS=3 SECS=3 SIZE=64 BUILD="" DOCS=0$' "$HERE/attach-run" ||
+    fail "bench/attach-run writes docs/ by default"
+# every path: its own label in the table, its own colour in the plot
+python3 - "$HERE/report.py" "$T/summary.md" $paths <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("report", sys.argv[1])
+rep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rep)
+text = open(sys.argv[2]).read()
+paths = sys.argv[3:]
+labels = [rep.NAMES[p] for p in paths]
+colours = [rep.COLOURS[p] for p in paths]
+assert len(set(labels)) == len(paths), "two paths share a label"
+assert len(set(colours)) == len(paths), "two paths share a colour"
+for l in labels:
+    assert "\n| %s" % l in text, "no table row for " + l
+PY
+[ "$(grep -c '^size ' "$T/pps.dat")" = 2 ] || fail "the plot data lacks a header in each panel's block"
+if command -v gnuplot >/dev/null; then
+    [ -s "$T/bench-pps.png" ] || fail "no plot"
+fi
+echo PASS
