@@ -114,9 +114,15 @@ struct umxd_config {
     char metrics[80];       /* metrics = ADDR:PORT ("" = off) */
     uint32_t max_flows;     /* max-flows = N per worker (default 131072) */
     uint32_t max_flows_per_prefix; /* per /24 or /56 and worker; UINT32_MAX: auto, 0: off */
-    int rcvbuf, sndbuf;            /* rcvbuf = 4M, sndbuf = 4M (bytes, K/M suffixes) */
-    unsigned batch;                /* batch = 64 (recvmmsg/sendmmsg size, 1..1024) */
-    int gso;                       /* gso = yes (default) | no */
+    /* fleet-key = HEX (128 bits): backend choice depends only on this key,
+     * the peer's address and the backend's address (every instance and
+     * restart with the same key picks the same); unset: a random key per
+     * process and the backend's position in its route */
+    uint8_t fleet_key[16];
+    int has_fleet_key;
+    int rcvbuf, sndbuf;    /* rcvbuf = 4M, sndbuf = 4M (bytes, K/M suffixes) */
+    unsigned batch;        /* batch = 64 (recvmmsg/sendmmsg size, 1..1024) */
+    int gso;               /* gso = yes (default) | no */
     unsigned busy_poll_us; /* busy-poll = 0 (off) .. UMXD_BUSY_POLL_MAX_US, see worker_main */
     /* admission control (per source prefix, new flows and built-in replies) */
     uint32_t rate_new_flows; /* new-flow-rate = 1000 per second per /24 or /56 (0 off) */

@@ -54,6 +54,7 @@ enum gkey {
     G_LOG_LEVEL,
     G_BUSY_POLL,
     G_PREFIX_FLOWS,
+    G_FLEET_KEY,
     G_COUNT
 };
 

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "internal.h"
+#include "util/hex.h"
 
 /* Which actions a route key means something for. A key that does nothing
  * with the route's action is an error rather than silently ignored: it is
@@ -30,6 +31,7 @@ const char *const conf_gkey_names[G_COUNT] = {
     "user",           "group",         "workers", "control",   "attach",    "metrics",
     "max-flows",      "rcvbuf",        "sndbuf",  "batch",     "gso",       "new-flow-rate",
     "new-flow-burst", "response-rate", "seccomp", "log-level", "busy-poll", "max-flows-per-prefix",
+    "fleet-key",
 };
 
 const struct conf_rkey conf_rkeys[R_COUNT] = {
@@ -321,6 +323,17 @@ void conf_udpmux_key(struct ctx *c, const char *key, const char *value, int line
             return;
         }
         cfg->max_flows_per_prefix = (uint32_t)v;
+        return;
+    case G_FLEET_KEY:
+        /* a shared secret of the fleet: 32 hex digits (':' or ' ' allowed
+         * between bytes), e.g. from `openssl rand -hex 16` */
+        if (umx_hex_decode(value, strlen(value), ": ", UMX_HEX_0X, cfg->fleet_key,
+                           sizeof(cfg->fleet_key)) != (int)sizeof(cfg->fleet_key)) {
+            conf_errf(c, line, c->sec, key, "expected 128 bits as 32 hex digits, got '%.64s'",
+                      value);
+            return;
+        }
+        cfg->has_fleet_key = 1;
         return;
     case G_GSO:
     case G_SECCOMP:

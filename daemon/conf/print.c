@@ -103,6 +103,12 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
         fprintf(out, "max-flows-per-prefix = auto\n");
     else
         fprintf(out, "max-flows-per-prefix = %" PRIu32 "\n", cfg->max_flows_per_prefix);
+    if (cfg->has_fleet_key) {
+        fprintf(out, "fleet-key = ");
+        for (size_t i = 0; i < sizeof(cfg->fleet_key); i++)
+            fprintf(out, "%02x", cfg->fleet_key[i]);
+        fprintf(out, "\n");
+    }
     print_size(out, "rcvbuf", cfg->rcvbuf);
     print_size(out, "sndbuf", cfg->sndbuf);
     fprintf(out, "batch = %u\n", cfg->batch);

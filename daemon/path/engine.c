@@ -111,12 +111,34 @@ static int backend_up(const struct umxd_engine *e, unsigned slot, unsigned b, ui
     return !e->env || !e->env->backend_up || e->env->backend_up(e->env->ctx, slot, b, now);
 }
 
+/* The bytes that name a backend for fleet-key rendezvous: its address
+ * and port, not its position in the list (reordering the pool, or another
+ * instance's config, changes nothing). */
+static size_t backend_id(const struct umxd_backend *be, uint8_t out[19])
+{
+    if (be->addr.ss_family == AF_INET) {
+        struct sockaddr_in s4;
+        memcpy(&s4, &be->addr, sizeof(s4));
+        out[0] = 4;
+        memcpy(out + 1, &s4.sin_addr, 4);
+        memcpy(out + 5, &s4.sin_port, 2);
+        return 7;
+    }
+    struct sockaddr_in6 s6;
+    memcpy(&s6, &be->addr, sizeof(s6));
+    out[0] = 6;
+    memcpy(out + 1, &s6.sin6_addr, 16);
+    memcpy(out + 17, &s6.sin6_port, 2);
+    return 19;
+}
+
 int umxd_pick_backend(const struct umxd_engine *e, unsigned route, const struct sockaddr *peer,
                       uint64_t now)
 {
+    const struct umxd_config *c = e->rs->cfg;
     const struct umxd_route *rt = route_of(e, route);
     unsigned slot = e->rs->slot[route];
-    uint8_t buf[20];
+    uint8_t buf[40];
     size_t n;
     uint64_t best = 0;
     int pick = -1;
@@ -137,8 +159,14 @@ int umxd_pick_backend(const struct umxd_engine *e, unsigned route, const struct 
         uint64_t score;
         if (!backend_up(e, slot, b, now))
             continue;
-        buf[n] = (uint8_t)b;
-        score = umx_siphash24(e->hashkey, buf, n + 1);
+        if (c->has_fleet_key) {
+            /* the same on every instance and after every restart */
+            size_t k = backend_id(&rt->backends[b], buf + n);
+            score = umx_siphash24(c->fleet_key, buf, n + k);
+        } else {
+            buf[n] = (uint8_t)b;
+            score = umx_siphash24(e->hashkey, buf, n + 1);
+        }
         if (pick < 0 || score > best) {
             best = score;
             pick = (int)b;

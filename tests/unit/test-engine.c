@@ -660,6 +660,53 @@ static void t_wg_sessions(void **st)
     h_free(h);
 }
 
+/* #15: with fleet-key, the backend depends only on the key, the peer's
+ * address and the backends' addresses: another instance (another random
+ * process key), a reordered pool and a restart pick the same; removing a
+ * backend moves only its own peers. */
+#define FLEET "[udpmux]\nfleet-key = 00112233445566778899aabbccddeeff\n"
+static void t_fleet_key(void **st)
+{
+    struct h *a = h_new("[listen]\naddress = 192.0.2.53:443\n" FLEET
+                        "[route p]\nmatch = any\nforward = 127.0.0.1:7001\n"
+                        "forward = 127.0.0.1:7002\nforward = 127.0.0.1:7003\n");
+    struct h *b = h_new("[listen]\naddress = 192.0.2.53:443\n" FLEET
+                        "[route p]\nmatch = any\nforward = 127.0.0.1:7003\n"
+                        "forward = 127.0.0.1:7001\nforward = 127.0.0.1:7002\n");
+    struct h *c = h_new("[listen]\naddress = 192.0.2.53:443\n" FLEET
+                        "[route p]\nmatch = any\nforward = 127.0.0.1:7001\n"
+                        "forward = 127.0.0.1:7003\n");
+    unsigned per[3] = {0, 0, 0}, moved = 0;
+    (void)st;
+    memset(b->key, 0x77, sizeof(b->key)); /* another process's random key */
+    for (unsigned i = 0; i < 200; i++) {
+        char ip[32];
+        struct sockaddr_in peer;
+        int pa, pb, pc;
+        const char *ta, *tb, *tc;
+        snprintf(ip, sizeof(ip), "10.%u.%u.%u", i % 7, i / 7, 1 + i % 250);
+        peer = sin4(ip, 1000 + i);
+        pa = umxd_pick_backend(&a->e, 0, (struct sockaddr *)&peer, a->now);
+        pb = umxd_pick_backend(&b->e, 0, (struct sockaddr *)&peer, b->now);
+        pc = umxd_pick_backend(&c->e, 0, (struct sockaddr *)&peer, c->now);
+        ta = a->cfg->routes[0].backends[pa].text;
+        tb = b->cfg->routes[0].backends[pb].text;
+        tc = c->cfg->routes[0].backends[pc].text;
+        assert_string_equal(ta, tb);
+        per[pa]++;
+        /* 7002 removed: only its peers move */
+        if (strcmp(ta, "127.0.0.1:7002") != 0)
+            assert_string_equal(ta, tc);
+        else
+            moved++;
+    }
+    assert_true(per[0] > 30 && per[1] > 30 && per[2] > 30);
+    assert_int_equal(moved, per[1]);
+    h_free(a);
+    h_free(b);
+    h_free(c);
+}
+
 /* The replay (udpmuxctl classify -c) on the same engine. */
 static void t_replay(void **st)
 {
@@ -703,6 +750,7 @@ int main(void)
         cmocka_unit_test(t_pin_never_crosses_routes),
         cmocka_unit_test(t_roam_dns_never),
         cmocka_unit_test(t_wg_sessions),
+        cmocka_unit_test(t_fleet_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
