@@ -310,6 +310,17 @@ static void send_out(struct umxd *d, unsigned i, const uint8_t *m, size_t n)
     }
     a->st.sent++;
     a->c[i].tx++;
+    /* in the global and the route's tx counters, as a forwarded reply is */
+    __atomic_add_fetch(&d->attach_tx_all[0], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&d->attach_tx_all[1], plen_data, __ATOMIC_RELAXED);
+    {
+        int r = umxd_config_route(d->rs->cfg, a->c[i].route);
+        if (r >= 0) {
+            unsigned slot = d->rs->slot[r];
+            __atomic_add_fetch(&d->attach_tx[slot][0], 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&d->attach_tx[slot][1], plen_data, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 static void on_client(struct umxd *d, int fd, uint32_t events, void *arg)

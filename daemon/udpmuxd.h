@@ -79,6 +79,11 @@ struct umxd {
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
     uint64_t foreign_seen;    /* guard.c: such sockets, each counted once (atomic counter) */
+    /* datagrams and bytes attached programs sent out of the shared port,
+     * per route slot and in all (attach.c, main thread; summed into tx.*
+     * by umxd_stats_sum and umxd_route_stats_sum; atomic) */
+    uint64_t attach_tx[UMXD_MAX_SLOTS][2];
+    uint64_t attach_tx_all[2];
     uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
 };
 

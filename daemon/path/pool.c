@@ -99,6 +99,9 @@ void umxd_stats_sum(struct umxd *d, struct umxd_stats *out)
     }
     /* counted on the main thread (guard.c), not by a worker */
     out->foreign_sockets = __atomic_load_n(&d->foreign_seen, __ATOMIC_RELAXED);
+    /* attached programs' own sends leave the shared port too (attach.c) */
+    out->tx_datagrams += __atomic_load_n(&d->attach_tx_all[0], __ATOMIC_RELAXED);
+    out->tx_bytes += __atomic_load_n(&d->attach_tx_all[1], __ATOMIC_RELAXED);
 }
 
 void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out)
@@ -115,6 +118,8 @@ void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats
 #undef RSUM
         out->active_flows += UMX_CTR_GET(w->rst[slot].active_flows);
     }
+    out->tx_datagrams += __atomic_load_n(&d->attach_tx[slot][0], __ATOMIC_RELAXED);
+    out->tx_bytes += __atomic_load_n(&d->attach_tx[slot][1], __ATOMIC_RELAXED);
 }
 
 unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
