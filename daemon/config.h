@@ -1,5 +1,5 @@
 /*
- * config.h - udpmuxd's configuration: the INI file (parsed with inih), the
+ * config.h - udpmuxd's configuration: the INI file (daemon/conf/), the
  * quick mode command line, validation with file:line messages, and the
  * resolved printout of `udpmuxd -T`.
  *
@@ -86,10 +86,10 @@ struct umxd_route {
     enum umxd_share share;
     /* where it was defined */
     int line;
-    /* reply-size = request (default): a built-in STUN reply is never larger
-     * than the request; minimal: the smallest Binding success answer (32 B
-     * IPv4, 44 B IPv6) is sent even to a shorter request (20-byte requests
-     * of common clients), still under response-rate per prefix */
+    /* reply-size = minimal (default): the smallest Binding success answer
+     * (32 B IPv4, 44 B IPv6) is sent even to a shorter request (the 20-byte
+     * requests of common clients), under response-rate per prefix;
+     * request: a built-in STUN reply is never larger than the request */
     int stun_minimal;
     /* source = ADDR/BITS: upstream sockets bind to an address of this prefix
      * picked per flow (all must be local, e.g. 127.1.0.0/16 or an AnyIP

@@ -10,8 +10,12 @@
  * sockets on each listen port (the kernel filters by port, so the cost does
  * not grow with the daemon's own upstream sockets), and any socket whose
  * inode is not one of our listeners is foreign: logged once per socket (and
- * rate-limited overall) and counted in d->foreign_sockets, which the
- * metrics and `udpmuxctl status` export.
+ * rate-limited overall), kept as a gauge in d->foreign_sockets, and counted
+ * once per new socket in the guard.foreign_sockets counter (stats.h), which
+ * `udpmuxctl stats` and /metrics (udpmux_guard_foreign_sockets_total)
+ * export. The listeners' SO_REUSEPORT group is steered to the workers
+ * (owner.c), so a same-user socket that joins it is reported here but
+ * receives nothing.
  *
  * The netlink socket is opened once at start-up; the dumps need no
  * privilege, so the watch keeps working after the privilege drop and under
@@ -49,6 +53,7 @@ struct guard {
     unsigned nseen;
     struct umxd_ratelimit rl;
     int failed_logged;
+    uint64_t new_foreign; /* first seen in this scan */
 };
 
 static struct guard the_guard;
@@ -137,6 +142,7 @@ static int dump(struct guard *g, int family, uint16_t port, uint64_t *found, uns
                 found[(*nfound)++] = ino;
             if (was_seen(g->seen, g->nseen, ino))
                 continue;
+            g->new_foreign++;
             memset(&ss, 0, sizeof(ss));
             if (family == AF_INET) {
                 struct sockaddr_in s4 = {.sin_family = AF_INET};
@@ -178,6 +184,12 @@ static void scan(struct umxd *d, struct guard *g)
         if (count == 0)
             umxd_log(LOG_NOTICE, "foreign-socket watch: no foreign socket on our ports any more");
         __atomic_store_n(&d->foreign_sockets, (uint64_t)count, __ATOMIC_RELAXED);
+    }
+    /* guard.foreign_sockets (stats.h) is summed with the workers' counters
+     * by umxd_stats_sum (path/pool.c), which adds d->foreign_seen */
+    if (g->new_foreign) {
+        __atomic_fetch_add(&d->foreign_seen, g->new_foreign, __ATOMIC_RELAXED);
+        g->new_foreign = 0;
     }
     /* remember what is there now: a socket that goes away and a new one
      * that reuses its inode number later is logged again */

@@ -204,12 +204,7 @@ int umxd_caps_drop_all(void)
 
 /* seccomp ----------------------------------------------------------------------- */
 
-static unsigned long refused;
-
-unsigned long umxd_seccomp_refused(void)
-{
-    return __atomic_load_n(&refused, __ATOMIC_RELAXED);
-}
+static unsigned long refused; /* calls refused so far: caps the log lines */
 
 /* Async-signal-safe: formats with no stdio, writes with write(2) (on the
  * allow-list), and makes the refused call return -EPERM by setting the

@@ -24,7 +24,4 @@ int umxd_seccomp_install(enum umxd_seccomp_mode mode);
  * when some thread still holds a capability afterwards. */
 int umxd_caps_drop_all(void);
 
-/* Number of calls refused by the TRAP handler so far. */
-unsigned long umxd_seccomp_refused(void);
-
 #endif

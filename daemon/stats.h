@@ -55,7 +55,9 @@
     X(echo_replies, "builtin.echo_replies", "Echo replies sent")                                   \
     X(gso_sends, "gso.sends", "sendmsg calls that carried several datagrams with UDP GSO")         \
     X(backend_down, "backend.marked_down", "Times a backend was marked down (passive or active)")  \
-    X(reloads_seen, "reload.applied", "Route sets a worker switched to")
+    X(reloads_seen, "reload.applied", "Route sets a worker switched to")                           \
+    X(foreign_sockets, "guard.foreign_sockets",                                                    \
+      "Sockets on a listen port that udpmuxd did not create, each counted once when first seen")
 
 struct umxd_stats {
 #define UMXD_STATS_FIELD(f, n, h) uint64_t f;

@@ -16,6 +16,7 @@
 #include "internal.h"
 #include "flow/flow.h"
 #include "io/udp.h"
+#include "loop.h"
 #include "stats.h"
 #include "path/path.h"
 
@@ -65,7 +66,7 @@ struct umxd {
     void *control;           /* control socket state (control.c) */
     void *metrics;           /* metrics HTTP state (metrics.c) */
     void *guard;             /* foreign-socket watch state */
-    void *loop;              /* main.c private */
+    struct umxd_loop *loop;  /* the main thread's loop (loop.c) */
     const char *config_path; /* NULL in quick mode */
     uint64_t attach_epoch;   /* atomic: bumped when an attached program leaves */
     /* roaming keys of every worker: a roamed peer's new address may hash to
@@ -77,28 +78,30 @@ struct umxd {
     uint32_t roam_lens; /* atomic: union of the workers' roam_lens */
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
+    uint64_t foreign_seen;    /* guard.c: such sockets, each counted once (atomic counter) */
     uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
-    int spare_fd;             /* given up to accept-and-close when descriptors run out */
 };
 
-/* main.c: accept4() for the control and attach sockets (main thread). When
- * the descriptor table is full (EMFILE/ENFILE) a pending connection would
- * keep the listener readable and spin the loop: the spare descriptor is
- * freed to accept that connection and close it at once. Returns the new
- * descriptor or -errno (-EMFILE after such a drop). */
-int umxd_accept(struct umxd *d, int lfd);
-
-/* main.c: the main thread's loop, which modules (control socket, metrics,
+/* The main thread's loop (loop.h), which modules (control socket, metrics,
  * attach server, health checks, foreign-socket watch) hook into. */
-typedef void umxd_io_fn(struct umxd *d, int fd, uint32_t events, void *arg);
-typedef void umxd_tick_fn(struct umxd *d, uint64_t now_ns, void *arg);
-/* Watches fd for events (EPOLLIN...) on the main thread. */
-int umxd_loop_add(struct umxd *d, int fd, uint32_t events, umxd_io_fn *fn, void *arg);
-int umxd_loop_del(struct umxd *d, int fd);
+static inline int umxd_loop_add(struct umxd *d, int fd, uint32_t events, umxd_io_fn *fn, void *arg)
+{
+    return umxd_loop_watch(d->loop, fd, events, fn, arg);
+}
+static inline int umxd_loop_del(struct umxd *d, int fd)
+{
+    return umxd_loop_unwatch(d->loop, fd);
+}
 /* Calls fn about every 250 ms on the main thread. */
-int umxd_tick_add(struct umxd *d, umxd_tick_fn *fn, void *arg);
-/* Asks the daemon to stop (as SIGTERM does). */
-void umxd_shutdown(struct umxd *d);
+static inline int umxd_tick_add(struct umxd *d, umxd_tick_fn *fn, void *arg)
+{
+    return umxd_loop_every(d->loop, fn, arg);
+}
+/* accept4() for the control and attach sockets (see umxd_loop_accept). */
+static inline int umxd_accept(struct umxd *d, int lfd)
+{
+    return umxd_loop_accept(d->loop, lfd);
+}
 
 /* Module entry points, each in its own file. Called after the listeners
  * exist and before privileges drop (so they can bind their own sockets). */
@@ -110,7 +113,7 @@ int umxd_guard_init(struct umxd *d);
 /* Called after privileges are dropped (seccomp filters etc.). */
 int umxd_harden(struct umxd *d);
 
-/* main.c */
+/* routeset.c */
 /* Reloads the config file: 0 on success; on failure the old config keeps
  * running and err holds the reason (file:line). Main thread only. */
 int umxd_reload(struct umxd *d, char *err, size_t errlen);

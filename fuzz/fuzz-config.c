@@ -1,7 +1,7 @@
 /*
- * fuzz-config.c - udpmuxd's config loader (daemon/config.c) on arbitrary
- * text, through umxd_config_load_string(), which runs the same pre-scan,
- * inih parse and validation as a file load.
+ * fuzz-config.c - udpmuxd's config loader (daemon/conf/) on arbitrary
+ * text, through umxd_config_load_string(), which runs the same INI reader
+ * and validation as a file load.
  *
  * An input starting with "#!quick\n" is quick mode instead: its next line
  * is the -l argument and every further line one -r argument.

@@ -25,7 +25,7 @@ set -euo pipefail
 # debian/control's Build-Depends lists the same libraries.
 RUN_PKGS=(
     meson ninja-build pkgconf gcc
-    libinih-dev libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
+    libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
     libmicrohttpd-dev zlib1g-dev
 )
 

@@ -97,6 +97,8 @@ void umxd_stats_sum(struct umxd *d, struct umxd_stats *out)
         UMXD_STATS(SUM)
 #undef SUM
     }
+    /* counted on the main thread (guard.c), not by a worker */
+    out->foreign_sockets = __atomic_load_n(&d->foreign_seen, __ATOMIC_RELAXED);
 }
 
 void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out)

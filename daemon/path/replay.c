@@ -23,6 +23,13 @@ struct umxd_replay {
     struct umxd_engine eng;
     struct umxd_env env;
     uint64_t flows[UMXD_MAX_ROUTES]; /* per route, for max-flows */
+    /* the last built-in answers udpmuxd owes (echo, stun): their replies
+     * come from a listener without a flow */
+    struct {
+        struct sockaddr_in6 peer;
+        int route;
+    } owed[64];
+    unsigned nowed;
 };
 
 static const char *const drop_names[] = {
@@ -202,8 +209,26 @@ void umxd_replay_datagram(struct umxd_replay *r, const struct sockaddr *src,
                 break;
         }
     }
+    if (is_listener(r->cfg, src)) {
+        /* udpmuxd's own answer (echo, stun): the route that owed it */
+        struct sockaddr_in6 p;
+        umxd_store_addr(&p, (const struct sockaddr_storage *)(const void *)dst);
+        out->reply = 1;
+        out->how = "reply";
+        for (unsigned i = 0; i < sizeof(r->owed) / sizeof(r->owed[0]); i++)
+            if (memcmp(&r->owed[i].peer, &p, sizeof(p)) == 0) {
+                out->route = r->owed[i].route;
+                break;
+            }
+        return;
+    }
     slot_of(&s, src, dst, buf, len);
     umxd_decide(&r->eng, &s, now, &v);
+    if (v.kind == UMXD_V_BUILTIN) {
+        unsigned i = r->nowed++ % (sizeof(r->owed) / sizeof(r->owed[0]));
+        umxd_store_addr(&r->owed[i].peer, &s.peer);
+        r->owed[i].route = v.route;
+    }
     out->route = v.kind == UMXD_V_DROP && v.why == UMXD_DROP_UNMATCHED ? -1 : v.route;
     out->how = how_name(&v);
     if (umxd_verdict_new(&v) && v.kind != UMXD_V_RELAY) {

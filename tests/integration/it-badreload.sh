@@ -63,4 +63,20 @@ good 5002
 kill -HUP "$UMXD_PID"
 it_wait_log "$T/udpmuxd.log" "configuration reloaded" 5
 it_contains "$(it_ask 127.0.0.1:$IT_PORT one-after --bind 127.0.0.1:6003)" "b|" "after a good reload"
+# the config path replaced by a FIFO: the reload is refused at once (opening
+# a FIFO used to wait for a writer on the main thread, so the daemon then
+# ignored SIGTERM and the control socket), and the old routes keep working
+mv "$T/udpmux.conf" "$T/udpmux.conf.good"
+mkfifo "$T/udpmux.conf"
+kill -HUP "$UMXD_PID"
+it_wait_log "$T/udpmuxd.log" "reload refused.*udpmux.conf: a FIFO" 5
+it_contains "$(it_ask 127.0.0.1:$IT_PORT one-fifo --bind 127.0.0.1:6004)" "b|" "after a FIFO reload"
+kill -TERM "$UMXD_PID"
+for i in $(seq 1 50); do
+    kill -0 "$UMXD_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$UMXD_PID" 2>/dev/null; then
+    it_fail "udpmuxd ignored SIGTERM after a reload of a FIFO"
+fi
 it_pass

@@ -35,4 +35,35 @@ rc=$?
 set -e
 it_eq "$rc" 78 "exit code for a missing file"
 it_contains "$out" "nosuch.conf" "missing file named"
+# a FIFO is refused at once (it used to hang -t until a writer came), and
+# so is a directory
+mkfifo "$T/fifo.conf"
+set +e
+out=$(timeout 5 "$UDPMUXD" -t -c "$T/fifo.conf" 2>&1)
+rc=$?
+set -e
+it_eq "$rc" 78 "exit code for a FIFO"
+it_contains "$out" "fifo.conf: a FIFO, not a configuration file" "FIFO named"
+set +e
+out=$(timeout 5 "$UDPMUXD" -t -c "$T" 2>&1)
+rc=$?
+set -e
+it_eq "$rc" 78 "exit code for a directory"
+it_contains "$out" "a directory, not a configuration file" "directory named"
+# --help and the man page list the same options; --version is meson's
+help=$("$UDPMUXD" --help) || it_fail "--help failed"
+man=$UMX_SRC/docs/man/udpmuxd.8.scd
+for opt in $(grep -o -- '--[a-z-]*' <<<"$help" | sort -u); do
+    grep -q -- "\*$opt\*" "$man" || it_fail "$opt is in --help but not in udpmuxd.8.scd"
+done
+for opt in $(grep -o -- '\*--[a-z-]*\*' "$man" | tr -d '*' | sort -u); do
+    grep -q -- "$opt" <<<"$help" || it_fail "$opt is in udpmuxd.8.scd but not in --help"
+done
+want=$(sed -n "s/^  version: '\(.*\)',/\1/p" "$UMX_SRC/meson.build")
+it_contains "$("$UDPMUXD" --version)" "udpmuxd $want" "--version"
+set +e
+"$UDPMUXD" --no-such-option >/dev/null 2>&1
+rc=$?
+set -e
+it_eq "$rc" 64 "exit code for an unknown option"
 it_pass

@@ -3,10 +3,13 @@
 # it-stun.sh - STUN on the shared port two ways: udpmuxd's built-in binding
 # responder (action = stun) and a real coturn behind a forward route. The
 # rule tells them apart by the client's source address (127.0.0.2 goes to
-# coturn); turnutils_stunclient checks both answers.
+# coturn); turnutils_stunclient checks both answers. The built-in route runs
+# on defaults: it must answer the 20-byte requests of standard clients;
+# `reply-size = request` (127.0.0.3's route) stays silent to them.
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 ip addr add 127.0.0.2/8 dev lo 2>/dev/null || true
+ip addr add 127.0.0.3/8 dev lo 2>/dev/null || true
 
 it_bg turnserver 60 turnserver -n --listening-ip=127.0.0.1 --listening-port=5478 \
     --relay-ip=127.0.0.1 --no-tls --no-dtls --no-cli --no-tcp --realm=example.test \
@@ -25,18 +28,26 @@ health-interval = 300ms
 health-timeout = 200ms
 health-fall = 2
 
+[route strict]
+match = stun and from 127.0.0.3/32
+action = stun
+reply-size = request
+
 [route stun]
 match = stun
 action = stun
-reply-size = minimal
 CONF
 it_daemon "$T/udpmux.conf"
 
-# built-in responder (reply-size = minimal: turnutils sends 20-byte requests,
-# which the default no-amplification policy would leave unanswered): the
-# reflexive address is the client's own
+# built-in responder on defaults (turnutils sends 20-byte requests; the
+# smallest answer is 32 bytes): the reflexive address is the client's own
 out=$(timeout 10 turnutils_stunclient -p "$IT_PORT" 127.0.0.1 2>&1) || true
-it_contains "$out" "UDP reflexive addr: 127.0.0.1:" "built-in STUN answer"
+it_contains "$out" "UDP reflexive addr: 127.0.0.1:" "built-in STUN answer on defaults"
+# reply-size = request: never more bytes than the request, so no answer
+out=$(timeout 3 turnutils_stunclient -p "$IT_PORT" -L 127.0.0.3 127.0.0.1 2>&1) || true
+if grep -q "reflexive addr" <<<"$out"; then
+    it_fail "reply-size = request answered a 20-byte request: $out"
+fi
 # coturn via the forward route: its reflexive address is the mux's upstream
 # socket (127.0.0.1, not the client's 127.0.0.2): proof that coturn answered
 out=$(timeout 10 turnutils_stunclient -p "$IT_PORT" -L 127.0.0.2 127.0.0.1 2>&1) || true

@@ -6,8 +6,9 @@
 # replies to them come back to the sending socket in this namespace).
 # 1. 10000 random datagrams from random sources that match no route: not
 #    one datagram comes back.
-# 2. STUN binding requests and echo requests from 2000 sources each: no
-#    reply is larger than its request, and reply bytes <= request bytes.
+# 2. STUN binding requests (reply-size = request) and echo requests from
+#    2000 sources each: no reply is larger than its request, and reply
+#    bytes <= request bytes.
 # 3. One /24 floods echo requests at 1000/s for 3 s with response-rate =
 #    100: it gets at most rate * time + burst replies, while another /24
 #    sending 50/s at the same time gets every one.
@@ -22,6 +23,9 @@ address = 127.0.0.1:4000
 [route stun]
 match = stun
 action = stun
+# the strict setting (the default, minimal, answers 20-byte requests with
+# up to 44 bytes under response-rate: see it-stun.sh and C6)
+reply-size = request
 
 [route echo]
 match = regex "^ECHO"

@@ -1,5 +1,5 @@
 /*
- * test-config.c - udpmuxd's configuration loader (daemon/config.c): every
+ * test-config.c - udpmuxd's configuration loader (daemon/conf/): every
  * file in tests/data/config/good must load and survive a print -> load round
  * trip; every file in tests/data/config/bad must fail with the message named
  * on its first line ("# expect: FILE:LINE: substring"). Plus defaults,
@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
-#include <ini.h>
 
 #include "config.h"
 #include "internal.h"
@@ -462,6 +463,28 @@ static void test_defaults(void **state)
     assert_int_equal(r->share, UMXD_SHARE_EXCLUSIVE);
     assert_int_equal(r->line, 3);
     umxd_config_free(cfg);
+
+    /* action = stun answers the 20-byte binding requests of common clients
+     * (turnutils_stunclient, browsers) out of the box: the smallest correct
+     * answer, under response-rate; -T says so */
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n"
+                  "[route s]\nmatch = stun\naction = stun\n");
+    assert_int_equal(cfg->routes[0].stun_minimal, 1);
+    {
+        char *text = NULL;
+        size_t tlen = 0;
+        FILE *f = open_memstream(&text, &tlen);
+        assert_non_null(f);
+        umxd_config_print(cfg, f);
+        fclose(f);
+        assert_non_null(strstr(text, "reply-size = minimal"));
+        free(text);
+    }
+    umxd_config_free(cfg);
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n"
+                  "[route s]\nmatch = stun\naction = stun\nreply-size = request\n");
+    assert_int_equal(cfg->routes[0].stun_minimal, 0);
+    umxd_config_free(cfg);
 }
 
 /* Value syntax ----------------------------------------------------------- */
@@ -760,6 +783,11 @@ static void test_upstream_shared(void **state)
     umxd_config_free(cfg);
     snprintf(text, sizeof(text), "%sforward = 127.0.0.1:9000\nupstream = shared\n", head);
     load_bad(text, "t.conf:6: [route a] upstream: upstream = shared needs source = PREFIX");
+    /* an IPv4 prefix that is not local (TEST-NET-1): replies could never
+     * come back; refused by every load (-t, start, reload) with its line */
+    snprintf(text, sizeof(text),
+             "%sforward = 127.0.0.1:9000\nupstream = shared\nsource = 192.0.2.0/24\n", head);
+    load_bad(text, "t.conf:7: [route a] source: 192.0.2.1 is not a local address");
     snprintf(text, sizeof(text),
              "%sforward = 127.0.0.1:9000\nupstream = shared\n"
              "source = 127.77.0.1/31\n",
@@ -809,12 +837,76 @@ static void test_errors_misc(void **state)
     umxd_config_free(NULL);
 }
 
-/* The dialect corner cases where our pre-scan and inih must agree. */
+/* A FIFO (or any non-regular file) as the config path is refused at once:
+ * opening a FIFO used to wait for a writer, hanging -t and, on SIGHUP, the
+ * daemon's main thread. The alarm turns such a hang into a failure. */
+static void test_not_regular(void **state)
+{
+    struct umxd_config *cfg = (struct umxd_config *)(uintptr_t)1;
+    char dir[] = "/tmp/umx-conf-XXXXXX", path[64], err[512] = "";
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(5);
+    assert_int_equal(umxd_config_load(path, &cfg, err, sizeof(err)), -EINVAL);
+    alarm(0);
+    assert_null(cfg);
+    if (!strstr(err, "fifo.conf: a FIFO, not a configuration file"))
+        fail_msg("message: %s", err);
+    unlink(path);
+    cfg = (struct umxd_config *)(uintptr_t)1;
+    assert_int_equal(umxd_config_load(dir, &cfg, err, sizeof(err)), -EINVAL);
+    assert_null(cfg);
+    assert_non_null(strstr(err, "a directory"));
+    rmdir(dir);
+}
+
+/* Socket paths and backends that would turn on udpmuxd itself. */
+static void test_self_reference(void **state)
+{
+    struct umxd_config *cfg;
+    const char *head = "[listen]\naddress = 127.0.0.1:7000\n";
+    char text[1024];
+
+    (void)state;
+    snprintf(text, sizeof(text),
+             "%s[udpmux]\nattach = /run/a.sock\ncontrol = /run/a.sock\n"
+             "[route a]\nmatch = any\naction = drop\n",
+             head);
+    load_bad(text, "t.conf:5: [udpmux] control: same path as attach = /run/a.sock");
+    /* the name given to load_string is the file's path */
+    snprintf(text, sizeof(text),
+             "%s[udpmux]\ncontrol = t.conf\n[route a]\nmatch = any\naction = drop\n", head);
+    load_bad(text, "t.conf:4: [udpmux] control: is this configuration file");
+    /* the same port on another address, or a v6-only wildcard and an IPv4
+     * backend, are other sockets */
+    cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\naddress = [::]:7000\n"
+                  "[route a]\nmatch = any\nforward = 127.0.0.2:7000\nforward = 127.0.0.1:7001\n");
+    umxd_config_free(cfg);
+    load_bad("[listen]\naddress = [::1]:7000\n[route a]\nmatch = any\nforward = [::1]:7000\n",
+             "t.conf:5: [route a] forward: [::1]:7000 is udpmuxd's own listen address");
+    load_bad("[listen]\naddress = [::]:7000\n[route a]\nmatch = any\nforward = [::1]:7000\n",
+             "t.conf:5: [route a] forward: [::1]:7000 is udpmuxd's own listen address [::]:7000");
+    /* quick mode names the -r argument */
+    {
+        static const char *const l[] = {"127.0.0.1:7000"};
+        static const char *const r[] = {"dns=127.0.0.1:5353", "any=127.0.0.1:7000"};
+        char err[512] = "";
+        cfg = NULL;
+        assert_int_equal(umxd_config_quick(l, 1, r, 2, &cfg, err, sizeof(err)), -EINVAL);
+        assert_null(cfg);
+        if (!strstr(err, "-r any=127.0.0.1:7000: 127.0.0.1:7000 is udpmuxd's own listen address"))
+            fail_msg("message: %s", err);
+    }
+}
+
+/* The dialect's corner cases (conf/ini.c keeps inih r55's line rules with
+ * multi-line values on and inline comments off). */
 static void test_dialect(void **state)
 {
     struct umxd_config *cfg;
-    bool inline_before = ini_allow_inline_comments;
-    int max_before = ini_max_line;
 
     (void)state;
     /* an indented header right after a key would be a continuation value:
@@ -837,7 +929,8 @@ static void test_dialect(void **state)
                   "action = drop\n");
     assert_string_equal(cfg->routes[0].name, "x");
     umxd_config_free(cfg);
-    /* a route name longer than inih's 49-byte section buffer */
+    /* a route name longer than inih's 49-byte section buffer (the reader
+     * has no such limit) */
     cfg = load_ok("[listen]\naddress = 127.0.0.1:7000\n"
                   "[route abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwxyz-0123456]\n"
                   "match = any\naction = drop\n");
@@ -864,9 +957,6 @@ static void test_dialect(void **state)
         assert_int_equal(strlen(cfg->routes[0].match), 500 + 8);
         umxd_config_free(cfg);
     }
-    /* inih's process-wide knobs are put back */
-    assert_int_equal(ini_allow_inline_comments, inline_before);
-    assert_int_equal(ini_max_line, max_before);
 }
 
 /* Quick mode ------------------------------------------------------------- */
@@ -994,7 +1084,8 @@ int main(void)
         cmocka_unit_test(test_attach_allow),   cmocka_unit_test(test_upstream_shared),
         cmocka_unit_test(test_errors_misc),    cmocka_unit_test(test_dialect),
         cmocka_unit_test(test_quick),          cmocka_unit_test(test_busy_poll),
-        cmocka_unit_test(test_route_index),
+        cmocka_unit_test(test_route_index),    cmocka_unit_test(test_not_regular),
+        cmocka_unit_test(test_self_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
