@@ -265,6 +265,9 @@ int main(int argc, char **argv)
     if (o.check) {
         if (o.print)
             umxd_config_print(d->cfg, stdout);
+        else if (!d->cfg->nlisten)
+            printf("configuration OK (no [listen] address: the sockets must come from systemd "
+                   "socket activation, e.g. udpmuxd.socket)\n");
         else
             printf("configuration OK\n");
         umxd_config_free(d->cfg);
@@ -294,7 +297,9 @@ int main(int argc, char **argv)
     }
     r = umxd_open_listeners(d, o.takeover);
     if (r < 0) {
-        rc = r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE : EX_OSERR;
+        rc = r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE
+             : r == -EDESTADDRREQ             ? EX_CONFIG
+                                              : EX_OSERR;
         goto out;
     }
     if (umxd_routeset_start(d) < 0) {

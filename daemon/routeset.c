@@ -62,6 +62,14 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     r = umxd_config_load(d->config_path, &nc, err, errlen);
     if (r < 0)
         goto fail;
+    if (d->activated) {
+        /* the listeners are systemd's sockets: [listen] (if any) was never
+         * bound, and a reload keeps the adopted ones */
+        nc->nlisten = d->cfg->nlisten;
+        memcpy(nc->listen, d->cfg->listen, sizeof(nc->listen));
+        memcpy(nc->listen_len, d->cfg->listen_len, sizeof(nc->listen_len));
+        memcpy(nc->listen_text, d->cfg->listen_text, sizeof(nc->listen_text));
+    }
     if (!same_listeners(d->cfg, nc)) {
         snprintf(err, errlen,
                  "%s: [listen] addresses differ from the running ones; listening sockets are "

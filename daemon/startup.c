@@ -194,7 +194,16 @@ int umxd_open_listeners(struct umxd *d, int takeover)
             umxd_log(LOG_INFO, "using activated socket %s", c->listen_text[c->nlisten]);
             c->nlisten++;
         }
+        d->activated = 1;
         return 0;
+    }
+    if (!c->nlisten) {
+        umxd_log(LOG_ERR,
+                 "no [listen] address in %s and no socket from systemd (LISTEN_FDS): "
+                 "add [listen] address = ADDR:PORT, or start udpmuxd through its socket "
+                 "unit (udpmuxd.socket)",
+                 d->config_path ? d->config_path : "the configuration");
+        return -EDESTADDRREQ;
     }
     if (umx_random(key, sizeof(key)) < 0)
         return -EIO;

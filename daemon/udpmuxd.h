@@ -84,7 +84,8 @@ struct umxd {
      * by umxd_stats_sum and umxd_route_stats_sum; atomic) */
     uint64_t attach_tx[UMXD_MAX_SLOTS][2];
     uint64_t attach_tx_all[2];
-    uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
+    int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
+    uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
 };
 
 /* The main thread's loop (loop.h), which modules (control socket, metrics,

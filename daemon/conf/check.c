@@ -216,8 +216,11 @@ void conf_finish_config(struct ctx *c)
     struct umxd_config *cfg = c->cfg;
     int cl = c->gkey_line[G_CONTROL], al = c->gkey_line[G_ATTACH];
 
-    if (!cfg->nlisten) {
-        conf_errf(c, c->listen_hdr_line ? c->listen_hdr_line : 1, "[listen]", "address",
+    /* No [listen] section at all: the sockets come from systemd
+     * (udpmuxd.socket), and start-up refuses to run without them. A
+     * [listen] section without an address is a mistake, not that. */
+    if (!cfg->nlisten && c->listen_hdr_line) {
+        conf_errf(c, c->listen_hdr_line, "[listen]", "address",
                   "no listen address (address = ADDR:PORT)");
         return;
     }

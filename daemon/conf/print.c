@@ -83,10 +83,14 @@ static const char *level_name(int level)
 void umxd_config_print(const struct umxd_config *cfg, FILE *out)
 {
     fprintf(out, "# udpmuxd resolved configuration%s%s\n", cfg->path[0] ? " of " : "", cfg->path);
-    fprintf(out, "[listen]\n");
-    for (unsigned i = 0; i < cfg->nlisten; i++)
-        fprintf(out, "address = %s\n", cfg->listen_text[i]);
-    fprintf(out, "dual-stack = %s\n", yesno(cfg->dual_stack));
+    /* no [listen] at all when the sockets come from systemd: an empty
+     * section would not load back */
+    if (cfg->nlisten) {
+        fprintf(out, "[listen]\n");
+        for (unsigned i = 0; i < cfg->nlisten; i++)
+            fprintf(out, "address = %s\n", cfg->listen_text[i]);
+        fprintf(out, "dual-stack = %s\n", yesno(cfg->dual_stack));
+    }
 
     fprintf(out, "\n[udpmux]\n");
     fprintf(out, "user =%s%s\n", cfg->user[0] ? " " : "", cfg->user);

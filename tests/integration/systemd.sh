@@ -42,6 +42,48 @@ it_wait_log "$T/activate.log" "using activated socket 127.0.0.1:$IT_PORT" 5 ||
 ss -uanp | grep -q ":4999 " && it_fail "udpmuxd bound the config's address instead"
 it_stop activate
 
+# 1b. socket activation without any [listen] section: -t says where the
+# sockets must come from, a plain start refuses clearly (78, no restart
+# loop under RestartPreventExitStatus=78), an activated start serves, and a
+# reload keeps the adopted socket
+cat >"$T/nolisten.conf" <<CONF
+[udpmux]
+control = $T/control.sock
+attach = $T/attach.sock
+
+[route echo]
+match = regex "^ping "
+action = echo
+
+[route rest]
+match = any
+action = drop
+CONF
+"$UDPMUXD" -t -c "$T/nolisten.conf" >"$T/nl-check.log" 2>&1 || it_fail "-t refused a config without [listen]"
+grep -q "socket activation" "$T/nl-check.log" || it_fail "-t did not say the sockets come from systemd"
+set +e
+timeout 10 "$UDPMUXD" -c "$T/nolisten.conf" >"$T/nl-plain.log" 2>&1
+rc=$?
+set -e
+it_eq "$rc" 78 "exit status of a start with no [listen] and no activated socket"
+grep -q "no \[listen\] address" "$T/nl-plain.log" || it_fail "no clear refusal: $(cat "$T/nl-plain.log")"
+it_bg activate2 30 systemd-socket-activate --datagram -l 127.0.0.1:$IT_PORT \
+    "$UDPMUXD" -c "$T/nolisten.conf"
+ok=
+for i in $(seq 1 50); do
+    out=$(printf 'ping nolisten' | timeout 1 socat -t0.5 - UDP4:127.0.0.1:$IT_PORT 2>/dev/null || true)
+    if [ "$out" = "ping nolisten" ]; then ok=1; break; fi
+    sleep 0.1
+done
+[ -n "$ok" ] || it_fail "no echo through the activated socket (no [listen])"
+upid=$(pgrep -f "$UDPMUXD -c $T/nolisten.conf" | head -n 1)
+kill -HUP "$upid"
+it_wait_log "$T/activate2.log" "reload" 5 || it_fail "no reload logged"
+grep -q "reload refused" "$T/activate2.log" && it_fail "reload refused under socket activation"
+out=$(printf 'ping reloaded' | timeout 1 socat -t0.5 - UDP4:127.0.0.1:$IT_PORT 2>/dev/null || true)
+it_eq "$out" "ping reloaded" "echo after a reload under socket activation"
+it_stop activate2
+
 # 2. sd_notify: READY=1 after start, RELOADING=1 then READY=1 on SIGHUP,
 # WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM
 it_conf "$T/n.conf" <<CONF

@@ -829,7 +829,7 @@ static void test_errors_misc(void **state)
     assert_int_equal(strlen(small), sizeof(small) - 1);
     assert_int_equal(umxd_config_load_string("[nope]\n", "x", &cfg, NULL, 0), -EINVAL);
     /* empty text */
-    load_bad("", "t.conf:1: [listen] address: no listen address");
+    load_bad("", "t.conf:1: [route]: no routes");
     /* a rule that needs the route's whole text: continuation joins */
     load_bad("[listen]\naddress = 127.0.0.1:7000\n[route a]\nmatch = prefix\n  0x00\n"
              "action = drop\n",
