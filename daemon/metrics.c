@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -296,6 +298,50 @@ static void take_sample(struct umxd *d, struct sample *s)
     }
 }
 
+/* The standard process_* metrics (Prometheus client conventions), from
+ * the kernel's own accounting; a value that cannot be read is left out. */
+static void render_process(struct sb *b, double start)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    FILE *f;
+    DIR *dir;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+        sb_printf(b, "process_cpu_seconds_total %.6f\n",
+                  (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    }
+    f = fopen("/proc/self/statm", "re");
+    if (f) {
+        unsigned long size, resident;
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2) {
+            long page = sysconf(_SC_PAGESIZE);
+            family(b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
+            sb_printf(b, "process_resident_memory_bytes %lu\n", resident * (unsigned long)page);
+            family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size.");
+            sb_printf(b, "process_virtual_memory_bytes %lu\n", size * (unsigned long)page);
+        }
+        fclose(f);
+    }
+    dir = opendir("/proc/self/fd");
+    if (dir) {
+        unsigned long n = 0;
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL)
+            n += e->d_name[0] != '.';
+        closedir(dir);
+        family(b, "process_open_fds", "gauge", "Open file descriptors.");
+        sb_printf(b, "process_open_fds %lu\n", n > 0 ? n - 1 : 0); /* less the directory's */
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        sb_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    family(b, "process_start_time_seconds", "gauge", "Start time of the process (Unix time).");
+    sb_printf(b, "process_start_time_seconds %.3f\n", start);
+}
+
 static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
 {
     const struct umxd_config *c = d->cfg;
@@ -308,6 +354,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     sb_puts(b, "\"} 1\n");
     family(b, "udpmux_start_time_seconds", "gauge", "When udpmuxd started (Unix time).");
     sb_printf(b, "udpmux_start_time_seconds %.3f\n", start);
+    render_process(b, start);
     family(b, "udpmux_config_loaded_timestamp_seconds", "gauge",
            "When the running configuration was loaded (Unix time).");
     sb_printf(b, "udpmux_config_loaded_timestamp_seconds %lld\n", (long long)d->loaded_at);
