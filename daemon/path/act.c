@@ -127,8 +127,16 @@ void mark_down_backend(struct umxd_worker *w, unsigned r, unsigned b, uint64_t n
     const struct umxd_route *rt = route_of(w, r);
     uint64_t dt = rt->down_time_ns ? rt->down_time_ns : PASSIVE_DOWN_DEFAULT_NS;
     struct umxd_health *h = &w->d->health[w->rs->slot[r]][b];
-    if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now)
+    if (__atomic_load_n(&h->down_until_ns, __ATOMIC_RELAXED) <= now) {
+        /* a transition, not a datagram: at most one line per backend per
+         * down-time, and the worker's limiter caps a flapping fleet */
         UMX_CTR_ADD(w->st.backend_down, 1);
+        umxd_log_rl(&w->down_log, LOG_WARNING,
+                    "route %s backend %s marked down for %llu s (passive: ICMP port "
+                    "unreachable or a refused send)",
+                    rt->name, b < rt->nbackends ? rt->backends[b].text : "?",
+                    (unsigned long long)(dt / 1000000000ull));
+    }
     __atomic_store_n(&h->down_until_ns, now + dt, __ATOMIC_RELAXED);
 }
 

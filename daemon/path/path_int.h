@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "path.h"
 #include "proxy.h"
+#include "log.h"
 #include "udpmuxd.h"
 
 #define EV_PUB 1u
@@ -154,7 +155,8 @@ struct umxd_worker {
      * every such flow, and a map from a flow's source address to its index */
     int shr_fd[2];
     struct umxd_addrmap shr;
-    uint32_t fd_flows; /* flows holding their own upstream descriptor */
+    uint32_t fd_flows;              /* flows holding their own upstream descriptor */
+    struct umxd_ratelimit down_log; /* passive backend-down lines (per worker) */
 };
 
 static inline const struct umxd_route *route_of(const struct umxd_worker *w, unsigned r)

@@ -357,6 +357,7 @@ int umxd_worker_start(struct umxd *d, int id)
     w->id = id;
     w->gso_ok = 1;
     w->shr_fd[0] = w->shr_fd[1] = -1;
+    w->down_log = (struct umxd_ratelimit)UMXD_RATELIMIT_INIT(10, 5);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
