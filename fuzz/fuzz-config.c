@@ -52,7 +52,8 @@ static void check_loaded(const struct umxd_config *cfg)
     char *text, *text2;
     int rc;
 
-    CHECK(cfg->nlisten >= 1 && cfg->nlisten <= UMXD_MAX_LISTEN);
+    /* 0 listeners: a config for socket activation (no [listen] section) */
+    CHECK(cfg->nlisten <= UMXD_MAX_LISTEN);
     CHECK(cfg->nroutes >= 1 && cfg->nroutes <= UMXD_MAX_ROUTES);
     for (unsigned i = 0; i < cfg->nroutes; i++) {
         const struct umxd_route *r = &cfg->routes[i];
