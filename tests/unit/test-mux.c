@@ -1723,6 +1723,13 @@ static void test_send_while_binding(void **state)
     struct udpmux_config cfg;
     struct udpmux *m;
     struct bindrace b;
+    /* a race test needs threads that run at once: valgrind runs one at a
+     * time (its memory checks of this code come from the other tests;
+     * TSan is the tool for this one) */
+    if (getenv("UMX_UNDER_VALGRIND")) {
+        skip();
+        return;
+    }
     pthread_t th;
     int sink = cli_open("127.0.0.1:0");
     struct sockaddr_storage ss;
