@@ -28,6 +28,7 @@
 
 #include "config.h" /* daemon/config.h: umxd_config_load */
 #include "path/replay.h"
+#include "util/hex.h"
 #include "udpmux.h"
 
 #define EX_OK_ 0
@@ -154,45 +155,11 @@ static int classify_file(pcap_t *pc, struct run *rn)
     return EX_OK_;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* HEX (whitespace and ':' ignored) into buf: the length, or -1. */
-static long parse_hex(const char *s, uint8_t *buf, size_t cap)
-{
-    size_t n = 0;
-    int hi = -1;
-    for (; *s; s++) {
-        int v;
-        if (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n')
-            continue;
-        v = hexval((unsigned char)*s);
-        if (v < 0)
-            return -1;
-        if (hi < 0) {
-            hi = v;
-            continue;
-        }
-        if (n == cap)
-            return -1;
-        buf[n++] = (uint8_t)(hi << 4 | v);
-        hi = -1;
-    }
-    return hi < 0 ? (long)n : -1;
-}
-
 static int classify_hex(struct run *rn, const char *hex)
 {
     static uint8_t buf[65535];
-    long n = parse_hex(hex, buf, sizeof(buf));
+    /* the library's hex reader: spaces, ':' and line ends between bytes */
+    long n = umx_hex_decode(hex, strlen(hex), ": \t\n", UMX_HEX_0X, buf, sizeof(buf));
     struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons(40000)};
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(443)};
     if (n < 0) {
