@@ -27,6 +27,9 @@ RUN_PKGS=(
     meson ninja-build pkgconf gcc
     libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
     libmicrohttpd-dev zlib1g-dev
+    # the reuseport eBPF program (daemon/steer/): compiled by clang for the
+    # BPF target, embedded with bpftool's skeleton, loaded by libbpf
+    libbpf-dev bpftool clang linux-libc-dev
 )
 
 # Building and running the test suites (unit tests, sanitizers, man pages,

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "path_int.h"
+#include "steer/steer.h"
 
 /* The engine's questions, answered from the daemon's shared state --------- */
 
@@ -369,6 +370,13 @@ int umxd_worker_start(struct umxd *d, int id)
     r = umx_ft_new(&w->ft, c->max_flows, sizeof(struct umxd_flow), d->hashkey);
     if (r < 0)
         return r;
+    /* the kernel learns which worker holds each peer (steer/steer.h) */
+    if (d->steer) {
+        r = umxd_steer_peers_new(d->steer, (unsigned)id, umx_ft_capacity(w->ft), &w->steer_peers);
+        if (r < 0)
+            return r;
+        umx_ft_watch(w->ft, umxd_steer_watch, w->steer_peers);
+    }
     /* shared-upstream address map: twice the flow table, so a probe run
      * always ends at an empty slot */
     r = umxd_addrmap_init(&w->shr, 2u * umx_ft_capacity(w->ft));
@@ -416,6 +424,7 @@ int umxd_worker_start(struct umxd *d, int id)
 void worker_free(struct umxd_worker *w)
 {
     umx_ft_free(w->ft);
+    umxd_steer_peers_free(w->steer_peers);
     umxd_addrmap_free(&w->shr);
     umx_rxb_free(w->rxb);
     umx_rxb_free(w->uprxb);
