@@ -169,7 +169,10 @@ static void steer_apply(struct umxd *d, const struct umxd_config *c)
                 first[ovpn_ops[o]] = 0xff; /* opcode << 3 | any key id */
     }
     r = umxd_steer_filter(d->steer, first, empty, filter, wg, quic);
-    if (r < 0)
+    if (r == -EAGAIN)
+        umxd_log(LOG_NOTICE, "the kernel's first-byte filter stays off until a restart: the "
+                             "route set udpmuxd started with took every first byte");
+    else if (r < 0)
         umxd_log(LOG_WARNING, "cannot update the kernel's first-byte filter: %s", strerror(-r));
 }
 

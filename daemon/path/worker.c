@@ -371,7 +371,7 @@ int umxd_worker_start(struct umxd *d, int id)
     if (r < 0)
         return r;
     /* the kernel learns which worker holds each peer (steer/steer.h) */
-    if (d->steer) {
+    if (umxd_steer_mirrors(d->steer)) {
         r = umxd_steer_peers_new(d->steer, (unsigned)id, umx_ft_capacity(w->ft), &w->steer_peers);
         if (r < 0)
             return r;

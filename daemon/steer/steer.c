@@ -40,6 +40,7 @@ struct umxd_steer {
     pthread_mutex_t mu; /* conf writes: main thread (reload), workers (map full) */
     struct umxs_conf conf;
     int peers_broken; /* the peer map refused an entry: filter off for good */
+    int mirror; /* -1 until the first route set; 1: the workers mirror their peers */
     int ncpu;
     uint64_t *percpu; /* a per-CPU counter's values (umxd_steer_stats, main thread) */
 };
@@ -86,6 +87,7 @@ int umxd_steer_load(struct umxd_steer **out, unsigned nlisten, unsigned nworkers
         free(s);
         return r;
     }
+    s->mirror = -1;
     s->conf.nworkers = nworkers;
     s->conf.key = key;
     for (unsigned li = 0; li < nlisten && r == 0; li++) {
@@ -144,15 +146,31 @@ int umxd_steer_socket(struct umxd_steer *s, unsigned li, unsigned w, int fd)
 int umxd_steer_filter(struct umxd_steer *s, const uint8_t first[32], int empty_ok, int filter,
                       int wg, int quic)
 {
-    int r;
+    int r, on, useful = 0;
+    for (unsigned i = 0; i < sizeof(s->conf.first); i++)
+        useful |= first[i] != 0xff;
+    useful = useful && filter;
     pthread_mutex_lock(&s->mu);
+    /* The first route set decides whether the workers mirror their peers
+     * (two map writes per peer): a set that takes every first byte (an
+     * `any` or `dns` route) could never drop anything, and a flood of new
+     * peers should not pay for a filter that cannot filter. */
+    if (s->mirror < 0)
+        s->mirror = useful;
+    on = useful && s->mirror && !s->peers_broken;
     memcpy(s->conf.first, first, sizeof(s->conf.first));
-    s->conf.flags = (filter && !s->peers_broken ? UMXS_F_FILTER : 0) |
-                    (empty_ok ? UMXS_F_EMPTY_OK : 0) | (wg ? UMXS_F_WG : 0) |
-                    (quic ? UMXS_F_QUIC : 0);
+    s->conf.flags = (on ? UMXS_F_FILTER : 0) | (empty_ok ? UMXS_F_EMPTY_OK : 0) |
+                    (wg ? UMXS_F_WG : 0) | (quic ? UMXS_F_QUIC : 0);
     r = conf_write(s);
     pthread_mutex_unlock(&s->mu);
-    return r;
+    if (r < 0)
+        return r;
+    return on ? 1 : useful ? -EAGAIN : 0;
+}
+
+int umxd_steer_mirrors(const struct umxd_steer *s)
+{
+    return s && s->mirror > 0;
 }
 
 int umxd_steer_hint(struct umxd_steer *s, const uint8_t *key, size_t klen, unsigned w)
@@ -342,6 +360,11 @@ void umxd_steer_stats(struct umxd_steer *s, struct umxd_steer_stats *out)
 void umxd_steer_free(struct umxd_steer *s)
 {
     (void)s;
+}
+int umxd_steer_mirrors(const struct umxd_steer *s)
+{
+    (void)s;
+    return 0;
 }
 int umxd_steer_peers_new(struct umxd_steer *s, unsigned w, uint32_t cap,
                          struct umxd_steer_peers **out)

@@ -35,9 +35,16 @@ int umxd_steer_socket(struct umxd_steer *s, unsigned li, unsigned w, int fd);
 /* The route set's filter: first[b/8] bit b%8 set when some route may take
  * first byte b; empty_ok when one takes an empty datagram; filter = 0
  * turns the drop off (a route set where replies to attached programs'
- * own requests can start with anything); wg/quic: look up those hints. */
+ * own requests can start with anything); wg/quic: look up those hints.
+ * The first call (before the workers start) decides for the process
+ * whether workers mirror their peers (umxd_steer_mirrors): only when that
+ * set could drop something. Returns 1 when the filter is on, 0 when the
+ * set cannot use it, -EAGAIN when it could but the workers do not mirror
+ * (a restart turns it on), other -errno on failure. */
 int umxd_steer_filter(struct umxd_steer *s, const uint8_t first[32], int empty_ok, int filter,
                       int wg, int quic);
+/* The workers keep the kernel's peer map (decided by the first filter). */
+int umxd_steer_mirrors(const struct umxd_steer *s);
 /* A roaming key (kind byte + key, as the flow table holds it) that worker
  * w owns. Only WireGuard indexes and QUIC ids of 8 bytes or more become
  * hints. 0 or -errno (a failure costs a mailbox relay, nothing else). */
