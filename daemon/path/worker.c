@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "path_int.h"
+#include "quiclb.h"
 #include "steer/steer.h"
 
 /* The engine's questions, answered from the daemon's shared state --------- */
@@ -325,6 +326,9 @@ static int engine_init(struct umxd_worker *w)
     w->sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*w->sessions));
     if (!w->rate_flows || !w->rate_replies || !w->prefix || !w->sessions)
         return -ENOMEM;
+    /* QUIC-LB's AES context, one per worker: made here, never on the path */
+    if (umxd_qlb_aes_new(&w->eng.qlb) < 0)
+        return -ENOMEM;
     w->env.ctx = w;
     w->env.backend_up = env_backend_up;
     w->env.drained = env_drained;
@@ -434,6 +438,7 @@ void worker_free(struct umxd_worker *w)
     free(w->rate_replies);
     free(w->prefix);
     free(w->sessions);
+    umxd_qlb_aes_free(w->eng.qlb);
     mbox_free(w->mbox);
     umx_probe_state_free(w->pstate);
     if (w->epfd >= 0)
