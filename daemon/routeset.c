@@ -167,6 +167,8 @@ static void steer_apply(struct umxd *d, const struct umxd_config *c)
         if (p & UMX_ROAM_P_OPENVPN)
             for (unsigned o = 0; o < sizeof(ovpn_ops); o++)
                 first[ovpn_ops[o]] = 0xff; /* opcode << 3 | any key id */
+        if (rt->qlb.on)
+            memset(first, 0xff, 16); /* QUIC-LB: a short header from a new address */
     }
     r = umxd_steer_filter(d->steer, first, empty, filter, wg, quic);
     if (r == -EAGAIN)
