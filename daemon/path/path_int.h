@@ -150,7 +150,8 @@ struct umxd_worker {
     struct umxd_flow_info *snap_out;
     unsigned snap_max, snap_n;
     char snap_route[UMXD_NAME_MAX];
-    int stop;
+    int stop; /* 1: stop and close flows; 2: freeze for an upgrade (handoff.c) */
+    int handoff_done;
     uint64_t loops;    /* atomic: loop iterations, for quiescence checks */
     struct mbox *mbox; /* datagrams handed over by other workers */
     uint64_t attach_epoch_seen;
@@ -217,6 +218,10 @@ uint32_t roam_lens_shared(void *ctx);
 
 /* worker.c */
 void worker_free(struct umxd_worker *w);
+int worker_run(struct umxd_worker *w);
+
+/* handoff.c */
+void handoff_import(struct umxd_worker *w);
 
 /* pool.c */
 void worker_wake(struct umxd_worker *w);
