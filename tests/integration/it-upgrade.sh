@@ -161,6 +161,28 @@ timeout 30 setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/udpmuxctl" 
     -c "$T/udpmux.conf" -d "$T/udpmuxd" >"$T/evil.out" 2>"$T/evil.err" || rc=$?
 [ "$rc" != 0 ] || it_fail "uid nobody triggered an upgrade: $(cat "$T/evil.out")"
 it_wait_log "$T/udpmuxd-new.log" "upgrade: refused for uid 65534" 5
+# ... nor with a client of its own: asking for the hand-over yields no
+# descriptor (no listener, no flow socket) to anyone but root
+cat >"$T/evil.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(3)
+s.connect(sys.argv[1])
+s.sendall(b"upgrade-handoff\n")
+n = 0
+try:
+    while True:
+        msg, fds, _, _ = socket.recv_fds(s, 65536, 256)
+        n += len(fds)
+        if not msg:
+            break
+except (socket.timeout, ConnectionResetError):
+    pass
+print(n)
+EOF
+got=$(timeout 10 setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 \
+    "$T/evil.py" "$S")
+it_eq "$got" 0 "descriptors handed to uid nobody"
 kill -0 "$new" || it_fail "the running udpmuxd died"
 st=$(timeout 10 "$UDPMUXCTL" -s "$S" status)
 it_contains "$st" "$new" "the same process serves after the attempt"
