@@ -58,7 +58,8 @@ enum { F_HELLO = 1, F_LISTEN, F_ABORT, F_FREEZE, F_FLOWS, F_END, F_DONE };
 
 struct hello {
     uint32_t magic, version, pid, nworkers, nlisten, activated;
-    uint32_t have[3]; /* control, attach, metrics sockets follow, in this order */
+    uint32_t watchdog_usec; /* systemd's WatchdogSec=, which the new process inherits */
+    uint32_t have[3];       /* control, attach, metrics sockets follow, in this order */
     uint8_t hashkey[16];
     char control[sizeof(((struct umxd_config *)0)->control)];
     char attach[sizeof(((struct umxd_config *)0)->attach)];
@@ -279,6 +280,7 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     h.nworkers = d->nworkers;
     h.nlisten = d->cfg->nlisten;
     h.activated = (uint32_t)d->activated;
+    h.watchdog_usec = umxd_watchdog_usec() > 0 ? (uint32_t)umxd_watchdog_usec() : 0;
     memcpy(h.hashkey, d->hashkey, sizeof(h.hashkey));
     snprintf(h.control, sizeof(h.control), "%s", d->cfg->control);
     snprintf(h.attach, sizeof(h.attach), "%s", d->cfg->attach);
@@ -485,6 +487,15 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                  h.nworkers, h.nworkers == 1 ? "" : "s", d->nworkers);
     d->nworkers = h.nworkers;
     d->activated = (int)h.activated;
+    if (h.watchdog_usec) {
+        /* systemd gave WATCHDOG_USEC to the main process only: once
+         * MAINPID= names us, the pings must come from here */
+        char v[16];
+        snprintf(v, sizeof(v), "%u", h.watchdog_usec);
+        setenv("WATCHDOG_USEC", v, 1);
+        snprintf(v, sizeof(v), "%d", (int)getpid());
+        setenv("WATCHDOG_PID", v, 1);
+    }
     /* the same key: rendezvous picks the same backends for new flows, and
      * flow-table hashing stays what the old tables used */
     memcpy(d->hashkey, h.hashkey, sizeof(d->hashkey));

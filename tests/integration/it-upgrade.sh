@@ -37,7 +37,14 @@ idle-timeout = 30s
 match = wireguard
 forward = 127.0.0.1:5820
 CONF
-it_daemon "$T/udpmux.conf"
+# systemd's side, without systemd: a stand-in notification socket that
+# records who sent what (MAINPID= must come from the old process, the
+# watchdog pings then from the new one)
+it_bg notify 60 /usr/bin/python3 "$IT_DIR/notify-listen.py" "$T/notify.sock" 55 pids
+it_wait_log "$T/notify.log" bound 5
+chmod 0666 "$T/notify.sock" # as systemd's: the daemon writes as nobody
+export NOTIFY_SOCKET="$T/notify.sock"
+WATCHDOG_USEC=400000 it_daemon "$T/udpmux.conf"
 S="$T/control.sock"
 old=$UMXD_PID
 
@@ -107,6 +114,9 @@ for i in $(seq 1 50); do
 done
 kill -0 "$old" 2>/dev/null && it_fail "the old udpmuxd (pid $old) is still running"
 it_eq "$(stat -c %U "/proc/$new")" nobody "the new daemon's user"
+it_log_has notify "^pid=$old MAINPID=$new\$" "the old process hands systemd the main pid:"
+it_wait_log "$T/notify.log" "^pid=$new WATCHDOG=1" 3
+unset NOTIFY_SOCKET
 wait "$spid" || it_fail "stream client failed"
 wait "$wpid" || it_fail "WireGuard stream client failed"
 it_log "upgrade took $((t1 - t0)) ms (udpmuxctl); stream: $(cat "$T/up-stream.json")"
