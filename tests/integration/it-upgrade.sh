@@ -22,7 +22,8 @@ it_wait_udp 5001
 conf()
 {
     IT_CONF_EXTRA="user = nobody
-group = nogroup" it_conf "$T/udpmux.conf"
+group = nogroup
+metrics = 127.0.0.1:9533" it_conf "$T/udpmux.conf"
 }
 conf <<CONF
 [listen]
@@ -143,6 +144,17 @@ it_eq "$(it_wg_handshake wg1)" "$hs0" "WireGuard handshakes (none new: the sessi
 it_eq "$(it_ask "127.0.0.1:$IT_PORT" "gen2=1")" "gen2=1" "the route the new configuration added"
 st=$(timeout 10 "$UDPMUXCTL" -s "$S" status)
 it_contains "$st" "$new" "status from the new process"
+# the metrics listener moved too (the new process could not have bound it
+# while the old one held it), and the flow kept its history
+sleep 0.6
+code=$(timeout 10 curl -sS -o "$T/metrics.txt" -w '%{http_code}' "http://127.0.0.1:9533/metrics")
+it_eq "$code" 200 "metrics from the new process"
+grep -q 'udpmux_route_rx_datagrams_total{route="gen2"} 1' "$T/metrics.txt" ||
+    it_fail "metrics: $(grep route_rx_datagrams "$T/metrics.txt")"
+timeout 10 "$UDPMUXCTL" -s "$S" flows -r stream >"$T/flows.txt"
+rx=$(awk '$1 == "stream" {print $7}' "$T/flows.txt" | head -n 1)
+[ -n "$rx" ] && [ "$rx" -ge "$sent" ] ||
+    it_fail "the adopted flow's counters (rx '$rx', $sent sent): $(cat "$T/flows.txt")"
 
 # 2. a broken configuration: refused with file:line, the old one serves on
 cp "$T/udpmux.conf" "$T/good.conf"
