@@ -428,6 +428,9 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                  (unsigned)uc.uid, (int)uc.pid);
         return -EPERM;
     }
+    /* SO_PEERCRED of a connect() names whoever called listen(): after an
+     * earlier upgrade that is an older generation (the listening socket
+     * moved), so only the uid is checked here and the pid comes in HELLO */
     u->old_pid = uc.pid;
     set_blocking(u->fd);
     snprintf(line, sizeof(line), "%s\n", UMXD_UPGRADE_REQUEST);
@@ -443,6 +446,7 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                  u->old_pid);
         return -EPROTO;
     }
+    u->old_pid = (int)h.pid;
     {
         unsigned k = 0;
         for (int i = 0; i < 3; i++)
@@ -590,6 +594,7 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
         in->n += n;
     }
     free(buf);
+    u->t_end_ns = umx_now_ns();
     u->flows_in = in->n;
     umxd_path_import_sort(in);
     umxd_path_import_set(d, in);
@@ -637,9 +642,10 @@ int umxd_upgrade_finish(struct umxd *d, struct umxd_upgrade *u, char *err, size_
     }
     umxd_log(LOG_NOTICE,
              "upgrade: took over from pid %d: %u flow%s adopted, %u closed (route or backend "
-             "gone), %u not movable; nobody read for %llu ms",
+             "gone), %u not movable; nobody read for %llu ms (%llu ms receiving the flows)",
              u->old_pid, in->adopted, in->adopted == 1 ? "" : "s", in->closed, u->flows_skipped,
-             (unsigned long long)gap_ms);
+             (unsigned long long)gap_ms,
+             (unsigned long long)((u->t_end_ns - u->t_freeze_ns) / 1000000u));
     close(u->fd);
     u->fd = -1;
     d->handoff_in = NULL;

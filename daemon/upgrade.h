@@ -24,6 +24,7 @@ struct umxd_upgrade {
     int old_pid; /* from SO_PEERCRED */
     unsigned flows_in, flows_skipped;
     unsigned long long t_freeze_ns; /* sent FREEZE: the old stops reading */
+    unsigned long long t_end_ns;    /* every flow received */
 };
 
 /* Step 1, after the config loaded (d->cfg) and before anything binds:
