@@ -221,9 +221,9 @@ static uint64_t ms_since(uint64_t t)
 
 struct emit_state {
     int fd;
-    unsigned n, total;
+    unsigned n, nfds, total;
     struct umxd_handoff_rec rec[UP_BATCH];
-    int fds[UP_BATCH];
+    int fds[UP_BATCH]; /* of the records that carry one, in order */
 };
 
 static int emit_flush(struct emit_state *e)
@@ -231,17 +231,19 @@ static int emit_flush(struct emit_state *e)
     int r;
     if (!e->n)
         return 0;
-    r = send_frame(e->fd, F_FLOWS, e->rec, (uint32_t)(e->n * sizeof(e->rec[0])), e->fds, e->n);
-    e->total += e->n;
-    e->n = 0;
+    r = send_frame(e->fd, F_FLOWS, e->rec, (uint32_t)(e->n * sizeof(e->rec[0])), e->fds, e->nfds);
+    e->n = e->nfds = 0;
     return r;
 }
 
 static int emit(void *arg, const struct umxd_handoff_rec *rec, int fd)
 {
     struct emit_state *e = arg;
-    e->rec[e->n] = *rec;
-    e->fds[e->n++] = fd;
+    e->rec[e->n++] = *rec;
+    if (fd >= 0)
+        e->fds[e->nfds++] = fd;
+    if (rec->kind != UMXD_HO_SHRSOCK)
+        e->total++;
     return e->n == UP_BATCH ? emit_flush(e) : 0;
 }
 
@@ -572,9 +574,19 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
             break;
         }
         n = len / sizeof(*buf);
-        if (type != F_FLOWS || len % sizeof(*buf) || n != nfds || in->n + n > UP_MAX_FLOWS) {
+        if (type != F_FLOWS || len % sizeof(*buf) || in->n + n > UP_MAX_FLOWS) {
             close_all(fds, nfds);
             goto io;
+        }
+        {
+            /* descriptors belong to the records that carry one, in order */
+            unsigned want = 0;
+            for (unsigned i = 0; i < n; i++)
+                want += buf[i].kind != UMXD_HO_SHARED;
+            if (want != nfds) {
+                close_all(fds, nfds);
+                goto io;
+            }
         }
         if (in->n + n > cap) {
             unsigned nc = cap ? cap * 2 : 1024;
@@ -590,7 +602,8 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
             cap = nc;
         }
         memcpy(&in->rec[in->n], buf, len);
-        memcpy(&in->fd[in->n], fds, sizeof(int) * n);
+        for (unsigned i = 0, k = 0; i < n; i++)
+            in->fd[in->n + i] = buf[i].kind != UMXD_HO_SHARED ? fds[k++] : -1;
         in->n += n;
     }
     free(buf);

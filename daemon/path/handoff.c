@@ -60,9 +60,8 @@ int umxd_path_thaw(struct umxd *d)
 static int exportable(const struct umxd_flow *fl)
 {
     /* relays are re-made from the roaming index on the peer's next
-     * datagram; attached programs' flows end with their connection; flows
-     * on the worker's shared upstream socket are not handed over (yet) */
-    return !fl->relay && !fl->attach && !fl->shared && fl->up_fd >= 0;
+     * datagram; attached programs' flows end with their connection */
+    return !fl->relay && !fl->attach && fl->up_fd >= 0;
 }
 
 int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsigned *skipped)
@@ -72,6 +71,20 @@ int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsi
         struct umxd_worker *w = d->w[i];
         if (!w)
             continue;
+        /* the shared sockets first: their flows refer to them */
+        for (unsigned k = 0; k < 2; k++) {
+            struct umxd_handoff_rec rec;
+            int r;
+            if (w->shr_fd[k] < 0)
+                continue;
+            memset(&rec, 0, sizeof(rec));
+            rec.worker = (uint16_t)i;
+            rec.kind = UMXD_HO_SHRSOCK;
+            rec.backend_idx = (uint8_t)k;
+            r = emit(arg, &rec, w->shr_fd[k]);
+            if (r < 0)
+                return r;
+        }
         for (uint32_t k = 0; k < umx_ft_capacity(w->ft); k++) {
             struct umx_flow *f = umx_ft_at(w->ft, k);
             struct umxd_handoff_rec rec;
@@ -89,6 +102,7 @@ int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsi
             rt = route_of(w, fl->route);
             memset(&rec, 0, sizeof(rec));
             rec.worker = (uint16_t)i;
+            rec.kind = fl->shared ? UMXD_HO_SHARED : UMXD_HO_FLOW;
             memcpy(rec.route, rt->name, sizeof(rec.route));
             if (fl->backend < rt->nbackends)
                 memcpy(rec.backend, rt->backends[fl->backend].text, sizeof(rec.backend));
@@ -101,6 +115,7 @@ int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsi
             rec.peer = fl->peer;
             rec.local = fl->local;
             rec.upaddr = fl->upaddr;
+            rec.upsrc = fl->upsrc;
             rec.roam_len = f->roam_len;
             memcpy(rec.roam, f->roam, sizeof(rec.roam));
             rec.created_ns = f->created_ns;
@@ -109,7 +124,7 @@ int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsi
             rec.rx_bytes = fl->rx_bytes;
             rec.tx_dgrams = fl->tx_dgrams;
             rec.tx_bytes = fl->tx_bytes;
-            r = emit(arg, &rec, fl->up_fd);
+            r = emit(arg, &rec, fl->shared ? -1 : fl->up_fd);
             if (r < 0)
                 return r;
         }
@@ -180,8 +195,16 @@ static int adopt_one(struct umxd_worker *w, const struct umxd_handoff_rec *rec, 
         key.tag = (uint32_t)nr + 1;
     if (umx_ft_lookup(w->ft, &key))
         return -EEXIST;
-    if (w->fd_flows >= w->d->fd_budget)
+    if (rec->kind == UMXD_HO_SHARED) {
+        /* on the worker's shared socket of the backend's family, which
+         * came first (the export sends it before its flows) */
+        unsigned k = rt->backends[b].addr.ss_family == AF_INET6;
+        if (w->shr_fd[k] < 0)
+            return -ENOENT;
+        fd = w->shr_fd[k];
+    } else if (w->fd_flows >= w->d->fd_budget) {
         return -EMFILE;
+    }
     f = umx_ft_insert(w->ft, &key, umxd_cls_unanswered((unsigned)nr), rec->last_ns, NULL, NULL);
     if (!f)
         return -ENOSPC;
@@ -202,12 +225,17 @@ static int adopt_one(struct umxd_worker *w, const struct umxd_handoff_rec *rec, 
     fl->tx_bytes = rec->tx_bytes;
     f->created_ns = rec->created_ns;
     umx_ft_touch(w->ft, f, umxd_cls_of(fl, (unsigned)nr), rec->last_ns);
-    if (add_ev(w->epfd, fd, ev_make(EV_UP, fl->gen, f->idx)) < 0) {
+    if (rec->kind == UMXD_HO_SHARED) {
+        fl->upsrc = rec->upsrc;
+        fl->shared = 1;
+        shr_adopt(w, f);
+    } else if (add_ev(w->epfd, fd, ev_make(EV_UP, fl->gen, f->idx)) < 0) {
         umx_ft_remove(w->ft, f);
         return -EIO;
+    } else {
+        w->fd_flows++;
     }
     fl->up_fd = fd;
-    w->fd_flows++;
     umxd_flow_adopted(&w->eng, f);
     if (rec->roam_len && rec->roam_len <= UMX_ROAM_MAX) {
         umx_ft_roam_set(w->ft, f, rec->roam, rec->roam_len);
@@ -226,13 +254,30 @@ void handoff_import(struct umxd_worker *w)
     unsigned ok = 0, gone = 0;
     if (!in)
         return;
+    /* the shared sockets first (sorting put them first too: their
+     * last_ns is 0), then the flows */
     for (unsigned i = 0; i < in->n; i++) {
-        if (in->rec[i].worker != (unsigned)w->id || in->fd[i] < 0)
+        const struct umxd_handoff_rec *rec = &in->rec[i];
+        unsigned k = rec->backend_idx & 1;
+        if (rec->worker != (unsigned)w->id || rec->kind != UMXD_HO_SHRSOCK || in->fd[i] < 0)
             continue;
-        if (adopt_one(w, &in->rec[i], in->fd[i]) == 0) {
+        if (w->shr_fd[k] < 0 && add_ev(w->epfd, in->fd[i], ev_make(EV_SHR, 0, k)) == 0)
+            w->shr_fd[k] = in->fd[i];
+        else
+            close(in->fd[i]);
+        in->fd[i] = -1;
+    }
+    for (unsigned i = 0; i < in->n; i++) {
+        const struct umxd_handoff_rec *rec = &in->rec[i];
+        if (rec->worker != (unsigned)w->id || rec->kind == UMXD_HO_SHRSOCK)
+            continue;
+        if (rec->kind == UMXD_HO_FLOW && in->fd[i] < 0)
+            continue;
+        if (adopt_one(w, rec, in->fd[i]) == 0) {
             ok++;
         } else {
-            close(in->fd[i]);
+            if (in->fd[i] >= 0)
+                close(in->fd[i]);
             gone++;
         }
         in->fd[i] = -1;

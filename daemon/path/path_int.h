@@ -185,6 +185,7 @@ void mark_down(struct umxd_worker *w, const struct umxd_flow *fl, uint64_t now);
 int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt);
 void close_upstream(struct umxd_worker *w, struct umx_flow *f);
 struct umx_flow *shr_find(struct umxd_worker *w, const struct sockaddr_storage *dst);
+void shr_adopt(struct umxd_worker *w, struct umx_flow *f);
 int add_ev(int epfd, int fd, uint64_t data);
 
 /* txq.c */

@@ -11,6 +11,8 @@
 # (which may use the control socket) cannot trigger an upgrade; and a
 # plain stop + start in the same setup loses datagrams, so the zero above
 # is a measurement, not a given.
+# IT_UPSTREAM=shared: the same with `upstream = shared` routes (the flows
+# ride the worker's shared socket, which moves once per worker).
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 [ -n "${UDPMUXCTL:-}" ] || it_fail "needs udpmuxctl (UDPMUXCTL)"
@@ -19,6 +21,7 @@ getent passwd nobody >/dev/null || it_fail "no user nobody"
 RATE=400
 it_echo a 127.0.0.1:5001
 it_wait_udp 5001
+SHARED=$([ "${IT_UPSTREAM:-}" = shared ] && printf 'upstream = shared\nsource = 127.66.0.0/16' || true)
 conf()
 {
     IT_CONF_EXTRA="user = nobody
@@ -33,10 +36,12 @@ address = 127.0.0.1:$IT_PORT
 match = prefix 7365713d
 forward = 127.0.0.1:5001
 idle-timeout = 30s
+$SHARED
 
 [route wireguard]
 match = wireguard
 forward = 127.0.0.1:5820
+$SHARED
 CONF
 # systemd's side, without systemd: a stand-in notification socket that
 # records who sent what (MAINPID= must come from the old process, the
@@ -94,10 +99,12 @@ action = echo
 match = prefix 7365713d
 forward = 127.0.0.1:5001
 idle-timeout = 30s
+$SHARED
 
 [route wireguard]
 match = wireguard
 forward = 127.0.0.1:5820
+$SHARED
 CONF
 t0=$(it_now_ms)
 rc=0
@@ -134,6 +141,10 @@ it_eq "$(jf "$T/up-stream.json" '",".join(d["srcs"])')" "127.0.0.1:$IT_PORT" \
     "addresses the answers came from"
 it_eq "$(jf "$T/up-stream.json" 'len(d["froms"])')" 1 \
     "sources the backend saw (one: the same upstream socket before and after)"
+if [ -n "$SHARED" ]; then
+    it_contains "$(jf "$T/up-stream.json" '",".join(d["froms"])')" "127.66." \
+        "the shared upstream's source address"
+fi
 it_eq "$(jf "$T/up-wg.json" 'd["nlost"]')" 0 "datagrams lost in the WireGuard tunnel"
 wsent=$(jf "$T/up-wg.json" 'd["sent"]')
 [ "$wsent" -ge 200 ] || it_fail "the tunnel client sent only $wsent datagrams"
