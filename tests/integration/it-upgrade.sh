@@ -167,6 +167,53 @@ rx=$(awk '$1 == "stream" {print $7}' "$T/flows.txt" | head -n 1)
 [ -n "$rx" ] && [ "$rx" -ge "$sent" ] ||
     it_fail "the adopted flow's counters (rx '$rx', $sent sent): $(cat "$T/flows.txt")"
 
+# 2b. a successor that dies after the old one stopped reading: a client of
+# our own (root) plays the new process's part up to FREEZE, receives every
+# flow, then hangs up instead of DONE. The old process must resume with
+# everything it had, and what arrived meanwhile waited in its sockets.
+cat >"$T/quitter.py" <<'EOF'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"upgrade-handoff\n")
+def frame():
+    hdr, fds, _, _ = socket.recv_fds(s, 8, 256, socket.MSG_WAITALL)
+    t, n = struct.unpack("=II", hdr)
+    body = b""
+    while len(body) < n:
+        body += s.recv(n - len(body), socket.MSG_WAITALL)
+    for fd in fds:
+        socket.close(fd)
+    return t, len(fds), body
+t, _, hello = frame()              # HELLO: magic, version, pid, workers, listeners...
+assert t == 1, t
+for i in range(struct.unpack_from("=I", hello, 16)[0]):
+    assert frame()[0] == 2         # LISTEN, one per listener
+s.sendall(struct.pack("=II", 4, 0))  # FREEZE
+flows = 0
+while True:
+    t, nf, _ = frame()
+    if t == 6:                      # END
+        break
+    flows += nf
+print(flows)
+s.close()                           # no DONE: the old one must resume
+EOF
+streams quit
+sleep 2
+got=$(timeout 20 /usr/bin/python3 "$T/quitter.py" "$S" 2>"$T/quitter.err") ||
+    it_fail "the stand-in successor failed: $(cat "$T/quitter.err")"
+it_log "the stand-in successor received $got flow sockets, then hung up"
+wait "$spid" || it_fail "stream client failed"
+wait "$wpid" || it_fail "WireGuard stream client failed"
+it_wait_log "$T/udpmuxd-new.log" "hand-over to pid [0-9]+ failed; resuming" 5
+kill -0 "$new" || it_fail "the old process died when its successor did"
+it_log "after the failed hand-over: $(cat "$T/quit-stream.json")"
+it_eq "$(jf "$T/quit-stream.json" 'd["nlost"]')" 0 "datagrams lost across the failed hand-over"
+it_eq "$(jf "$T/quit-stream.json" 'len(d["froms"])')" 1 "sources the backend saw"
+it_eq "$(jf "$T/quit-wg.json" 'd["nlost"]')" 0 "tunnel datagrams lost across the failed hand-over"
+
 # 2. a broken configuration: refused with file:line, the old one serves on
 cp "$T/udpmux.conf" "$T/good.conf"
 printf '\n[route broken]\nmatch = prefix 00\nforward = 127.0.0.1:5001\nbogus-key = 1\n' \
