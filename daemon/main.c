@@ -40,6 +40,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: udpmuxd [-c FILE] [-t | -T] [-v] [--takeover]\n"
+            "       udpmuxd --upgrade [-c FILE] [--ready-fd N] [-v]\n"
             "       udpmuxd -l ADDR:PORT [-l ...] -r RULE=BACKEND[,BACKEND] [-r ...] [-w N]\n"
             "               [-b US] [-v]\n"
             "  -c, --config FILE      configuration file (default %s)\n"
@@ -55,6 +56,7 @@ static void usage(FILE *f)
             "                         the listen address, instead of refusing\n"
             "      --upgrade          take over the running udpmuxd's sockets and flows\n"
             "                         (its control socket; udpmuxctl upgrade runs this)\n"
+            "      --ready-fd N       with --upgrade: write \"ok PID\" to descriptor N when done\n"
             "  -V, --version          print the version and exit\n"
             "  -h, --help             print this help and exit\n",
             default_config);
