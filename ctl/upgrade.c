@@ -123,10 +123,10 @@ int ctl_upgrade_main(int argc, char **argv)
     /* it gave up: its reason is on stderr already */
     if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
         fprintf(stderr,
-                "udpmuxctl: upgrade failed (the new udpmuxd exited with status %d); the running "
-                "udpmuxd keeps serving\n",
+                "udpmuxctl: upgrade failed (the new udpmuxd exited with status %d); a running "
+                "udpmuxd was left as it was\n",
                 WEXITSTATUS(status));
     else
-        fprintf(stderr, "udpmuxctl: upgrade failed; the running udpmuxd keeps serving\n");
+        fprintf(stderr, "udpmuxctl: upgrade failed; a running udpmuxd was left as it was\n");
     return EX_CMDERR_;
 }
