@@ -533,7 +533,7 @@ int umxd_attach_init(struct umxd *d)
     memcpy(a->path, d->cfg->attach, pl);
     if (d->mod_lfd[UMXD_MOD_ATTACH] >= 0) {
         /* upgrade: the old process's socket (upgrade.c); programs attached
-         * to the old process reconnect to this one */
+         * to the old process must attach again, here */
         a->lfd = d->mod_lfd[UMXD_MOD_ATTACH];
         umxd_sockfile_note(&a->file, d->cfg->attach);
         goto listening;
