@@ -45,6 +45,7 @@
 #include "internal.h"
 #include "log.h"
 #include "startup.h"
+#include "steer/steer.h"
 #include "udpmuxd.h"
 #include "upgrade.h"
 
@@ -322,6 +323,17 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     /* from here on nobody reads the sockets until the new workers do */
     t0 = umx_now_ns();
     umxd_path_freeze(d);
+    if (d->steer) {
+        /* The group's eBPF program (steer/) stays attached to the sockets
+         * and keeps steering peers it knows to the same worker index, and
+         * others by its hash; but its first-byte filter is this
+         * configuration's, and the new one may add routes, while only we
+         * hold its maps: turn the filter off. */
+        uint8_t all[32];
+        memset(all, 0xff, sizeof(all));
+        if (umxd_steer_filter(d->steer, all, 1, 0, 1, 1) < 0)
+            umxd_log(LOG_WARNING, "upgrade: cannot turn the kernel's first-byte filter off");
+    }
     e = calloc(1, sizeof(*e));
     if (!e)
         goto thaw;
@@ -357,6 +369,9 @@ thaw:
     close(fd);
     if (umxd_path_thaw(d) < 0)
         umxd_log(LOG_ERR, "upgrade: cannot restart the workers");
+    if (d->steer)
+        umxd_log(LOG_NOTICE, "upgrade: the kernel's first-byte filter stays off until the next "
+                             "reload");
     d->reloads_failed++;
     return;
 fail:
@@ -493,6 +508,10 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                  h.nworkers, h.nworkers == 1 ? "" : "s", d->nworkers);
     d->nworkers = h.nworkers;
     d->activated = (int)h.activated;
+    /* the sockets keep the group's steering program, classic or eBPF
+     * (whose maps stay with the old process: its peer map as of the
+     * switch, its hash for new peers, no first-byte filter); ours would
+     * hash peers with another key, away from their flows */
     if (h.watchdog_usec) {
         /* systemd gave WATCHDOG_USEC to the main process only: once
          * MAINPID= names us, the pings must come from here */
