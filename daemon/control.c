@@ -34,6 +34,7 @@
 #include "names.h"
 #include "sockfile.h"
 #include "udpmuxd.h"
+#include "upgrade.h"
 
 #define CTL_MAX_CLIENTS 16
 /* Deadlines are on whole requests, not on any byte: a client that trickles
@@ -511,6 +512,17 @@ static void client_process(struct umxd *d, struct client *c)
             return;
         }
         linelen = (size_t)(nl - c->in) + 1;
+        if (linelen == sizeof(UMXD_UPGRADE_REQUEST) &&
+            memcmp(c->in, UMXD_UPGRADE_REQUEST, linelen - 1) == 0) {
+            /* a new udpmuxd asks to take over: the connection is upgrade.c's
+             * now (it checks the peer is root); on success we never return */
+            int fd = c->fd;
+            umxd_loop_del(d, fd);
+            c->fd = -1;
+            c->inlen = 0;
+            umxd_upgrade_serve(d, fd);
+            return;
+        }
         c->out = run_request(d, c->in, linelen, &c->outlen);
         memmove(c->in, c->in + linelen, c->inlen - linelen);
         c->inlen -= linelen;
@@ -698,26 +710,34 @@ int umxd_control_init(struct umxd *d)
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, path, pl);
-    make_parent(path);
-    r = umxd_sockfile_clear(path, SOCK_STREAM);
-    if (r < 0)
-        goto fail;
-    ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (ctl->lfd < 0) {
-        r = -errno;
-        goto fail;
-    }
-    /* the umask makes the file 0660 from birth: no window where another
-     * user could connect before chmod */
-    old = umask(0117);
-    r = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (r == 0)
+    if (d->mod_lfd[UMXD_MOD_CONTROL] >= 0) {
+        /* upgrade: the old process's socket, bound at the same path (the
+         * new config must name it: upgrade.c), so connections queue in its
+         * backlog during the switch instead of failing */
+        ctl->lfd = d->mod_lfd[UMXD_MOD_CONTROL];
         umxd_sockfile_note(&ctl->file, path);
-    if (r < 0 || listen(ctl->lfd, 16) < 0) {
-        r = -errno;
-        ctl->lfd = (close(ctl->lfd), -1);
-        goto fail;
+    } else {
+        make_parent(path);
+        r = umxd_sockfile_clear(path, SOCK_STREAM);
+        if (r < 0)
+            goto fail;
+        ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (ctl->lfd < 0) {
+            r = -errno;
+            goto fail;
+        }
+        /* the umask makes the file 0660 from birth: no window where another
+         * user could connect before chmod */
+        old = umask(0117);
+        r = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r == 0)
+            umxd_sockfile_note(&ctl->file, path);
+        if (r < 0 || listen(ctl->lfd, 16) < 0) {
+            r = -errno;
+            ctl->lfd = (close(ctl->lfd), -1);
+            goto fail;
+        }
     }
     chmod(path, 0660);
     ctl->owner_uid = geteuid();
@@ -740,6 +760,7 @@ int umxd_control_init(struct umxd *d)
     if (stat(path, &st) == 0)
         ctl->gid = st.st_gid;
     d->control = ctl;
+    d->mod_lfd[UMXD_MOD_CONTROL] = ctl->lfd;
     g_ctl = ctl;
     r = umxd_loop_add(d, ctl->lfd, EPOLLIN, on_accept, ctl);
     if (r == 0)

@@ -810,12 +810,20 @@ int umxd_metrics_init(struct umxd *d)
         port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
     }
     render(d, m); /* the first request finds documents */
+    /* upgrade: the old process's listening socket (no window where the
+     * port refuses, and no second bind while it still holds it) */
+    int inh = d->mod_lfd[UMXD_MOD_METRICS];
+    struct MHD_OptionItem where[] = {
+        {inh >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR, inh >= 0 ? inh : 0,
+         inh >= 0 ? NULL : (void *)&ss},
+        {MHD_OPTION_END, 0, NULL},
+    };
     /* A few addresses that open connections and send half a request must
      * not take every slot: an address gets M_PER_ADDR of M_CONNS, so it
      * takes more than M_CONNS / M_PER_ADDR addresses to fill them, and a
      * local user (who has all of 127.0.0.0/8) gets M_PER_UID. */
     m->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, port, NULL, NULL, on_request, m, MHD_OPTION_ARRAY, where,
         MHD_OPTION_CONNECTION_LIMIT, M_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
         MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
@@ -831,6 +839,10 @@ int umxd_metrics_init(struct umxd *d)
     }
     d->metrics = m;
     g_m = m;
+    {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+        d->mod_lfd[UMXD_MOD_METRICS] = di ? di->listen_fd : -1;
+    }
     r = umxd_tick_add(d, on_tick, m);
     if (r < 0)
         return r;

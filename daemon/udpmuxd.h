@@ -88,7 +88,14 @@ struct umxd {
     int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
     struct umxd_steer *steer; /* the eBPF reuseport program (steer/steer.h), NULL: classic BPF */
     uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
+    /* upgrade (upgrade.c): the flows the workers adopt at start */
+    struct umxd_handoff_in *handoff_in;
+    /* the control/attach/metrics listening sockets: before the module's
+     * init, one the old process handed over (-1: none, the module binds
+     * its own); after it, the module's own (-1: not open) */
+    int mod_lfd[3];
 };
+enum { UMXD_MOD_CONTROL, UMXD_MOD_ATTACH, UMXD_MOD_METRICS };
 
 /* The main thread's loop (loop.h), which modules (control socket, metrics,
  * attach server, health checks, foreign-socket watch) hook into. */
