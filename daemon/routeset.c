@@ -21,6 +21,11 @@
 
 static void steer_apply(struct umxd *d, const struct umxd_config *c);
 
+void umxd_routeset_steer(struct umxd *d)
+{
+    steer_apply(d, d->cfg);
+}
+
 static int build_routeset(struct umxd *d, struct umxd_config *cfg, struct umxd_routeset **out)
 {
     struct umxd_routeset *rs = calloc(1, sizeof(*rs));

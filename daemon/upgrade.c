@@ -45,11 +45,18 @@
 #include "internal.h"
 #include "log.h"
 #include "startup.h"
+#include "routeset.h"
 #include "steer/steer.h"
 #include "udpmuxd.h"
 #include "upgrade.h"
 
-enum { F_HELLO = 1, F_LISTEN, F_ABORT, F_FREEZE, F_FLOWS, F_END, F_DONE };
+enum { F_HELLO = 1, F_LISTEN, F_ABORT, F_FREEZE, F_FLOWS, F_END, F_DONE, F_STEER };
+
+/* F_STEER: the reuseport program's maps (steer.h), none without one */
+struct steer_hdr {
+    uint32_t mirror;
+    uint32_t nmaps;
+};
 
 #define UP_MAGIC 0x756d7875u /* "umxu" */
 #define UP_TIMEOUT_S 10
@@ -305,6 +312,20 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
         if (send_frame(fd, F_LISTEN, &lh, sizeof(lh), lf, d->nworkers) < 0)
             goto fail;
     }
+    {
+        /* the program stays on the groups; its maps go with them, so the
+         * new process keeps its peer map, hints and counters current */
+        struct steer_hdr sh = {0, 0};
+        int mf[UMXD_STEER_NFDS];
+        int mirror = 0;
+        if (d->steer) {
+            umxd_steer_export(d->steer, mf, &mirror);
+            sh.mirror = (uint32_t)mirror;
+            sh.nmaps = UMXD_STEER_NFDS;
+        }
+        if (send_frame(fd, F_STEER, &sh, sizeof(sh), mf, sh.nmaps) < 0)
+            goto fail;
+    }
     /* the new process sets up (config checks, modules, privileges) */
     r = recv_frame(fd, &type, msg, sizeof(msg) - 1, &len, NULL, 0, &nfds);
     if (r < 0 || type == F_ABORT) {
@@ -323,17 +344,9 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     /* from here on nobody reads the sockets until the new workers do */
     t0 = umx_now_ns();
     umxd_path_freeze(d);
-    if (d->steer) {
-        /* The group's eBPF program (steer/) stays attached to the sockets
-         * and keeps steering peers it knows to the same worker index, and
-         * others by its hash; but its first-byte filter is this
-         * configuration's, and the new one may add routes, while only we
-         * hold its maps: turn the filter off. */
-        uint8_t all[32];
-        memset(all, 0xff, sizeof(all));
-        if (umxd_steer_filter(d->steer, all, 1, 0, 1, 1) < 0)
-            umxd_log(LOG_WARNING, "upgrade: cannot turn the kernel's first-byte filter off");
-    }
+    /* The group's eBPF program (steer/) stays attached to the sockets and
+     * its maps went to the new process with them (F_STEER), which has set
+     * its own configuration's first-byte filter by now. */
     e = calloc(1, sizeof(*e));
     if (!e)
         goto thaw;
@@ -369,9 +382,8 @@ thaw:
     close(fd);
     if (umxd_path_thaw(d) < 0)
         umxd_log(LOG_ERR, "upgrade: cannot restart the workers");
-    if (d->steer)
-        umxd_log(LOG_NOTICE, "upgrade: the kernel's first-byte filter stays off until the next "
-                             "reload");
+    /* the new process may have set its configuration's filter: ours again */
+    umxd_routeset_steer(d);
     d->reloads_failed++;
     return;
 fail:
@@ -508,10 +520,11 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                  h.nworkers, h.nworkers == 1 ? "" : "s", d->nworkers);
     d->nworkers = h.nworkers;
     d->activated = (int)h.activated;
-    /* the sockets keep the group's steering program, classic or eBPF
-     * (whose maps stay with the old process: its peer map as of the
-     * switch, its hash for new peers, no first-byte filter); ours would
-     * hash peers with another key, away from their flows */
+    /* the sockets keep the group's steering program, classic or eBPF;
+     * an eBPF program's maps follow below (F_STEER): the new workers
+     * mirror their adopted peers into the same map, at the same worker
+     * indexes (the worker count is kept). Our own program would hash
+     * peers with another key, away from their flows. */
     if (h.watchdog_usec) {
         /* systemd gave WATCHDOG_USEC to the main process only: once
          * MAINPID= names us, the pings must come from here */
@@ -548,6 +561,26 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
                      li + 1, d->cfg->listen_text[li]);
             umxd_upgrade_abort(u, err);
             return -EINVAL;
+        }
+    }
+    {
+        struct steer_hdr sh;
+        r = recv_frame(u->fd, &type, &sh, sizeof(sh), &len, fds, UP_MAX_FDS, &nfds);
+        if (r < 0 || type != F_STEER || len != sizeof(sh) || nfds != sh.nmaps ||
+            (nfds != 0 && nfds != UMXD_STEER_NFDS)) {
+            close_all(fds, r == 0 ? nfds : 0);
+            goto io;
+        }
+        if (nfds) {
+            r = umxd_steer_adopt(&d->steer, fds, d->nworkers, (int)sh.mirror);
+            if (r < 0) {
+                close_all(fds, nfds);
+                d->steer = NULL;
+                umxd_log(LOG_WARNING,
+                         "upgrade: cannot adopt the steering program's maps (%s): it keeps "
+                         "steering known peers, with no filter and no new hints",
+                         strerror(-r));
+            }
         }
     }
     return 0;

@@ -162,6 +162,25 @@ code=$(timeout 10 curl -sS -o "$T/metrics.txt" -w '%{http_code}' "http://127.0.0
 it_eq "$code" 200 "metrics from the new process"
 grep -q 'udpmux_route_rx_datagrams_total{route="gen2"} 1' "$T/metrics.txt" ||
     it_fail "metrics: $(grep route_rx_datagrams "$T/metrics.txt")"
+# the kernel steering program's maps moved with the sockets: the new
+# process's configuration filters in the kernel (kernel.filtered grows by
+# the 16 datagrams no route takes, none reaches a worker) and reads the
+# program's counters
+kstat() { timeout 10 "$UDPMUXCTL" -s "$S" stats | sed -n "s/^$1=//p"; }
+if grep -q "reuseport eBPF program loaded" "$T/udpmuxd.log"; then
+    kf0=$(kstat kernel.filtered)
+    um0=$(kstat classify.unmatched)
+    $IT_PY - "$IT_PORT" <<'PY'
+import socket, sys
+for i in range(16):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"\x99junk", ("127.0.0.1", int(sys.argv[1])))
+    s.close()
+PY
+    sleep 0.3
+    it_eq "$(($(kstat kernel.filtered) - kf0))" 16 "kernel.filtered after the upgrade (the maps moved)"
+    it_eq "$(kstat classify.unmatched)" "$um0" "classify.unmatched (junk reached no worker)"
+fi
 timeout 10 "$UDPMUXCTL" -s "$S" flows -r stream >"$T/flows.txt"
 rx=$(awk '$1 == "stream" {print $7}' "$T/flows.txt" | head -n 1)
 [ -n "$rx" ] && [ "$rx" -ge "$sent" ] ||
