@@ -20,6 +20,7 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 #ifndef UMXD_VERSION
 #define UMXD_VERSION UDPMUX_VERSION_STRING
@@ -312,6 +313,12 @@ int main(int argc, char **argv)
         goto out;
     }
     init_modules(d);
+    /* before privileges drop: the table and the queue need CAP_NET_ADMIN */
+    r = umxd_kdp_init(d);
+    if (r < 0 && umxd_kdp_wanted(d->cfg)) {
+        rc = EX_OSERR;
+        goto out;
+    }
     if (umxd_drop_privileges(d) < 0 || umxd_roam_init(d) < 0) {
         rc = EX_OSERR;
         goto out;
@@ -340,6 +347,7 @@ int main(int argc, char **argv)
     run(d);
     umxd_notify("STOPPING=1");
 out:
+    umxd_kdp_fini(d);
     umxd_worker_stop_all(d);
     if (d->roam_ft)
         umxd_roam_fini(d);

@@ -15,6 +15,7 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 static int build_routeset(struct umxd *d, struct umxd_config *cfg, struct umxd_routeset **out)
 {
@@ -99,6 +100,7 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
         umxd_log(LOG_NOTICE, "busy-poll %u -> %u us", d->cfg->busy_poll_us, nc->busy_poll_us);
     d->cfg = nc;
     umxd_publish(d, rs);
+    umxd_kdp_reload(d);
     d->loaded_at = (int64_t)time(NULL);
     d->reloads_ok++;
     d->last_reload_error[0] = '\0';

@@ -22,6 +22,52 @@
 #include "conf.h"
 #include "internal.h"
 
+/* datapath = kernel: after the first datagram the flow never reaches
+ * udpmuxd, so every option that needs udpmuxd on later datagrams, or its
+ * own upstream sockets, is refused with the reason (daemon/kdp/). */
+static void check_kernel(struct ctx *c, const struct umxd_route *r, const int *kl, const char *sec)
+{
+    int l = kl[R_DATAPATH];
+    if (r->action != UMXD_FORWARD) {
+        conf_errf(c, kl[R_ACTION] ? kl[R_ACTION] : l, sec, "datapath",
+                  "datapath = kernel needs action = forward: action = %s is answered or delivered "
+                  "by udpmuxd itself",
+                  conf_action_names[r->action]);
+        return;
+    }
+    if (r->proxy_v2)
+        conf_errf(c, kl[R_PROXY], sec, "proxy-protocol",
+                  "datapath = kernel: the kernel cannot put a PROXY header in front of datagrams");
+    else if (r->classify_every)
+        conf_errf(c, kl[R_CLASSIFY], sec, "classify",
+                  "datapath = kernel: classify = every needs every datagram in udpmuxd; the "
+                  "kernel carries a flow after its first datagram");
+    else if (r->shared || !r->connected)
+        conf_errf(c, kl[R_UPSTREAM], sec, "upstream",
+                  "datapath = kernel: upstream = shared/unconnected are udpmuxd's own sockets; the "
+                  "kernel NATs each flow to one backend address and port");
+    else if (r->source.ss_family)
+        conf_errf(c, kl[R_SOURCE], sec, "source",
+                  "datapath = kernel: the kernel uses the host's address towards the backend "
+                  "(masquerade) or the client's (transparent = yes), not a source prefix");
+    if (c->ret < 0)
+        return;
+    for (unsigned b = 0; b < r->nbackends; b++) {
+        const struct sockaddr_storage *a = &r->backends[b].addr;
+        int lo = a->ss_family == AF_INET
+                     ? (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127
+                     : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+        if (lo) {
+            conf_errf(c, kl[R_FORWARD], sec, "forward",
+                      "datapath = kernel: backend %s is a loopback address, which the kernel "
+                      "does not route datagrams from other hosts to; use another address of "
+                      "the host or the backend's",
+                      r->backends[b].text);
+            return;
+        }
+    }
+}
+
 /* Whole-route checks, run once every key of the route is known. Compiles
  * the rule last. */
 void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_line)
@@ -81,6 +127,8 @@ void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_lin
                 break;
             }
     }
+    if (r->kernel)
+        check_kernel(c, r, kl, sec);
     if (r->health_timeout_ns > r->health_interval_ns) {
         int l = kl[R_HEALTH_TIMEOUT] ? kl[R_HEALTH_TIMEOUT] : kl[R_HEALTH_INTERVAL];
         conf_errf(c, l, sec, kl[R_HEALTH_TIMEOUT] ? "health-timeout" : "health-interval",
