@@ -35,6 +35,7 @@
 #include "names.h"
 #include "peeruid.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
@@ -342,6 +343,33 @@ static void render_process(struct sb *b, double start)
     sb_printf(b, "process_start_time_seconds %.3f\n", start);
 }
 
+/* datapath = kernel (daemon/kdp/): the queue's verdicts and the kernel
+ * flows' conntrack counters (both directions) */
+static void render_kernel(struct umxd *d, struct sb *b)
+{
+    struct umxd_kdp_stats k;
+    if (umxd_kdp_stats(d, &k, 1) < 0)
+        return;
+    family(b, "udpmux_kernel_queued_total", "counter",
+           "First datagrams of new flows the kernel queued to udpmuxd.");
+    sb_printf(b, "udpmux_kernel_queued_total %llu\n", (unsigned long long)k.queued);
+    family(b, "udpmux_kernel_verdicts_total", "counter", "Queue verdicts by outcome.");
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"kernel\"} %llu\n",
+              (unsigned long long)k.to_kernel);
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"user\"} %llu\n",
+              (unsigned long long)k.to_user);
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"drop\"} %llu\n",
+              (unsigned long long)k.dropped);
+    family(b, "udpmux_kernel_flows", "gauge", "Flows the kernel carries (conntrack entries).");
+    sb_printf(b, "udpmux_kernel_flows %llu\n", (unsigned long long)k.flows);
+    family(b, "udpmux_kernel_flow_datagrams", "gauge",
+           "Datagrams of the live kernel flows, both directions (conntrack accounting).");
+    sb_printf(b, "udpmux_kernel_flow_datagrams %llu\n", (unsigned long long)k.pkts);
+    family(b, "udpmux_kernel_flow_bytes", "gauge",
+           "IP bytes of the live kernel flows, both directions (conntrack accounting).");
+    sb_printf(b, "udpmux_kernel_flow_bytes %llu\n", (unsigned long long)k.bytes);
+}
+
 static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
 {
     const struct umxd_config *c = d->cfg;
@@ -365,6 +393,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
               (unsigned long long)d->reloads_failed);
     family(b, "udpmux_workers", "gauge", "Worker threads.");
     sb_printf(b, "udpmux_workers %u\n", d->nworkers);
+    render_kernel(d, b);
 
     family(b, "udpmux_listener_info", "gauge", "One series per listening address; always 1.");
     for (unsigned li = 0; li < c->nlisten; li++) {

@@ -24,6 +24,7 @@ for i in $(seq 1 50); do
     sleep 0.1
 done
 
+IT_CONF_EXTRA="metrics = 127.0.0.1:9100"
 it_conf "$T/udpmux.conf" <<CONF
 [listen]
 address = 10.1.0.1:$IT_PORT
@@ -82,6 +83,10 @@ for i in $(seq 1 10); do
 done
 it_eq "$(stat kernel.queued)" "11" "one queued datagram per flow"
 it_eq "$(stat kernel.flows)" "11" "eleven kernel flows in conntrack"
+curl -s -m 3 http://127.0.0.1:9100/metrics >"$T/metrics.txt" || it_fail "/metrics"
+grep -qx 'udpmux_kernel_flows 11' "$T/metrics.txt" || it_fail "metrics: no udpmux_kernel_flows 11"
+grep -qx 'udpmux_kernel_queued_total 11' "$T/metrics.txt" || it_fail "metrics: queued"
+grep -qx 'udpmux_kernel_flow_datagrams 30' "$T/metrics.txt" || it_fail "metrics: kernel datagrams"
 
 # a user route through the same port still works (marked user, then the
 # workers' socket), and a datagram no route matches is dropped in the queue
