@@ -244,7 +244,9 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
             umxd_flow_rx(&k->eng, f, s.buf, s.len, umxd_fl(f)->listener, now);
             b = umxd_fl(f)->backend;
         }
-        if (b >= 0 && (unsigned)b < rt->nbackends) {
+        /* NAT cannot change the address family: a backend of the other
+         * family is the workers' (sockets translate) */
+        if (b >= 0 && (unsigned)b < rt->nbackends && rt->backends[b].addr.ss_family == p->family) {
             uint32_t field = umxd_kdp_mark(k->rs->slot[v.route], (unsigned)b);
             release_holds(k, &p->src, NF_ACCEPT, field);
             kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, host | field);
