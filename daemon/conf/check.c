@@ -295,6 +295,18 @@ void conf_finish_config(struct ctx *c)
             }
         }
     }
+    /* The queue's verdicts and the table need CAP_NET_ADMIN for the whole
+     * run, and changing user clears every capability. */
+    if (cfg->user[0] && c->gkey_line[G_USER])
+        for (unsigned i = 0; i < cfg->nroutes; i++)
+            if (cfg->routes[i].kernel) {
+                conf_errf(c, c->gkey_line[G_USER], "[udpmux]", "user",
+                          "route %s has datapath = kernel, which needs CAP_NET_ADMIN while "
+                          "udpmuxd runs (queue verdicts, its table); changing user drops it: "
+                          "leave user = unset (udpmuxd keeps only CAP_NET_ADMIN)",
+                          cfg->routes[i].name);
+                return;
+            }
     /* One UNIX socket path for two sockets: the second bind would unlink
      * the first one's socket, and clients of one would talk to the other. */
     if (cfg->control[0] && !strcmp(cfg->control, cfg->attach)) {

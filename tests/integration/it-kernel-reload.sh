@@ -5,7 +5,9 @@
 # conntrack entry, its next datagram is not queued again) and ends b's
 # (its conntrack entry is deleted at once, logged). `udpmuxctl drain a`
 # refuses new flows of a in the queue (NF_DROP, counted) while a's
-# running kernel flow goes on.
+# running kernel flow goes on. The daemon runs with UDPMUXD_SECCOMP=kill
+# (a system call missing from the allow-list kills it) and every thread
+# holds CAP_NET_ADMIN and nothing else (docs/security.md C12).
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 it_child_ns cli 10.1.0.1 10.1.0.2
@@ -32,7 +34,13 @@ CONF
     return 0
 }
 routes both | it_conf "$T/udpmux.conf"
+export UDPMUXD_SECCOMP=kill
 it_daemon "$T/udpmux.conf"
+for st in /proc/"$UMXD_PID"/task/*/status; do
+    it_eq "$(awk '/^CapEff|^CapPrm/ {printf "%s ", $2}' "$st")" "0000000000001000 0000000000001000 " \
+        "thread $(basename "$(dirname "$st")"): only CAP_NET_ADMIN"
+done
+grep -q '^Seccomp:[[:space:]]*2' "/proc/$UMXD_PID/status" || it_fail "no seccomp filter"
 
 ctl() { timeout 5 "$UDPMUXCTL" -s "$T/control.sock" "$@"; }
 stat() { ctl stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -63,4 +71,7 @@ it_eq "$(stat kernel.dropped)" "2" "the drained route's new flow dropped in the 
 it_eq "$(ask --bind 10.1.0.2:6001 --data a4)" "be|from=10.2.0.1:6001|a4" "a's running flow goes on"
 ctl undrain a >/dev/null
 it_eq "$(ask --bind 10.1.0.2:6004 --data a5)" "be|from=10.2.0.1:6004|a5" "new flows again after undrain"
+ctl -j flows | grep -q '"datapath":"kernel"' || it_fail "flows: no kernel flow"
+it_alive udpmuxd || it_fail "udpmuxd died (seccomp kill mode)"
+it_log_lacks udpmuxd "seccomp: refused"
 it_pass
