@@ -184,21 +184,27 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
         UMXD_ATTACH_DROPS(PUT)
 #undef PUT
     }
+    umx_ctl_rec_end(o);
     {
+        /* a record of its own: the stats record is near the field cap */
         struct umxd_kdp_stats ks;
         if (umxd_kdp_stats(d, &ks, 1) == 0) {
+            umx_ctl_rec(o, "kernel");
             umx_ctl_u64(o, "kernel.queued", ks.queued);
             umx_ctl_u64(o, "kernel.to_kernel", ks.to_kernel);
             umx_ctl_u64(o, "kernel.to_user", ks.to_user);
             umx_ctl_u64(o, "kernel.dropped", ks.dropped);
             umx_ctl_u64(o, "kernel.held", ks.held);
             umx_ctl_u64(o, "kernel.verdict_errors", ks.verdict_err);
+            umx_ctl_u64(o, "kernel.replies", ks.replies);
+            umx_ctl_u64(o, "kernel.keys_learnt", ks.keys);
+            umx_ctl_u64(o, "kernel.roamed", ks.roamed);
             umx_ctl_u64(o, "kernel.flows", ks.flows);
             umx_ctl_u64(o, "kernel.datagrams", ks.pkts);
             umx_ctl_u64(o, "kernel.bytes", ks.bytes);
+            umx_ctl_rec_end(o);
         }
     }
-    umx_ctl_rec_end(o);
 }
 
 static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)

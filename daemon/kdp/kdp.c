@@ -28,6 +28,7 @@
 #include "kdp_int.h"
 #include "log.h"
 #include "rules/probe.h"
+#include "rules/roam.h"
 #include "udpmuxd.h"
 
 #define KDP_FLOWS_MAX 65536u
@@ -195,6 +196,44 @@ static uint64_t now_ns(void)
     return umx_now_ns();
 }
 
+/* A kernel flow's 2nd or 3rd datagram from the peer after the backend
+ * answered (the table queues it for routes that roam): the flow is
+ * established, as the workers mark a flow whose peer sends after the
+ * answer, and the session key the datagram carries (the WireGuard receiver
+ * index or QUIC connection ID the backend gave) is learnt for roaming. The
+ * backend's replies themselves never reach udpmuxd; the key is the same. */
+static void on_proof(struct kdp *k, const struct kdp_pkt *p, uint64_t now)
+{
+    struct umx_flow_key key;
+    struct umx_flow *f;
+    struct umxd_flow *fl;
+    uint8_t rk[UMX_ROAM_MAX];
+    size_t klen = 0;
+    int kind = 0;
+    kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+    KDP_ADD(k->st.replies, 1);
+    umx_flow_key_make(&key, (const struct sockaddr *)&p->dst, (const struct sockaddr *)&p->src, 0);
+    f = umx_ft_lookup(k->ft, &key);
+    if (!f)
+        return;
+    fl = umxd_fl(f);
+    if (!fl->established) {
+        fl->answered = 1;
+        fl->established = 1;
+        umx_ft_touch(k->ft, f, umxd_cls_of(fl, fl->route), now);
+    }
+    if (k->eng.protos[fl->route] &&
+        umx_roam_key(p->payload, p->len, UMX_ROAM_FROM_CLIENT, k->eng.protos[fl->route], 0, rk + 1,
+                     &klen, &kind) == 1 &&
+        klen) {
+        rk[0] = (uint8_t)kind;
+        if (umx_ft_roam_set(k->ft, f, rk, klen + 1) == 0)
+            KDP_ADD(k->st.keys, 1);
+        /* key lengths for QUIC short-header lookups, as umxd_flow_reply */
+        k->eng.roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+    }
+}
+
 static void on_pkt(void *arg, const struct kdp_pkt *p)
 {
     struct kdp *k = arg;
@@ -204,6 +243,12 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
     struct umx_rx_slot s;
     struct umxd_verdict v;
     const struct umxd_route *rt;
+    /* the table queues new flows (no udpmuxd mark) and replies that teach
+     * roaming keys (a kernel mark) */
+    if ((p->mark & UMXD_KDP_MARK_MASK) >> UMXD_KDP_MARK_SHIFT & UMXD_KDP_F_KERNEL) {
+        on_proof(k, p, now);
+        return;
+    }
     KDP_ADD(k->st.queued, 1);
     memset(&s, 0, sizeof(s));
     s.buf = (uint8_t *)(uintptr_t)p->payload;
@@ -251,6 +296,8 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
             release_holds(k, &p->src, NF_ACCEPT, field);
             kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, host | field);
             KDP_ADD(k->st.to_kernel, 1);
+            if (v.how == UMXD_HOW_ROAMED || v.how == UMXD_HOW_SESSION)
+                KDP_ADD(k->st.roamed, 1);
             return;
         }
     }
@@ -542,6 +589,9 @@ int umxd_kdp_stats(struct umxd *d, struct umxd_kdp_stats *out, int with_flows)
     out->dropped = __atomic_load_n(&k->st.dropped, __ATOMIC_RELAXED);
     out->held = __atomic_load_n(&k->st.held, __ATOMIC_RELAXED);
     out->verdict_err = __atomic_load_n(&k->st.verdict_err, __ATOMIC_RELAXED);
+    out->replies = __atomic_load_n(&k->st.replies, __ATOMIC_RELAXED);
+    out->keys = __atomic_load_n(&k->st.keys, __ATOMIC_RELAXED);
+    out->roamed = __atomic_load_n(&k->st.roamed, __ATOMIC_RELAXED);
     if (with_flows) {
         struct flows_ctx c = {d, NULL, NULL, 0, 0, out};
         kdp_ct_each(1, on_flow, &c);

@@ -63,6 +63,9 @@ struct umxd_kdp_stats {
     uint64_t dropped;     /* NF_DROP: the engine dropped them */
     uint64_t held;        /* verdicts held for a split first message */
     uint64_t verdict_err; /* verdicts the kernel refused */
+    uint64_t replies;     /* kernel flows' proof datagrams queued (roaming keys) */
+    uint64_t keys;        /* roaming keys learnt from them */
+    uint64_t roamed;      /* kernel flows given by a roaming key or a session */
     uint64_t flows;       /* kernel flows (conntrack entries) at the last count */
     uint64_t pkts, bytes; /* conntrack counters of those flows, both directions */
 };

@@ -95,6 +95,9 @@ int kdp_nfq_open(struct kdp_nfq **out)
     nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, UMXD_KDP_QUEUE);
     nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
     nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_MAXLEN);
+    /* NFQA_CFG_F_CONNTRACK (the entry with each packet) needs
+     * CONFIG_NETFILTER_NETLINK_GLUE_CT, which this kernel lacks
+     * (EOPNOTSUPP): replies are looked up in conntrack instead (ct.c) */
     mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
     mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
     r = nfq_config(q, nlh);

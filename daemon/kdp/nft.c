@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
@@ -47,6 +48,7 @@
 #include <libnftnl/table.h>
 
 #include "kdp_int.h"
+#include "rules/rule.h"
 
 #define NFT_BUF (512u * 1024u)
 
@@ -282,6 +284,32 @@ static int m_udp(struct nftnl_rule *r)
     return e_meta(r, NFT_META_L4PROTO) ? -ENOMEM : e_cmp(r, NFT_CMP_EQ, &p, 1);
 }
 
+/* meta mark set meta mark & ~MASK | val */
+static int s_metamark(struct nftnl_rule *r, uint32_t val)
+{
+    struct nftnl_expr *e;
+    if (e_meta(r, NFT_META_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
+        return -ENOMEM;
+    e = ex(r, "meta");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+    return 0;
+}
+
+/* ct KEY of one direction (packets: 8 bytes) */
+static int e_ct_dir(struct nftnl_rule *r, uint32_t key, uint8_t dir)
+{
+    struct nftnl_expr *e = ex(r, "ct");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+    nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, dir);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    return 0;
+}
+
 /* the first datagram of a flow the udpmuxd table has not marked yet */
 static int m_new_unmarked(struct nftnl_rule *r)
 {
@@ -403,6 +431,33 @@ static void rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
     nftnl_rule_free(r);
 }
 
+/* A kernel flow's datagram from the peer, the 2nd or 3rd of the flow,
+ * after the backend answered: the one that proves the peer receives the
+ * answers (return routability) and carries the session key the backend
+ * gave (WireGuard receiver index, QUIC connection ID), which udpmuxd learns
+ * for roaming. The count compares for equality: conntrack's counters are
+ * host-order 64-bit values and nft_cmp orders bytes as memcmp does. */
+static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsigned slot,
+                       uint64_t nth)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
+    uint32_t val = umxd_kdp_mark(slot, 0), seen = IPS_SEEN_REPLY;
+    uint8_t dir8 = IP_CT_DIR_ORIGINAL;
+    int e = r ? 0 : -ENOMEM;
+    if (!e)
+        e = m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
+            e_ct(r, NFT_CT_MARK) || e_bitwise(r, mask, 0) || e_cmp(r, NFT_CMP_EQ, &val, 4) ||
+            e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &seen, 4) ||
+            e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8);
+    /* the queue hands over the packet mark, not the ct mark: tag the
+     * datagram with the route's kernel mark so udpmuxd tells it from a new
+     * flow (the verdict takes the tag off again) */
+    if (!e)
+        e = s_metamark(r, val) || s_nfqueue(r);
+    rule_add(t, r, e);
+}
+
 /* The queue rule for one listener, in one of the queue chains. */
 static void queue_rule(struct nft_tx *t, uint16_t fam, const char *chain,
                        const struct sockaddr_storage *ls)
@@ -493,6 +548,15 @@ static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_route
         }
         queue_rule(t, fam, "queue", &ls);
         queue_rule(t, fam, "queue-out", &ls);
+    }
+    /* the peer's proof datagrams of routes that roam (roaming = yes and a
+     * rule that can carry a protocol with session keys) */
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        if (!rt->kernel || !rt->roaming || !rt->rule || !umx_rule_roam_protos(rt->rule))
+            continue;
+        proof_rule(t, fam, "queue", rs->slot[i], 2);
+        proof_rule(t, fam, "queue", rs->slot[i], 3);
     }
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
