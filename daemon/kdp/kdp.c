@@ -301,7 +301,10 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
             return;
         }
     }
-    if (v.kind == UMXD_V_DROP && (!rt || rt->kernel)) {
+    /* drops the workers would make the same way (no route, a kernel route's
+     * admission, action = drop) stay in the kernel; an attach route's
+     * "unclaimed" is not known here (no attached programs): the workers'. */
+    if (v.kind == UMXD_V_DROP && (!rt || rt->kernel || rt->action == UMXD_DROP)) {
         release_holds(k, &p->src, NF_DROP, 0);
         kdp_nfq_verdict(k->q, p->id, NF_DROP, 0);
         KDP_ADD(k->st.dropped, 1);
