@@ -565,6 +565,19 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
 #undef JS
     sb_printf(b, "\"flows.active\":%llu,\"flows.capacity\":%llu},", (unsigned long long)s->entries,
               (unsigned long long)c->max_flows * d->nworkers);
+    {
+        /* datapath = kernel: the queue's verdicts and the kernel's flows */
+        struct umxd_kdp_stats k;
+        if (umxd_kdp_stats(d, &k, 1) == 0)
+            sb_printf(b,
+                      "\"kernel\":{\"queued\":%llu,\"to_kernel\":%llu,\"to_user\":%llu,"
+                      "\"dropped\":%llu,\"roamed\":%llu,\"flows\":%llu,\"datagrams\":%llu,"
+                      "\"bytes\":%llu},",
+                      (unsigned long long)k.queued, (unsigned long long)k.to_kernel,
+                      (unsigned long long)k.to_user, (unsigned long long)k.dropped,
+                      (unsigned long long)k.roamed, (unsigned long long)k.flows,
+                      (unsigned long long)k.pkts, (unsigned long long)k.bytes);
+    }
     sb_printf(b,
               "\"rates\":{\"rx.datagrams\":%.1f,\"rx.bytes\":%.1f,\"tx.datagrams\":%.1f,"
               "\"tx.bytes\":%.1f,\"drops\":%.1f},\"routes\":[",

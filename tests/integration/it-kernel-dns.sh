@@ -87,6 +87,9 @@ curl -s -m 3 http://127.0.0.1:9100/metrics >"$T/metrics.txt" || it_fail "/metric
 grep -qx 'udpmux_kernel_flows 11' "$T/metrics.txt" || it_fail "metrics: no udpmux_kernel_flows 11"
 grep -qx 'udpmux_kernel_queued_total 11' "$T/metrics.txt" || it_fail "metrics: queued"
 grep -qx 'udpmux_kernel_flow_datagrams 30' "$T/metrics.txt" || it_fail "metrics: kernel datagrams"
+curl -s -m 3 http://127.0.0.1:9100/status.json >"$T/status.json" || it_fail "/status.json"
+grep -q '"kernel":{"queued":11,"to_kernel":11,' "$T/status.json" || it_fail "status.json: no kernel section"
+grep -q '"flows":11,"datagrams":30,' "$T/status.json" || it_fail "status.json: kernel flows"
 
 # a user route through the same port still works (marked user, then the
 # workers' socket), and a datagram no route matches is dropped in the queue
