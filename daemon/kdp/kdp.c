@@ -563,7 +563,13 @@ static int on_flow(void *arg, const struct kdp_ct_flow *f)
     o->kernel = 1;
     o->established = f->replied;
     o->age_ms = f->age_s * 1000;
-    o->idle_ms = 0;
+    {
+        /* conntrack refreshes the timeout on every datagram: the time since
+         * the last one is the policy's timeout minus what is left */
+        uint64_t tmo =
+            (f->replied ? rt->idle_timeout_ns : rt->unanswered_timeout_ns) / 1000000000ull;
+        o->idle_ms = tmo > f->timeout_s ? (tmo - f->timeout_s) * 1000 : 0;
+    }
     o->rx_datagrams = f->rx_pkts;
     o->rx_bytes = f->rx_bytes;
     o->tx_datagrams = f->tx_pkts;
