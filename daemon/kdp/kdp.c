@@ -245,9 +245,20 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
     const struct umxd_route *rt;
     /* the table queues new flows (no udpmuxd mark) and replies that teach
      * roaming keys (a kernel mark) */
-    if ((p->mark & UMXD_KDP_MARK_MASK) >> UMXD_KDP_MARK_SHIFT & UMXD_KDP_F_KERNEL) {
-        on_proof(k, p, now);
-        return;
+    {
+        uint32_t tag = (p->mark & UMXD_KDP_MARK_MASK) >> UMXD_KDP_MARK_SHIFT;
+        if ((tag & (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER)) ==
+            (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER)) {
+            /* a kernel flow's early datagram kept in line behind the ones
+             * still queued (nft.c, order_rule): it leaves as it came */
+            kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+            KDP_ADD(k->st.ordered, 1);
+            return;
+        }
+        if (tag & UMXD_KDP_F_KERNEL) {
+            on_proof(k, p, now);
+            return;
+        }
     }
     KDP_ADD(k->st.queued, 1);
     memset(&s, 0, sizeof(s));
@@ -601,6 +612,7 @@ int umxd_kdp_stats(struct umxd *d, struct umxd_kdp_stats *out, int with_flows)
     out->replies = __atomic_load_n(&k->st.replies, __ATOMIC_RELAXED);
     out->keys = __atomic_load_n(&k->st.keys, __ATOMIC_RELAXED);
     out->roamed = __atomic_load_n(&k->st.roamed, __ATOMIC_RELAXED);
+    out->ordered = __atomic_load_n(&k->st.ordered, __ATOMIC_RELAXED);
     if (with_flows) {
         struct flows_ctx c = {d, NULL, NULL, 0, 0, out};
         kdp_ct_each(1, on_flow, &c);

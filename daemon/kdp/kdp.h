@@ -66,6 +66,7 @@ struct umxd_kdp_stats {
     uint64_t replies;     /* kernel flows' proof datagrams queued (roaming keys) */
     uint64_t keys;        /* roaming keys learnt from them */
     uint64_t roamed;      /* kernel flows given by a roaming key or a session */
+    uint64_t ordered;     /* early datagrams of kernel flows kept in line */
     uint64_t flows;       /* kernel flows (conntrack entries) at the last count */
     uint64_t pkts, bytes; /* conntrack counters of those flows, both directions */
 };

@@ -64,6 +64,28 @@ it_contains "$(ct_of 6001)" "packets=2" "the same conntrack entry carried it"
 ask --bind 10.1.0.2:6002 --data b2 --timeout 0.3 --tries 1 >/dev/null 2>&1 && it_fail "b answered"
 it_eq "$(stat kernel.dropped)" "1" "b's datagram dropped by the verdict"
 
+# a burst on a new flow: nothing lost, the first datagram answered first
+# (the datagrams that arrive while it waits are queued behind it)
+burst=$(timeout 10 ip netns exec "$(it_ns cli)" "$IT_PY" - <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.2", 6100)); s.settimeout(2)
+for i in range(100):
+    s.sendto(b"a-seq=%d" % i, ("10.1.0.1", 4000))
+got = []
+try:
+    while len(got) < 100:
+        got.append(int(s.recvfrom(2048)[0].decode().rsplit("seq=", 1)[1]))
+except socket.timeout:
+    pass
+inv = sum(1 for i in range(1, len(got)) if got[i] < got[i - 1])
+print("%d %d %d" % (len(got), got[0] if got else -1, inv))
+PY
+)
+read -r n first inv <<<"$burst"
+it_log "burst of 100 on a new flow: $n answered, first seq $first, $inv inversions, ordered=$(stat kernel.ordered)"
+it_eq "$n" "100" "a 100-datagram burst on a new flow: none lost"
+it_eq "$first" "0" "the first datagram is answered first"
 ctl drain a >/dev/null || it_fail "drain refused"
 ask --bind 10.1.0.2:6003 --data a3 --timeout 0.3 --tries 1 >/dev/null 2>&1 &&
     it_fail "a new flow of a drained route was answered"

@@ -91,7 +91,8 @@ it_daemon "$T/udpmux.conf" udpmuxd2
 it_log_has udpmuxd2 "removing the table a previous udpmuxd left behind"
 it_log_has udpmuxd2 "removed [0-9]+ stale conntrack entries"
 it_eq "$(tables)" "1" "no duplicate table"
-it_eq "$(nft list table ip udpmuxd | grep -c 'queue num 4747')" "2" "one queue rule per hook"
+tb=$(nft list table ip udpmuxd)
+it_eq "$(grep -c 'ct state new .* queue num 4747' <<<"$tb")" "2" "one new-flow queue rule per hook"
 for i in 1 2; do
     it_eq "$(dig_cli -b '10.1.0.2#6000' +short www.example.test A)" "192.0.2.10" "after restart $i"
 done

@@ -90,5 +90,6 @@ it_eq "$(stat kernel.queued)" "4" "one queued datagram per flow"
 it_eq "$(stat kernel.to_kernel)" "4" "four kernel flows"
 it_eq "$(stat rx.datagrams)" "0" "the workers saw none of it"
 it_eq "$(stat kernel.flows)" "4" "four conntrack entries with udpmuxd's mark"
-nft list table ip6 udpmuxd | grep -q 'dnat to \[fd02::2\]:5002' || it_fail "no IPv6 dnat rule"
+t6=$(nft list table ip6 udpmuxd)
+grep -q 'dnat to \[fd02::2\]:5002' <<<"$t6" || it_fail "no IPv6 dnat rule"
 it_pass
