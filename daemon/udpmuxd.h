@@ -45,6 +45,7 @@ struct umxd_flow_info {
 };
 
 struct umxd_worker; /* daemon/path/path_int.h */
+struct umxd_steer;  /* daemon/steer/steer.h */
 
 struct umxd {
     struct umxd_config *cfg;  /* current config (main thread) */
@@ -87,6 +88,7 @@ struct umxd {
     uint64_t attach_tx[UMXD_MAX_SLOTS][2];
     uint64_t attach_tx_all[2];
     int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
+    struct umxd_steer *steer; /* the eBPF reuseport program (steer/steer.h), NULL: classic BPF */
     uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
 };
 
