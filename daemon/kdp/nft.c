@@ -9,6 +9,10 @@
  *   chain queue-out     filter, output, priority -150 (local clients)
  *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
  *       ct state new ct mark & MASK == 0  xt NFQUEUE num 4747 bypass
+ *       (roaming routes) a kernel flow's 2nd/3rd datagram after the
+ *       answer: meta mark tagged, NFQUEUE (the key it carries is learnt)
+ *       a kernel flow's first 16 datagrams before the answer: tagged,
+ *       NFQUEUE (kept in line behind the ones still queued)
  *   chain dnat          nat, prerouting, priority -100 (dstnat)
  *   chain dnat-out      nat, output, priority -100
  *       meta mark & MASK == ID  ct mark set ct mark & ~MASK | ID
