@@ -112,9 +112,13 @@ static int dump(uint32_t val, uint32_t mask, kdp_ct_fn *fn, void *arg)
         }
         nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m);
         nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, i ? AF_INET6 : AF_INET);
+        /* EINTR: the conntrack table changed under the dump (the hash is
+         * shared by every namespace); the caller starts again */
         if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && errno != ENOENT)
             r = -errno;
         nfct_filter_dump_destroy(fd);
+        if (r < 0)
+            break;
     }
     nfct_close(h);
     return r;

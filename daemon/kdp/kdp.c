@@ -593,7 +593,12 @@ unsigned umxd_kdp_flows(struct umxd *d, const char *route, struct umxd_flow_info
     struct flows_ctx c = {d, route, out, max, 0, NULL};
     if (!d->kdp || !max)
         return 0;
-    kdp_ct_each(1, on_flow, &c);
+    /* a dump the table's changes interrupted (EINTR) is taken again */
+    for (int i = 0; i < 3; i++) {
+        c.n = 0;
+        if (kdp_ct_each(1, on_flow, &c) != -EINTR)
+            break;
+    }
     return c.n;
 }
 
@@ -615,7 +620,11 @@ int umxd_kdp_stats(struct umxd *d, struct umxd_kdp_stats *out, int with_flows)
     out->ordered = __atomic_load_n(&k->st.ordered, __ATOMIC_RELAXED);
     if (with_flows) {
         struct flows_ctx c = {d, NULL, NULL, 0, 0, out};
-        kdp_ct_each(1, on_flow, &c);
+        for (int i = 0; i < 3; i++) {
+            out->flows = out->pkts = out->bytes = 0;
+            if (kdp_ct_each(1, on_flow, &c) != -EINTR)
+                break;
+        }
     }
     return 0;
 }
