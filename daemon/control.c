@@ -34,6 +34,7 @@
 #include "names.h"
 #include "sockfile.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 #include "upgrade.h"
 
 #define CTL_MAX_CLIENTS 16
@@ -185,6 +186,27 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
 #undef PUT
     }
     umx_ctl_rec_end(o);
+    {
+        /* a record of its own: the stats record is near the field cap */
+        struct umxd_kdp_stats ks;
+        if (umxd_kdp_stats(d, &ks, 1) == 0) {
+            umx_ctl_rec(o, "kernel");
+            umx_ctl_u64(o, "kernel.queued", ks.queued);
+            umx_ctl_u64(o, "kernel.to_kernel", ks.to_kernel);
+            umx_ctl_u64(o, "kernel.to_user", ks.to_user);
+            umx_ctl_u64(o, "kernel.dropped", ks.dropped);
+            umx_ctl_u64(o, "kernel.held", ks.held);
+            umx_ctl_u64(o, "kernel.verdict_errors", ks.verdict_err);
+            umx_ctl_u64(o, "kernel.replies", ks.replies);
+            umx_ctl_u64(o, "kernel.keys_learnt", ks.keys);
+            umx_ctl_u64(o, "kernel.roamed", ks.roamed);
+            umx_ctl_u64(o, "kernel.ordered", ks.ordered);
+            umx_ctl_u64(o, "kernel.flows", ks.flows);
+            umx_ctl_u64(o, "kernel.datagrams", ks.pkts);
+            umx_ctl_u64(o, "kernel.bytes", ks.bytes);
+            umx_ctl_rec_end(o);
+        }
+    }
 }
 
 static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
@@ -266,6 +288,8 @@ static void cmd_flows(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
         }
     }
     n = umxd_flows_snapshot(d, req->route[0] ? req->route : NULL, ctl->snap, CTL_SNAP_MAX);
+    if (n < CTL_SNAP_MAX)
+        n += umxd_kdp_flows(d, req->route[0] ? req->route : NULL, ctl->snap + n, CTL_SNAP_MAX - n);
     for (unsigned i = 0; i < n; i++) {
         const struct umxd_flow_info *f = &ctl->snap[i];
         char peer[80], local[80];
@@ -285,6 +309,7 @@ static void cmd_flows(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
         umx_ctl_str(o, "local", local);
         umx_ctl_str(o, "backend", f->backend);
         umx_ctl_u64(o, "worker", (uint64_t)f->worker);
+        umx_ctl_str(o, "datapath", f->kernel ? "kernel" : "user");
         umx_ctl_str(o, "state", f->established ? "established" : "unanswered");
         umx_ctl_u64(o, "age_ms", f->age_ms);
         umx_ctl_u64(o, "idle_ms", f->idle_ms);

@@ -20,6 +20,7 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 #include "upgrade.h"
 
 #ifndef UMXD_VERSION
@@ -318,6 +319,12 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
+    if (o.upgrade && umxd_kdp_wanted(d->cfg)) {
+        umxd_log(LOG_ERR, "upgrade refused: routes with datapath = kernel need a restart "
+                          "(their kernel flows are not handed over)");
+        rc = EX_CONFIG;
+        goto out;
+    }
     if (o.upgrade) {
         /* our config loaded fine; now the running daemon's sockets */
         r = umxd_upgrade_join(d, &up, err, sizeof(err));
@@ -350,6 +357,12 @@ int main(int argc, char **argv)
         goto out;
     }
     init_modules(d);
+    /* before privileges drop: the table and the queue need CAP_NET_ADMIN */
+    r = umxd_kdp_init(d);
+    if (r < 0 && umxd_kdp_wanted(d->cfg)) {
+        rc = EX_OSERR;
+        goto out;
+    }
     if (umxd_drop_privileges(d) < 0 || umxd_roam_init(d) < 0) {
         rc = EX_OSERR;
         goto out;
@@ -412,6 +425,7 @@ out:
         umxd_upgrade_abort(&up, "the new process failed to start (see its log)");
         _exit(rc);
     }
+    umxd_kdp_fini(d);
     umxd_worker_stop_all(d);
     if (d->roam_ft)
         umxd_roam_fini(d);

@@ -18,6 +18,7 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 static void steer_apply(struct umxd *d, const struct umxd_config *c);
 
@@ -110,6 +111,7 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     d->cfg = nc;
     steer_apply(d, nc);
     umxd_publish(d, rs);
+    umxd_kdp_reload(d);
     d->loaded_at = (int64_t)time(NULL);
     d->reloads_ok++;
     d->last_reload_error[0] = '\0';

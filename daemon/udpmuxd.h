@@ -38,6 +38,7 @@ struct umxd_flow_info {
     struct sockaddr_in6 local;
     char backend[80];
     int worker;
+    int kernel; /* carried by the kernel (daemon/kdp/): worker is -1 */
     int established;
     uint64_t age_ms, idle_ms;
     uint64_t rx_datagrams, rx_bytes, tx_datagrams, tx_bytes;
@@ -67,6 +68,7 @@ struct umxd {
     void *control;           /* control socket state (control.c) */
     void *metrics;           /* metrics HTTP state (metrics.c) */
     void *guard;             /* foreign-socket watch state */
+    void *kdp;               /* kernel datapath (daemon/kdp/), NULL when off */
     struct umxd_loop *loop;  /* the main thread's loop (loop.c) */
     const char *config_path; /* NULL in quick mode */
     uint64_t attach_epoch;   /* atomic: bumped when an attached program leaves */

@@ -280,6 +280,16 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
         close(fd);
         return;
     }
+    if (d->kdp) {
+        /* the kernel datapath's table, queue and conntrack flows are not
+         * handed over (yet): a successor would remove them as stale */
+        umxd_log(LOG_WARNING,
+                 "upgrade: refused for pid %d: routes with datapath = kernel need "
+                 "a restart (their kernel flows are not handed over)",
+                 (int)uc.pid);
+        close(fd);
+        return;
+    }
     if (set_blocking(fd) < 0)
         goto fail;
     umxd_log(LOG_NOTICE, "upgrade: pid %d asks to take over", (int)uc.pid);
