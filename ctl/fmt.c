@@ -304,6 +304,16 @@ int print_routes(const struct answer *a)
                    rec_u64(&r, "passive_down_ms") ? " (passive, no replies)"
                    : rec_u64(&r, "active_down")   ? " (health check)"
                                                   : "");
+            printf("    to:   %s datagrams, %s bytes (lost: %s datagrams, %s bytes)\n",
+                   rec_str(&r, "tx.datagrams"), rec_str(&r, "tx.bytes"), rec_str(&r, "tx.dropped"),
+                   rec_str(&r, "tx.dropped_bytes"));
+            printf("    from: %s datagrams, %s bytes   flows: %s active, %s created\n",
+                   rec_str(&r, "rx.datagrams"), rec_str(&r, "rx.bytes"),
+                   rec_str(&r, "flows.active"), rec_str(&r, "flows.created"));
+            if (rec_u64(&r, "checks.sent"))
+                printf("    checks: %s sent, %s ok, %s failed, %s transitions\n",
+                       rec_str(&r, "checks.sent"), rec_str(&r, "checks.ok"),
+                       rec_str(&r, "checks.failed"), rec_str(&r, "checks.transitions"));
         }
     }
     return EX_OK_;

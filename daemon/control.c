@@ -219,6 +219,18 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
                         (uint64_t)__atomic_load_n(&h->active_down, __ATOMIC_RELAXED));
             umx_ctl_u64(o, "passive_down_ms", du > now ? (du - now) / 1000000u : 0);
             umx_ctl_u64(o, "draining", (uint64_t)__atomic_load_n(&h->draining, __ATOMIC_RELAXED));
+            {
+                struct umxd_backend_stats bs;
+                umxd_backend_stats_sum(d, slot, b, &bs);
+#define PUT(f, n, h_) umx_ctl_u64(o, n, bs.f);
+                UMXD_BACKEND_STATS(PUT)
+#undef PUT
+                umx_ctl_u64(o, "flows.active", bs.active_flows);
+            }
+            umx_ctl_u64(o, "checks.sent", h->checks_sent);
+            umx_ctl_u64(o, "checks.ok", h->checks_ok);
+            umx_ctl_u64(o, "checks.failed", h->checks_failed);
+            umx_ctl_u64(o, "checks.transitions", h->transitions);
             umx_ctl_rec_end(o);
         }
     }

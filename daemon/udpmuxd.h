@@ -30,6 +30,9 @@ struct umxd_health {
     int active_down;        /* active checks say down (atomic) */
     int draining;           /* udpmuxctl drain: no new flows, existing ones finish (atomic) */
     unsigned fails, oks;    /* health checker only */
+    /* active checks of this backend (health checker writes, main thread
+     * reads; reset with the verdict when the address at this index changes) */
+    uint64_t checks_sent, checks_ok, checks_failed, transitions;
 };
 
 struct umxd_flow_info {

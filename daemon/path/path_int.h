@@ -140,6 +140,8 @@ struct umxd_worker {
     int gso_ok;    /* cleared if the kernel refuses UDP_SEGMENT */
     struct umxd_stats st;
     struct umxd_route_stats rst[UMXD_MAX_SLOTS];
+    struct umxd_backend_stats bst[UMXD_MAX_SLOTS][UMXD_MAX_BACKENDS];
+    struct umxd_drop_bytes dropb;
     /* flow snapshot mailbox (main asks, worker answers between batches) */
     pthread_mutex_t snap_mu;
     pthread_cond_t snap_cv;
@@ -159,6 +161,19 @@ struct umxd_worker {
     struct umxd_ratelimit down_log; /* passive backend-down lines (per worker) */
 };
 
+/* A flow's backend whose index left the route's list at a reload (the flow
+ * still runs to the old address, but no row counts for it any more). */
+#define UMXD_BACKEND_GONE 0xffu
+
+/* The per-backend row a forward flow counts in, NULL for attach and relay
+ * flows and for a backend that left the list. */
+static inline struct umxd_backend_stats *bst_of(struct umxd_worker *w, const struct umxd_flow *fl)
+{
+    if (fl->attach || fl->relay || fl->backend >= UMXD_MAX_BACKENDS || fl->slot >= UMXD_MAX_SLOTS)
+        return NULL;
+    return &w->bst[fl->slot][fl->backend];
+}
+
 static inline const struct umxd_route *route_of(const struct umxd_worker *w, unsigned r)
 {
     return &w->rs->cfg->routes[r];
@@ -168,7 +183,8 @@ static inline const struct umxd_route *route_of(const struct umxd_worker *w, uns
 void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx_rx_slot *s,
                  unsigned li, uint64_t now);
 void act_reply(struct umxd_worker *w, struct umx_flow *f, struct umx_rx_slot *s, uint64_t now);
-void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n);
+void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n, uint64_t bytes);
+void remap_backend_stats(struct umxd_worker *w, const struct umxd_routeset *old);
 void close_flow(struct umxd_worker *w, struct umx_flow *f);
 void release_cb(struct umx_flow *f, void *arg, int reason);
 void remove_flow(struct umxd_worker *w, struct umx_flow *f);

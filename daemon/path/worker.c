@@ -77,8 +77,10 @@ static void maybe_switch(struct umxd_worker *w)
     w->eng.rs = rs;
     w->eng.prefix_cap = umxd_prefix_cap(rs->cfg, umx_ft_capacity(w->ft));
     umxd_engine_classes(&w->eng);
-    if (old)
+    if (old) {
         remap_flows(w, old);
+        remap_backend_stats(w, old);
+    }
     UMX_CTR_ADD(w->st.reloads_seen, 1);
     __atomic_store_n(&w->seen_epoch, rs->epoch, __ATOMIC_RELEASE);
 }
