@@ -111,6 +111,11 @@ struct txstate {
 
 struct mbox;
 
+/* flowlog.c: the debug flow log's token bucket (per worker) */
+struct flowlog_bucket {
+    uint64_t last_ns, credit_ns, suppressed;
+};
+
 struct umxd_worker {
     struct umxd *d;
     int id;
@@ -159,6 +164,7 @@ struct umxd_worker {
     struct umxd_addrmap shr;
     uint32_t fd_flows;              /* flows holding their own upstream descriptor */
     struct umxd_ratelimit down_log; /* passive backend-down lines (per worker) */
+    struct flowlog_bucket flog;     /* debug flow log lines (per worker) */
 };
 
 /* A flow's backend whose index left the route's list at a reload (the flow
@@ -185,13 +191,21 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
 void act_reply(struct umxd_worker *w, struct umx_flow *f, struct umx_rx_slot *s, uint64_t now);
 void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n, uint64_t bytes);
 void remap_backend_stats(struct umxd_worker *w, const struct umxd_routeset *old);
-void close_flow(struct umxd_worker *w, struct umx_flow *f);
+void close_flow(struct umxd_worker *w, struct umx_flow *f, const char *why);
 void release_cb(struct umx_flow *f, void *arg, int reason);
-void remove_flow(struct umxd_worker *w, struct umx_flow *f);
+void remove_flow(struct umxd_worker *w, struct umx_flow *f, const char *why);
 void remap_flows(struct umxd_worker *w, const struct umxd_routeset *old);
 void hold_gc(struct umxd_worker *w);
 void mark_down_backend(struct umxd_worker *w, unsigned r, unsigned b, uint64_t now);
 void mark_down(struct umxd_worker *w, const struct umxd_flow *fl, uint64_t now);
+
+/* flowlog.c: debug lines, rate-limited per worker; no-ops below debug */
+void flowlog_new(struct umxd_worker *w, const struct umxd_verdict *v, struct umx_flow *f);
+void flowlog_held(struct umxd_worker *w, const struct umx_rx_slot *s);
+void flowlog_drop(struct umxd_worker *w, int route, enum umxd_drop why, const void *peer,
+                  uint64_t n, uint64_t bytes);
+void flowlog_end(struct umxd_worker *w, struct umx_flow *f, const char *why,
+                 const struct umxd_config *cfg);
 
 /* upsock.c */
 int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt);

@@ -215,6 +215,7 @@ static void count_up(struct umxd_worker *w, const struct umxd_flow *fl, unsigned
     }
     if (lost) {
         count_drop(w, fl->slot, UMXD_DROP_SEND, lost, lost_bytes);
+        flowlog_drop(w, fl->route, UMXD_DROP_SEND, &fl->peer, lost, lost_bytes);
         if (b) {
             UMX_CTR_ADD(b->tx_dropped, lost);
             UMX_CTR_ADD(b->tx_dropped_bytes, lost_bytes);
@@ -557,7 +558,7 @@ void flush_att(struct umxd_worker *w)
             for (unsigned k = i; k < j; k++) {
                 struct umx_flow *f = tx->att[k].f;
                 if (f->in_use && umxd_fl(f)->attach && umxd_fl(f)->cgen == tx->att[k].gen)
-                    remove_flow(w, f);
+                    remove_flow(w, f, "attached program left");
                 count_drop(w, -1, UMXD_DROP_UNCLAIMED, 1, tx->att[k].len);
             }
         } else if (r < (int)n) {

@@ -212,7 +212,7 @@ static void sweep_attach(struct umxd_worker *w)
         struct umx_flow *f = umx_ft_at(w->ft, i);
         if (f && umxd_fl(f)->attach &&
             !umxd_attach_alive(w->d, umxd_fl(f)->client, umxd_fl(f)->cgen))
-            remove_flow(w, f);
+            remove_flow(w, f, "attached program left");
     }
 }
 
@@ -303,7 +303,7 @@ static void *worker_main(void *arg)
     for (uint32_t i = 0; i < umx_ft_capacity(w->ft); i++) {
         struct umx_flow *f = umx_ft_at(w->ft, i);
         if (f) {
-            close_flow(w, f);
+            close_flow(w, f, "shutdown");
             umx_ft_remove(w->ft, f);
         }
     }

@@ -128,6 +128,7 @@ void mbox_post(struct umxd_worker *w, unsigned to, uint32_t idx, uint32_t gen,
     struct mbox_item *it;
     if (!o || !o->mbox || s->len > MBOX_BYTES) {
         count_drop(w, -1, UMXD_DROP_RELAY, 1, s->len);
+        flowlog_drop(w, -1, UMXD_DROP_RELAY, &s->peer, 1, s->len);
         return;
     }
     m = o->mbox;
@@ -135,6 +136,7 @@ void mbox_post(struct umxd_worker *w, unsigned to, uint32_t idx, uint32_t gen,
     if (m->count == MBOX_SLOTS) {
         pthread_mutex_unlock(&m->mu);
         count_drop(w, -1, UMXD_DROP_RELAY, 1, s->len);
+        flowlog_drop(w, -1, UMXD_DROP_RELAY, &s->peer, 1, s->len);
         return;
     }
     it = &m->items[(m->head + m->count) % MBOX_SLOTS];
