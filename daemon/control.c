@@ -149,6 +149,11 @@ static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
         umx_ctl_rec(o, "listener");
         umx_ctl_u64(o, "index", i);
         umx_ctl_str(o, "addr", d->cfg->listen_text[i]);
+        umx_ctl_u64(o, "reuseport.sockets",
+                    __atomic_load_n(&d->group_sockets[i], __ATOMIC_RELAXED));
+        umx_ctl_u64(o, "reuseport.foreign",
+                    __atomic_load_n(&d->group_foreign[i], __ATOMIC_RELAXED));
+        umx_ctl_u64(o, "steering", (uint64_t)d->steered[i]);
         umx_ctl_rec_end(o);
     }
 }

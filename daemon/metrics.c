@@ -462,6 +462,33 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         sb_printf(b, "\"} %llu\n", (unsigned long long)q);
     }
 
+    /* the listeners' SO_REUSEPORT groups (guard.c scans, startup.c steers) */
+    family(b, "udpmux_listener_reuseport_sockets", "gauge",
+           "Sockets in this listener's SO_REUSEPORT group: the workers' and any that joined.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_reuseport_sockets{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_sockets[li], __ATOMIC_RELAXED));
+    }
+    family(b, "udpmux_listener_reuseport_foreign_sockets", "gauge",
+           "Sockets in this listener's SO_REUSEPORT group that udpmuxd did not create.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_reuseport_foreign_sockets{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_foreign[li], __ATOMIC_RELAXED));
+    }
+    family(b, "udpmux_listener_steering_attached", "gauge",
+           "1 when the steering program that keeps datagrams on the workers is attached.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_steering_attached{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %d\n", d->steered[li]);
+    }
+    family(b, "udpmux_guard_foreign_sockets", "gauge",
+           "Sockets on a listen port that udpmuxd did not create, now.");
+    sb_printf(b, "udpmux_guard_foreign_sockets %llu\n",
+              (unsigned long long)__atomic_load_n(&d->foreign_sockets, __ATOMIC_RELAXED));
+
     /* the daemon's counters (stats.h); drop.* become one family by reason */
     family(b, "udpmux_drops_total", "counter",
            "Datagrams or new flows dropped, by reason (see docs/metrics.md).");

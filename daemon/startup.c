@@ -245,6 +245,7 @@ int umxd_open_listeners(struct umxd *d, int takeover)
                  d->nworkers > 1 ? "s, SO_REUSEPORT group" : "");
         if (d->nworkers > 1 || takeover) {
             int r = umxd_owner_steer(d->lfd[li][0], d->nworkers, key);
+            d->steered[li] = r == 0;
             if (r < 0)
                 umxd_log(LOG_WARNING,
                          "%s: cannot steer the SO_REUSEPORT group (SO_ATTACH_REUSEPORT_CBPF: %s): "
