@@ -384,3 +384,37 @@ const char *conf_allow_item(void *arg, const char *item, char *msg)
     list[(*n)++] = (uint32_t)id;
     return NULL;
 }
+
+int conf_ctx_new(struct ctx **out, const char *who, char *err, size_t errlen)
+{
+    struct ctx *c = calloc(1, sizeof(*c));
+    struct umxd_config *cfg = calloc(1, sizeof(*cfg));
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!c || !cfg) {
+        free(c);
+        free(cfg);
+        if (err && errlen)
+            snprintf(err, errlen, "%s%sout of memory", who ? who : "", who ? ": " : "");
+        return -ENOMEM;
+    }
+    umxd_config_defaults(cfg);
+    c->cfg = cfg;
+    c->err = err;
+    c->errlen = errlen;
+    c->cur = -1;
+    *out = c;
+    return 0;
+}
+
+int conf_ctx_done(struct ctx *c, int ret, struct umxd_config **out)
+{
+    if (ret == 0) {
+        *out = c->cfg;
+        c->cfg = NULL;
+    }
+    umxd_config_free(c->cfg);
+    free(c);
+    return ret;
+}
