@@ -12,34 +12,38 @@ import subprocess
 import sys
 
 NAMES = {
-    "direct": "direct (no proxy)",
+    "direct-gso": "direct-gso (no proxy; the limit)",
     "mux1": "udpmuxd, 1 thread",
     "mux2": "udpmuxd, 2 threads",
     "muxs": "udpmuxd, 1 thread, one backend socket for all flows",
     "muxa": "udpmuxd, 1 thread, every datagram checked (catch-all rule)",
     "muxp": "udpmuxd, 1 thread, every datagram checked (all protocols)",
     "muxb": "udpmuxd, 1 thread, busy polling",
+    "muxk": "udpmuxd, kernel datapath (conntrack/NAT after the first datagram)",
     "nginx": "nginx (UDP proxy)",
     "socat": "socat",
 }
 # One fixed colour per path, the same in every plot; distinct for all nine
 # (gnuplot's default cycle repeats after eight).
 COLOURS = {
-    "direct": "#4d4d4d",
+    "direct-gso": "#4d4d4d",
     "mux1": "#1f77b4",
     "mux2": "#17becf",
     "muxs": "#2ca02c",
     "muxa": "#bcbd22",
     "muxp": "#9467bd",
     "muxb": "#8c564b",
+    "muxk": "#e377c2",
     "nginx": "#d62728",
     "socat": "#ff7f0e",
 }
 READING = """How to read these tables, in plain words:
 
-* **direct** is the same load generator sending to the same receiver on the
-  same CPU with no proxy in between; every other row adds one proxy and
-  nothing else, so its difference from direct is what the proxy costs.
+* **direct-gso** is the same load generator (sending in batches with UDP
+  segmentation offload, as the proxies do) to the same receiver on the same
+  CPU with no proxy in between; every other row adds one proxy and nothing
+  else, so its difference from direct-gso is what the proxy costs, and no
+  proxy can beat it.
 * **packets/s (pps)**: datagrams per second that reached the receiver;
   "k" = thousand. **max** is while we send more than the proxy can take;
   **loss-free** is the highest rate at which less than 1 in 1000 was lost.
@@ -50,9 +54,13 @@ READING = """How to read these tables, in plain words:
   wanted the processor it actually got.
 * **CPU per packet**: processor time the proxy spent on each datagram at a
   steady 80 000 datagrams/s (ns = billionths of a second); lower is better.
+  **system CPU per packet** is the whole machine's (both CPUs, the kernel's
+  packet work in softirq included) for the same run: with the kernel
+  datapath the forwarding work leaves the proxy process and shows up only
+  there. Other work on the shared machine adds to it, equally for all paths.
 * **round trip (RTT) p50 / p99**: time for a datagram to go to the receiver
   and come back, in µs (millionths of a second): half of the round trips were
-  faster than p50, 99 in 100 faster than p99. **added** = minus the direct
+  faster than p50, 99 in 100 faster than p99. **added** = minus the direct-gso
   path's, i.e. the delay the proxy adds.
 * **new flows/s**: how many new clients per second the proxy can start
   forwarding for. **memory (RSS)**: the proxy's resident memory.
@@ -80,6 +88,8 @@ def load(outdir):
                 v = float(val)
             except ValueError:
                 continue
+            if path == "direct":  # result directories from before the rename
+                path = "direct-gso"
             data.setdefault((path, metric, int(size), int(flows)), []).append(v)
     return meta, data
 
@@ -174,25 +184,27 @@ def tables(meta, r, paths, plots):
                    % ", ".join(failed))
         out.append("")
 
-    d_pps = r.med("direct", "max_pps")
+    d_pps = r.med("direct-gso", "max_pps")
     n_pps = r.med("nginx", "max_pps")
-    d_p50 = r.med("direct", "rtt_p50")
-    d_p99 = r.med("direct", "rtt_p99")
+    d_p50 = r.med("direct-gso", "rtt_p50")
+    d_p99 = r.med("direct-gso", "rtt_p99")
     n_cpu = r.med("nginx", "cpu_ns")
 
     out.append(READING)
     out.append("### Headline: 64 B datagrams, one flow")
     out.append("")
     out.append("The smallest datagrams (64 bytes of payload) from one client: the case where "
-               "the proxy's own work per datagram matters most. Ratios are against the direct "
+               "the proxy's own work per datagram matters most. Ratios are against the direct-gso "
                "path and nginx of the same run.")
     out.append("")
     n_norm = r.med("nginx", "norm_pps")
-    out.append("| path | max pps | × direct | × nginx | pps per proxy CPU-second "
+    out.append("| path | max pps | × direct-gso | × nginx | pps per proxy CPU-second "
                "(× nginx) | CPU the proxy got when it wanted it | loss-free pps (<0.1 % lost) | "
-               "proxy CPU per packet at 80k pps | × nginx | round trip p50 / p99 µs | "
+               "proxy CPU per packet at 80k pps | × nginx | system CPU per packet (added) | "
+               "round trip p50 / p99 µs | "
                "added by the proxy p50 / p99 µs | new flows/s | memory (RSS), 100k flows |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    d_sys = r.med("direct-gso", "sys_cpu_ns")
     for p in paths:
         pps = r.med(p, "max_pps")
         cpu = r.med(p, "cpu_ns")
@@ -203,7 +215,7 @@ def tables(meta, r, paths, plots):
         rss, rss0, rflows, rss_est = r.rss(p)
         lf = r.med(p, "lossfree_pps")
         added = "–"
-        if p != "direct" and p50 is not None and d_p50 is not None:
+        if p != "direct-gso" and p50 is not None and d_p50 is not None:
             added = "%+.0f / %+.0f" % (p50 - d_p50, (p99 or 0) - (d_p99 or 0))
         rss_s = "–"
         if rss is not None:
@@ -219,13 +231,17 @@ def tables(meta, r, paths, plots):
                     rss / 1024, rflows, rss_est / 1024)
         norm = r.med(p, "norm_pps")
         share = r.med(p, "run_share")
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        sysc = r.med(p, "sys_cpu_ns")
+        sys_s = "–" if sysc is None else "%.0f ns" % sysc
+        if sysc is not None and d_sys is not None and p != "direct-gso":
+            sys_s += " (%+.0f)" % (sysc - d_sys)
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             NAMES.get(p, p), fmt_range(r.vals(p, "max_pps")),
-            ratio(pps, d_pps) if p != "direct" else "1", ratio(pps, n_pps),
+            ratio(pps, d_pps) if p != "direct-gso" else "1", ratio(pps, n_pps),
             "–" if norm is None else "%s (%s)" % (fmt_k(norm), ratio(norm, n_norm)),
             "–" if share is None else "%.0f %%" % (share * 100),
             fmt_k(lf), fmt_range(r.vals(p, "cpu_ns"), lambda v: "%.0f ns" % v),
-            ratio(cpu, n_cpu), "%s / %s" % (num(p50, "%.0f"), num(p99, "%.0f")), added,
+            ratio(cpu, n_cpu), sys_s, "%s / %s" % (num(p50, "%.0f"), num(p99, "%.0f")), added,
             fmt_k(nf) + ("" if nfn is None else " (%s per CPU-s)" % fmt_k(nfn)), rss_s))
     out.append("")
 
@@ -241,7 +257,7 @@ def tables(meta, r, paths, plots):
             g = r.med(p, "max_gen_pps", s, f)
             cell = fmt_k(v)
             # generator-bound: the backend got (almost) everything offered
-            if v is not None and g and p != "direct" and v >= 0.97 * g:
+            if v is not None and g and p != "direct-gso" and v >= 0.97 * g:
                 cell += "*"
             row.append(cell)
         out.append("| %s | %s |" % (NAMES.get(p, p), " | ".join(row)))
@@ -313,7 +329,7 @@ def tables(meta, r, paths, plots):
             a_v, b_v = r.med("mux1", metric), r.med("muxb", metric)
             base = 0
             if metric.startswith("rtt_"):
-                base = r.med("direct", metric)
+                base = r.med("direct-gso", metric)
                 if base is None:
                     continue
             if a_v is None or b_v is None:
@@ -363,7 +379,7 @@ def tables(meta, r, paths, plots):
         row("≥ 2.5× socat", ratio(m_pps, s_pps) + " socat", cmp(m_pps, s_pps, 2.5))
         row("… per proxy CPU-second ≥ 2.5× socat", ratio(m_norm, s_norm) + " socat",
             cmp(m_norm, s_norm, 2.5))
-        row("≥ direct path", ratio(m_pps, d_pps) + " direct", cmp(m_pps, d_pps, 1))
+        row("≥ direct path", ratio(m_pps, d_pps) + " direct-gso", cmp(m_pps, d_pps, 1))
         row("CPU/pkt ≤ 1/3 nginx", "%s nginx (%s vs %s ns)" % (ratio(m_cpu, n_cpu), num(m_cpu), num(n_cpu)),
             None if m_cpu is None or n_cpu is None else m_cpu <= n_cpu / 3)
         if m_p50 is not None and n_p50 is not None and d_p50 is not None:
@@ -417,10 +433,53 @@ def tables(meta, r, paths, plots):
         out.extend(rows)
         out.append("")
 
+    if "muxk" in paths:
+        out.extend(kernel_targets(r, d_pps, d_p50))
+
     for name in plots:
         out.append("![%s](%s)" % (name, name))
     out.append("")
     return "\n".join(out)
+
+
+def kernel_targets(r, d_pps, d_p50):
+    """The kernel datapath's targets (issue #14), each a ratio from this run."""
+    out = ["### Targets for the kernel datapath (muxk)", "",
+           "| target | measured | verdict |", "|---|---|---|"]
+
+    def row(name, meas, ok):
+        out.append("| %s | %s | %s |" % (name, meas, "not measured" if ok is None else
+                                          "**meets**" if ok else "**misses**"))
+
+    k_pps = r.med("muxk", "max_pps")
+    row("≥ 0.9× direct-gso max pps (64 B, one flow)", ratio(k_pps, d_pps),
+        None if k_pps is None or not d_pps else k_pps >= 0.9 * d_pps)
+    share = r.med("muxk", "proxy_cpu_share")
+    row("udpmuxd's own CPU < 2 % of a CPU while the flow runs flat out",
+        "–" if share is None else "%.2f %%" % (share * 100), None if share is None else share < 0.02)
+    k_p50, n_p50 = r.med("muxk", "rtt_p50"), r.med("nginx", "rtt_p50")
+    if None not in (k_p50, n_p50, d_p50) and n_p50 > d_p50:
+        ka, na = k_p50 - d_p50, n_p50 - d_p50
+        row("added RTT p50 ≤ 0.25× nginx's", "%+.0f µs vs nginx %+.0f µs" % (ka, na), ka <= 0.25 * na)
+    else:
+        row("added RTT p50 ≤ 0.25× nginx's", "–", None)
+    rss, rss0, fl, _ = r.rss("muxk")
+    if rss is None or not fl:
+        row("100 000 live flows, no descriptor per flow, flat RSS", "–", None)
+    else:
+        row("100 000 live flows, no descriptor per flow, flat RSS",
+            "%d flows: %.1f MiB (idle %.1f MiB)" % (fl, rss / 1024, (rss0 or 0) / 1024),
+            fl >= 99000 and rss0 is not None and rss - rss0 <= 2048)
+    nf, _ = r.any_flows("muxk", "newflows_ps")
+    row("≥ 50 000 new flows/s", fmt_k(nf), None if nf is None else nf >= 50000)
+    big = [k for k in r.d if k[0] == "muxk" and k[1] == "lossfree_pps" and k[3] > 1]
+    if big:
+        s, f = big[0][2], big[0][3]
+        k_lf, n_lf = r.med("muxk", "lossfree_pps", s, f), r.med("nginx", "lossfree_pps", s, f)
+        row("%d-flow loss-free rate ≥ 2× nginx's" % f, ratio(k_lf, n_lf),
+            None if k_lf is None or not n_lf else k_lf >= 2 * n_lf)
+    out.append("")
+    return out
 
 
 def plot(outdir, r, paths, png):
@@ -480,7 +539,7 @@ def main():
     if "busy_poll_us" in meta:
         NAMES["muxb"] = "udpmuxd, 1 thread, busy polling %s µs" % meta["busy_poll_us"]
     r = R(data)
-    order = ["direct", "mux1", "mux2", "muxs", "muxa", "muxp", "muxb", "nginx", "socat"]
+    order = ["direct-gso", "mux1", "mux2", "muxs", "muxa", "muxp", "muxb", "muxk", "nginx", "socat"]
     paths = [p for p in order if any(k[0] == p for k in data)]
     png = os.path.join(outdir, "bench-pps.png")
     plots = ["bench-pps.png"] if plot(outdir, r, paths, png) else []

@@ -250,10 +250,9 @@ int print_status(const struct answer *a)
             printf("metrics:    %s\n", *rec_str(&r, "metrics") ? rec_str(&r, "metrics") : "off");
             printf("listeners:  %s\n", rec_str(&r, "listeners"));
         } else if (strcmp(r.type, "listener") == 0) {
-            printf("  %s  (SO_REUSEPORT group: %s sockets, %s not ours; steering %s)\n",
+            printf("  %s  (SO_REUSEPORT group: %s sockets, %s not ours; steering: %s)\n",
                    rec_str(&r, "addr"), rec_str(&r, "reuseport.sockets"),
-                   rec_str(&r, "reuseport.foreign"),
-                   rec_u64(&r, "steering") ? "attached" : "not attached");
+                   rec_str(&r, "reuseport.foreign"), rec_str(&r, "steering.program"));
         }
     }
     return EX_OK_;

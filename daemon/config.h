@@ -46,10 +46,30 @@ enum umxd_health_kind {
     UMXD_HEALTH_PAYLOAD, /* health-send = HEX, health-expect = HEX prefix */
 };
 
+/* QUIC-LB (draft-ietf-quic-load-balancers): the backends of a route encode
+ * a server id in every connection id they issue, so a datagram from an
+ * address nobody knows (a migrated client, or one an ECMP rehash sent to
+ * another instance) is sent to the backend that issued its connection id,
+ * with no shared state. CID = first octet (config id in the top 3 bits)
+ * then server id + nonce, plaintext or AES-128-ECB encrypted (one pass when
+ * they are 16 bytes, else a 4-round Feistel). */
+#define UMXD_QLB_SID_MAX 15 /* server id + nonce <= 19, nonce >= 4 */
+struct umxd_quiclb {
+    uint8_t on;
+    uint8_t config_id; /* 0..6 (7 is the draft's "unroutable") */
+    uint8_t sid_len;   /* 1..15 bytes */
+    uint8_t nonce_len; /* 4..18 bytes, sid_len + nonce_len <= 19 */
+    uint8_t has_key;   /* no key: plaintext server id */
+    uint8_t key[16];
+};
+
 struct umxd_backend {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char text[80]; /* as written, for printing and metrics labels */
+    /* `ADDR:PORT server-id=HEX`: its QUIC-LB server id (sid_len 0: none) */
+    uint8_t sid[UMXD_QLB_SID_MAX];
+    uint8_t sid_len;
 };
 
 struct umxd_route {
@@ -97,6 +117,8 @@ struct umxd_route {
      * backend (about 28k by default). ss_family 0: the kernel's choice. */
     struct sockaddr_storage source;
     unsigned source_bits;
+    /* quic-lb = config-id=N server-id-length=N nonce-length=N [key=HEX] */
+    struct umxd_quiclb qlb;
 };
 
 struct umxd_config {

@@ -153,7 +153,11 @@ static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
                     __atomic_load_n(&d->group_sockets[i], __ATOMIC_RELAXED));
         umx_ctl_u64(o, "reuseport.foreign",
                     __atomic_load_n(&d->group_foreign[i], __ATOMIC_RELAXED));
-        umx_ctl_u64(o, "steering", (uint64_t)d->steered[i]);
+        umx_ctl_u64(o, "steering", d->steered[i] != 0);
+        umx_ctl_str(o, "steering.program",
+                    d->steered[i] == 2   ? "ebpf"
+                    : d->steered[i] == 1 ? "classic"
+                                         : "none");
         umx_ctl_rec_end(o);
     }
 }

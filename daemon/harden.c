@@ -38,6 +38,7 @@
 #include <linux/capability.h>
 #include <linux/netlink.h>
 #include <seccomp.h>
+#include <linux/bpf.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,17 @@ static int add_rules(scmp_filter_ctx ctx)
             a[0] = SCMP_A0(SCMP_CMP_EQ, AF_NETLINK);
             a[1] = SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE);
             r = add(ctx, "socket", 2, a);
+        }
+    }
+    /* bpf(): only reading and writing the reuseport program's maps
+     * through descriptors udpmuxd already holds (steer/steer.c: a peer's
+     * first and last flow, roaming hints, counters). Loading a program or
+     * creating a map stays refused. */
+    {
+        const int cmds[] = {BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM};
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && r == 0; i++) {
+            struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)cmds[i]);
+            r = add(ctx, "bpf", 1, &a);
         }
     }
     /* open: read-only, never create or truncate */

@@ -482,7 +482,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     for (unsigned li = 0; li < c->nlisten; li++) {
         sb_puts(b, "udpmux_listener_steering_attached{listener=\"");
         prom_label(b, c->listen_text[li]);
-        sb_printf(b, "\"} %d\n", d->steered[li]);
+        sb_printf(b, "\"} %d\n", d->steered[li] != 0);
     }
     family(b, "udpmux_guard_foreign_sockets", "gauge",
            "Sockets on a listen port that udpmuxd did not create, now.");

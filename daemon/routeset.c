@@ -12,9 +12,14 @@
 #include <time.h>
 
 #include "log.h"
+#include "rules/roam.h"
+#include "rules/rule.h"
+#include "steer/steer.h"
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+
+static void steer_apply(struct umxd *d, const struct umxd_config *c);
 
 static int build_routeset(struct umxd *d, struct umxd_config *cfg, struct umxd_routeset **out)
 {
@@ -98,6 +103,7 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     if (nc->busy_poll_us != d->cfg->busy_poll_us)
         umxd_log(LOG_NOTICE, "busy-poll %u -> %u us", d->cfg->busy_poll_us, nc->busy_poll_us);
     d->cfg = nc;
+    steer_apply(d, nc);
     umxd_publish(d, rs);
     d->loaded_at = (int64_t)time(NULL);
     d->reloads_ok++;
@@ -121,12 +127,64 @@ static void collect_tick(struct umxd *d, uint64_t now_ns, void *arg)
     umxd_collect(d);
 }
 
+/* The kernel's first-byte filter for config c (steer.h): the bytes some
+ * route may take for a new flow, plus those a roaming or mid-session
+ * datagram of a protocol some route carries starts with (the engine looks
+ * those up by key before it classifies). Off with an attach route: a reply
+ * to an attached program's own request comes from a peer with no flow yet
+ * and may start with anything. Set before the route set is published, so
+ * the kernel never drops a byte the new set takes. */
+static void steer_apply(struct umxd *d, const struct umxd_config *c)
+{
+    static const uint8_t ovpn_ops[] = {3, 4, 5, 7, 9, 10, 11}; /* rules/roam.h */
+    uint8_t first[32] = {0};
+    int empty = 0, filter = 1, wg = 0, quic = 0, r;
+    if (!d->steer)
+        return;
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        unsigned p;
+        if (!rt->rule) {
+            filter = 0;
+            continue;
+        }
+        const uint8_t *b = umx_rule_first(rt->rule);
+        for (unsigned k = 0; k < sizeof(first); k++)
+            first[k] |= b[k];
+        empty |= umx_rule_match_empty(rt->rule);
+        if (rt->action == UMXD_ATTACH)
+            filter = 0;
+        p = umx_rule_roam_protos(rt->rule);
+        if (p & UMX_ROAM_P_WG) {
+            for (unsigned t = 2; t <= 4; t++)
+                first[t >> 3] |= (uint8_t)(1u << (t & 7));
+            wg = 1;
+        }
+        if (p & UMX_ROAM_P_QUIC) {
+            memset(first, 0xff, 16); /* short headers: any byte below 0x80 */
+            quic = 1;
+        }
+        if (p & UMX_ROAM_P_OPENVPN)
+            for (unsigned o = 0; o < sizeof(ovpn_ops); o++)
+                first[ovpn_ops[o]] = 0xff; /* opcode << 3 | any key id */
+        if (rt->qlb.on)
+            memset(first, 0xff, 16); /* QUIC-LB: a short header from a new address */
+    }
+    r = umxd_steer_filter(d->steer, first, empty, filter, wg, quic);
+    if (r == -EAGAIN)
+        umxd_log(LOG_NOTICE, "the kernel's first-byte filter stays off until a restart: the "
+                             "route set udpmuxd started with took every first byte");
+    else if (r < 0)
+        umxd_log(LOG_WARNING, "cannot update the kernel's first-byte filter: %s", strerror(-r));
+}
+
 int umxd_routeset_start(struct umxd *d)
 {
     struct umxd_routeset *rs;
     int r = build_routeset(d, d->cfg, &rs);
     if (r < 0)
         return r;
+    steer_apply(d, d->cfg);
     umxd_publish(d, rs);
     return umxd_tick_add(d, collect_tick, NULL);
 }

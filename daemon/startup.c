@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "log.h"
 #include "owner.h"
+#include "steer/steer.h"
 #include "startup.h"
 #include "udpmuxd.h"
 
@@ -167,6 +168,30 @@ static int activated_fds(void)
     return (int)n;
 }
 
+/* The eBPF reuseport program for our listening groups (steer/steer.h),
+ * loaded before binding: it needs CAP_BPF or CAP_SYS_ADMIN, which the
+ * privilege drop takes away (its maps stay writable through their
+ * descriptors), and the sockets join with SO_REUSEPORT only when it
+ * exists. Without it the classic BPF program below steers, as before, and
+ * nothing is filtered in the kernel: the log says so. */
+static void steer_load(struct umxd *d, const uint8_t key[8])
+{
+    uint64_t want = (uint64_t)d->nworkers * d->cfg->max_flows;
+    uint32_t k, cap = want > (1u << 22) ? (1u << 22) : (uint32_t)want;
+    int r;
+    memcpy(&k, key, sizeof(k));
+    r = umxd_steer_load(&d->steer, d->cfg->nlisten, d->nworkers, cap, k);
+    if (r < 0) {
+        d->steer = NULL;
+        umxd_log(LOG_NOTICE,
+                 "reuseport eBPF program not loaded (%s): classic BPF steering, no kernel-side "
+                 "first-byte filter, roaming peers may cross workers",
+                 r == -ENOSYS ? "built without libbpf" : strerror(-r));
+        return;
+    }
+    umxd_log(LOG_INFO, "reuseport eBPF program loaded (%u peers)", cap);
+}
+
 int umxd_open_listeners(struct umxd *d, int takeover)
 {
     uint8_t key[8];
@@ -207,6 +232,11 @@ int umxd_open_listeners(struct umxd *d, int takeover)
     }
     if (umx_random(key, sizeof(key)) < 0)
         return -EIO;
+    /* --takeover joins another program's group on purpose and leaves its
+     * steering in place (the running instance keeps the traffic while it
+     * lives): a program of ours would take every datagram at once */
+    if (!takeover)
+        steer_load(d, key);
     for (unsigned li = 0; li < c->nlisten; li++) {
         const struct sockaddr *sa = (const struct sockaddr *)&c->listen[li];
         int held = umxd_owner_holders(sa, c->dual_stack, c->listen_text[li],
@@ -226,7 +256,7 @@ int umxd_open_listeners(struct umxd *d, int takeover)
         for (unsigned w = 0; w < d->nworkers; w++) {
             /* --takeover needs SO_REUSEPORT even with one worker: the
              * holder's group is what it joins */
-            unsigned flags = d->nworkers > 1 || takeover ? UMX_SOCK_REUSEPORT : 0;
+            unsigned flags = d->nworkers > 1 || takeover || d->steer ? UMX_SOCK_REUSEPORT : 0;
             int fd;
             if (c->listen[li].ss_family == AF_INET6 && c->dual_stack)
                 flags |= UMX_SOCK_DUALSTACK;
@@ -243,7 +273,19 @@ int umxd_open_listeners(struct umxd *d, int takeover)
         }
         umxd_log(LOG_INFO, "listening on %s (%u socket%s)", c->listen_text[li], d->nworkers,
                  d->nworkers > 1 ? "s, SO_REUSEPORT group" : "");
-        if (d->nworkers > 1 || takeover) {
+        if (d->steer) {
+            int r = 0;
+            /* every worker socket is in the array before the program is
+             * attached (w = 0 attaches), so it never picks an empty slot */
+            for (unsigned w = d->nworkers; w-- > 0 && r == 0;)
+                r = umxd_steer_socket(d->steer, li, w, d->lfd[li][w]);
+            if (r < 0) {
+                umxd_log(LOG_ERR, "%s: cannot attach the reuseport program: %s", c->listen_text[li],
+                         strerror(-r));
+                return r;
+            }
+            d->steered[li] = 2;
+        } else if (d->nworkers > 1 || takeover) {
             int r = umxd_owner_steer(d->lfd[li][0], d->nworkers, key);
             d->steered[li] = r == 0;
             if (r < 0)
@@ -259,6 +301,8 @@ int umxd_open_listeners(struct umxd *d, int takeover)
 
 void umxd_close_listeners(struct umxd *d)
 {
+    umxd_steer_free(d->steer);
+    d->steer = NULL;
     for (unsigned li = 0; li < d->cfg->nlisten; li++)
         for (unsigned w = 0; w < d->nworkers; w++)
             if (d->lfd[li][w] > 0) {

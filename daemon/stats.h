@@ -56,6 +56,16 @@
     X(gso_sends, "gso.sends", "sendmsg calls that carried several datagrams with UDP GSO")         \
     X(backend_down, "backend.marked_down", "Times a backend was marked down (passive or active)")  \
     X(reloads_seen, "reload.applied", "Route sets a worker switched to")                           \
+    X(roam_relayed, "roam.relayed",                                                                \
+      "Datagrams of a roamed peer handed to the worker owning its flow through a mailbox")         \
+    X(kernel_filtered, "kernel.filtered",                                                          \
+      "Datagrams the reuseport program dropped: a peer with no flow, a first byte no route takes") \
+    X(kernel_by_peer, "kernel.steered_peer",                                                       \
+      "Datagrams the reuseport program gave to the worker holding the peer's flows")               \
+    X(kernel_by_hint, "kernel.steered_roaming",                                                    \
+      "Datagrams the reuseport program gave to the worker owning their roaming key")               \
+    X(kernel_refused, "kernel.refused",                                                            \
+      "Datagrams the reuseport program found no worker socket for")                                \
     X(foreign_sockets, "guard.foreign_sockets",                                                    \
       "Sockets on a listen port that udpmuxd did not create, each counted once when first seen")
 

@@ -47,6 +47,7 @@ struct umxd_flow_info {
 };
 
 struct umxd_worker; /* daemon/path/path_int.h */
+struct umxd_steer;  /* daemon/steer/steer.h */
 
 struct umxd {
     struct umxd_config *cfg;  /* current config (main thread) */
@@ -85,13 +86,14 @@ struct umxd {
     /* guard.c, per listener: sockets in its SO_REUSEPORT group (ours and
      * any that joined), and of those not ours (atomic, every scan) */
     uint32_t group_sockets[UMXD_MAX_LISTEN], group_foreign[UMXD_MAX_LISTEN];
-    int steered[UMXD_MAX_LISTEN]; /* startup.c: the steering program is attached */
+    int steered[UMXD_MAX_LISTEN]; /* startup.c: steering attached: 0 no, 1 classic, 2 eBPF */
     /* datagrams and bytes attached programs sent out of the shared port,
      * per route slot and in all (attach.c, main thread; summed into tx.*
      * by umxd_stats_sum and umxd_route_stats_sum; atomic) */
     uint64_t attach_tx[UMXD_MAX_SLOTS][2];
     uint64_t attach_tx_all[2];
     int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
+    struct umxd_steer *steer; /* the eBPF reuseport program (steer/steer.h), NULL: classic BPF */
     uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
 };
 

@@ -27,6 +27,9 @@ RUN_PKGS=(
     meson ninja-build pkgconf gcc
     libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
     libmicrohttpd-dev zlib1g-dev
+    # the reuseport eBPF program (daemon/steer/): compiled by clang for the
+    # BPF target, embedded with bpftool's skeleton, loaded by libbpf
+    libbpf-dev bpftool clang linux-libc-dev
 )
 
 # Building and running the test suites (unit tests, sanitizers, man pages,
@@ -55,8 +58,9 @@ TOOL_PKGS=(
     openvpn wireguard-tools wireguard-go
     # TFTP, QUIC
     tftpd-hpa tftp-hpa ngtcp2-client ngtcp2-server
-    # generic plumbing, proxies, captures, plots, UI checks
-    socat nginx-light libnginx-mod-stream tshark tcpdump gnuplot-nox tmux curl chromium
+    # generic plumbing, proxies, captures, plots, UI checks (openssl: the
+    # QUIC-LB connection ids of it-fleet-ecmp)
+    openssl socat nginx-light libnginx-mod-stream tshark tcpdump gnuplot-nox tmux curl chromium
     # promtool (check metrics) for the /metrics exposition test
     prometheus
     # systemd-socket-activate (socket activation test), systemd-analyze

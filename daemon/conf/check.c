@@ -81,6 +81,28 @@ void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_lin
                 break;
             }
     }
+    if (r->action == UMXD_FORWARD) {
+        /* QUIC-LB: every server id has the route's length; ids without
+         * quic-lb, or quic-lb without ids, would silently do nothing */
+        unsigned nsid = 0;
+        for (unsigned b = 0; b < r->nbackends; b++) {
+            const struct umxd_backend *be = &r->backends[b];
+            if (!be->sid_len)
+                continue;
+            nsid++;
+            if (!r->qlb.on)
+                conf_errf(c, c->rs[idx].backend_line[b], sec, "forward",
+                          "backend %s has a server-id but the route has no quic-lb = ...",
+                          be->text);
+            else if (be->sid_len != r->qlb.sid_len)
+                conf_errf(c, c->rs[idx].backend_line[b], sec, "forward",
+                          "backend %s: server-id is %u bytes, quic-lb says server-id-length=%u",
+                          be->text, be->sid_len, r->qlb.sid_len);
+        }
+        if (r->qlb.on && !nsid)
+            conf_errf(c, kl[R_QUIC_LB], sec, "quic-lb",
+                      "no backend has a server-id (forward = ADDR:PORT server-id=HEX)");
+    }
     if (r->health_timeout_ns > r->health_interval_ns) {
         int l = kl[R_HEALTH_TIMEOUT] ? kl[R_HEALTH_TIMEOUT] : kl[R_HEALTH_INTERVAL];
         conf_errf(c, l, sec, kl[R_HEALTH_TIMEOUT] ? "health-timeout" : "health-interval",

@@ -82,6 +82,7 @@ enum rkey {
     R_SHARE,
     R_REPLY_SIZE,
     R_SOURCE,
+    R_QUIC_LB,
     R_COUNT
 };
 
@@ -174,6 +175,8 @@ const char *conf_for_each_item(const char *value, const char *(*fn)(void *, cons
 const char *conf_backend_item(void *arg, const char *item, char *msg); /* arg: umxd_route */
 const char *conf_listen_item(void *arg, const char *item, char *msg);  /* arg: umxd_config */
 const char *conf_allow_item(void *arg, const char *item, char *msg);   /* arg: umxd_route */
+/* parse.c: quic-lb = config-id=N server-id-length=N nonce-length=N [key=HEX] */
+const char *conf_parse_quiclb(const char *value, struct umxd_quiclb *q, char *msg);
 
 /* keys.c */
 void conf_route_defaults(struct umxd_route *r);

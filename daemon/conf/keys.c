@@ -58,6 +58,7 @@ const struct conf_rkey conf_rkeys[R_COUNT] = {
     [R_SHARE] = {"share", A_ATT, false},
     [R_REPLY_SIZE] = {"reply-size", A_STUN, false},
     [R_SOURCE] = {"source", A_FWD, false},
+    [R_QUIC_LB] = {"quic-lb", A_FWD, false},
 };
 
 const char *const conf_action_names[] = {
@@ -563,6 +564,11 @@ void conf_route_key(struct ctx *c, const char *key, const char *value, int line)
             r->source_bits = (unsigned)bits;
         return;
     }
+    case R_QUIC_LB:
+        m = conf_parse_quiclb(value, &r->qlb, msg);
+        if (m)
+            conf_errf(c, line, c->sec, key, "%s", m);
+        return;
     case R_REPLY_SIZE:
         if (strcmp(value, "request") == 0)
             r->stun_minimal = 0;

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "internal.h"
+#include "util/hex.h"
 
 void conf_errf(struct ctx *c, int line, const char *sec, const char *key, const char *fmt, ...)
 {
@@ -243,6 +244,8 @@ static bool addr_same(const struct sockaddr_storage *a, socklen_t alen,
 static const char *add_backend(struct umxd_route *r, const char *text, char *msg)
 {
     struct umxd_backend *b;
+    char addr[80];
+    const char *sp;
 
     if (r->nbackends >= UMXD_MAX_BACKENDS) {
         snprintf(msg, MSG_LEN, "too many backends (max %d)", UMXD_MAX_BACKENDS);
@@ -250,6 +253,37 @@ static const char *add_backend(struct umxd_route *r, const char *text, char *msg
     }
     b = &r->backends[r->nbackends];
     memset(b, 0, sizeof(*b));
+    /* `ADDR:PORT server-id=HEX`: the backend's QUIC-LB server id (its
+     * length is checked against the route's quic-lb once the route is
+     * whole, since quic-lb may come later) */
+    sp = strpbrk(text, " \t");
+    if (sp) {
+        const char *v = sp;
+        int n;
+        while (conf_is_ws(*v))
+            v++;
+        if (strncmp(v, "server-id=", 10) != 0) {
+            snprintf(msg, MSG_LEN, "backend '%.80s': expected ADDR:PORT server-id=HEX", text);
+            return msg;
+        }
+        v += 10;
+        n = umx_hex_decode(v, strlen(v), ":", UMX_HEX_0X, b->sid, sizeof(b->sid));
+        if (n <= 0) {
+            snprintf(msg, MSG_LEN,
+                     n == -E2BIG ? "backend '%.80s': server-id longer than %d bytes"
+                                 : "backend '%.80s': server-id must be hex bytes like 0a1b2c",
+                     text, UMXD_QLB_SID_MAX);
+            return msg;
+        }
+        b->sid_len = (uint8_t)n;
+        if ((size_t)(sp - text) >= sizeof(addr)) {
+            snprintf(msg, MSG_LEN, "bad backend address '%.80s'", text);
+            return msg;
+        }
+        memcpy(addr, text, (size_t)(sp - text));
+        addr[sp - text] = '\0';
+        text = addr;
+    }
     if (strlen(text) >= sizeof(b->text) || udpmux_parse_addr(text, &b->addr, &b->addrlen) < 0) {
         snprintf(msg, MSG_LEN, "bad backend address '%.80s' (expected IPv4:PORT or [IPv6]:PORT)",
                  text);
@@ -262,6 +296,12 @@ static const char *add_backend(struct umxd_route *r, const char *text, char *msg
     for (unsigned i = 0; i < r->nbackends; i++) {
         if (addr_same(&r->backends[i].addr, r->backends[i].addrlen, &b->addr, b->addrlen)) {
             snprintf(msg, MSG_LEN, "backend '%.80s' listed twice", text);
+            return msg;
+        }
+        if (b->sid_len && r->backends[i].sid_len == b->sid_len &&
+            memcmp(r->backends[i].sid, b->sid, b->sid_len) == 0) {
+            snprintf(msg, MSG_LEN, "backend '%.60s': server-id already given to '%.60s'", text,
+                     r->backends[i].text);
             return msg;
         }
     }
@@ -417,4 +457,68 @@ int conf_ctx_done(struct ctx *c, int ret, struct umxd_config **out)
     umxd_config_free(c->cfg);
     free(c);
     return ret;
+}
+
+/* quic-lb = config-id=N server-id-length=N nonce-length=N [key=HEX]: the
+ * draft's limits (config id 0..6, 7 marks unroutable ids; server id at least
+ * 1 byte, nonce at least 4, together at most 19 so the CID fits QUIC v1's
+ * 20 bytes with its first octet). */
+const char *conf_parse_quiclb(const char *value, struct umxd_quiclb *q, char *msg)
+{
+    char buf[256], *save = NULL, *tok;
+    bool have[3] = {false, false, false};
+    memset(q, 0, sizeof(*q));
+    if (strlen(value) >= sizeof(buf)) {
+        snprintf(msg, MSG_LEN, "too long");
+        return msg;
+    }
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        static const char *const names[3] = {"config-id=", "server-id-length=", "nonce-length="};
+        static const uint64_t lo[3] = {0, 1, 4}, hi[3] = {6, UMXD_QLB_SID_MAX, 18};
+        uint8_t *dst[3] = {&q->config_id, &q->sid_len, &q->nonce_len};
+        unsigned i;
+        uint64_t v;
+        if (strncmp(tok, "key=", 4) == 0) {
+            if (q->has_key || umx_hex_decode(tok + 4, strlen(tok + 4), ":", UMX_HEX_0X, q->key,
+                                             sizeof(q->key)) != (int)sizeof(q->key)) {
+                snprintf(msg, MSG_LEN,
+                         q->has_key ? "key given twice"
+                                    : "key: expected 128 bits as 32 hex digits (AES-128)");
+                return msg;
+            }
+            q->has_key = 1;
+            continue;
+        }
+        for (i = 0; i < 3 && strncmp(tok, names[i], strlen(names[i])); i++)
+            ;
+        if (i == 3 || have[i]) {
+            snprintf(msg, MSG_LEN,
+                     i == 3 ? "unknown item '%.40s' (expected config-id=N server-id-length=N "
+                              "nonce-length=N [key=HEX])"
+                            : "'%.40s' given twice",
+                     tok);
+            return msg;
+        }
+        if (conf_parse_uint(tok + strlen(names[i]), lo[i], hi[i], &v)) {
+            snprintf(msg, MSG_LEN, "%.*s expected %" PRIu64 "..%" PRIu64 ", got '%.40s'",
+                     (int)strlen(names[i]) - 1, names[i], lo[i], hi[i], tok + strlen(names[i]));
+            return msg;
+        }
+        *dst[i] = (uint8_t)v;
+        have[i] = true;
+    }
+    if (!have[0] || !have[1] || !have[2]) {
+        snprintf(msg, MSG_LEN, "needs config-id=N server-id-length=N nonce-length=N");
+        return msg;
+    }
+    if (q->sid_len + q->nonce_len > 19) {
+        snprintf(msg, MSG_LEN,
+                 "server-id-length + nonce-length must be at most 19 (a QUIC v1 connection id "
+                 "is at most 20 bytes with its first octet), got %u",
+                 q->sid_len + q->nonce_len);
+        return msg;
+    }
+    q->on = 1;
+    return NULL;
 }

@@ -131,8 +131,25 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
         fprintf(out, "\n[route %s]\n", r->name);
         fprintf(out, "match = %s\n", r->match);
         fprintf(out, "action = %s\n", conf_action_names[r->action]);
-        for (unsigned b = 0; b < r->nbackends; b++)
-            fprintf(out, "forward = %s\n", r->backends[b].text);
+        for (unsigned b = 0; b < r->nbackends; b++) {
+            fprintf(out, "forward = %s", r->backends[b].text);
+            if (r->backends[b].sid_len) {
+                fprintf(out, " server-id=");
+                for (unsigned k = 0; k < r->backends[b].sid_len; k++)
+                    fprintf(out, "%02x", r->backends[b].sid[k]);
+            }
+            fprintf(out, "\n");
+        }
+        if (r->qlb.on) {
+            fprintf(out, "quic-lb = config-id=%u server-id-length=%u nonce-length=%u",
+                    r->qlb.config_id, r->qlb.sid_len, r->qlb.nonce_len);
+            if (r->qlb.has_key) {
+                fprintf(out, " key=");
+                for (size_t k = 0; k < sizeof(r->qlb.key); k++)
+                    fprintf(out, "%02x", r->qlb.key[k]);
+            }
+            fprintf(out, "\n");
+        }
         if (r->action == UMXD_STUN)
             fprintf(out, "reply-size = %s\n", r->stun_minimal ? "minimal" : "request");
         if (!fwd && !att)

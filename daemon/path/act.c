@@ -420,6 +420,7 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
         /* a roamed peer whose flow lives on another worker (which counts) */
         const struct umxd_flow *fl = umxd_fl(f);
         umx_ft_touch(w->ft, f, UMXD_CLS_KEEP, now);
+        UMX_CTR_ADD(w->st.roam_relayed, 1);
         mbox_post(w, fl->relay_worker, fl->relay_idx, fl->relay_gen, s, li);
         return;
     }

@@ -9,6 +9,8 @@
  *     2. a roaming key ............... decide_roamed
  *     3. an attached program's peer .. decide_attached
  *     4. classification .............. classify
+ *        QUIC-LB (nothing claims it) .. decide_quiclb  (a backend's server id
+ *                                                      in the connection id)
  *     5. the route's action .......... decide_route   (admission, backend)
  *
  * Each flow key is looked up once. Nothing here does I/O or reads a clock;
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "quiclb.h"
 #include "rules/probe.h"
 #include "rules/roam.h"
 
@@ -175,6 +178,30 @@ int umxd_pick_backend(const struct umxd_engine *e, unsigned route, const struct 
     return pick;
 }
 
+/* QUIC-LB: the backend of route r whose server id the datagram's
+ * destination connection id carries, if it is up; else -1 (a client's own
+ * random CID, another config id, an id no backend has: the caller falls
+ * back to its normal choice, as the draft's unroutable CIDs do). At most
+ * UMXD_MAX_BACKENDS ids are compared. */
+static int qlb_backend(const struct umxd_engine *e, unsigned r, const struct umx_rx_slot *d,
+                       uint64_t now)
+{
+    const struct umxd_route *rt = route_of(e, r);
+    const struct umxd_quiclb *q = &rt->qlb;
+    const uint8_t *cid;
+    size_t n;
+    uint8_t sid[UMXD_QLB_SID_MAX];
+    if (!q->on || rt->action != UMXD_FORWARD ||
+        !umxd_qlb_dcid(d->buf, d->len, 1u + q->sid_len + q->nonce_len, &cid, &n) ||
+        umxd_qlb_decode(e->qlb, q, cid, n, sid) != 1)
+        return -1;
+    for (unsigned b = 0; b < rt->nbackends; b++)
+        if (rt->backends[b].sid_len == q->sid_len &&
+            memcmp(rt->backends[b].sid, sid, q->sid_len) == 0)
+            return backend_up(e, e->rs->slot[r], b, now) ? (int)b : -1;
+    return -1;
+}
+
 /* The steps ------------------------------------------------------------------- */
 
 /* First match wins over the routes in order; the route set's candidate
@@ -291,6 +318,13 @@ static void decide_route(struct umxd_engine *e, const struct umx_rx_slot *d, uns
     if (rt->max_flows && env && env->route_flows &&
         env->route_flows(env->ctx, slot) >= rt->max_flows) {
         drop(v, UMXD_DROP_ROUTE_FULL);
+        return;
+    }
+    /* a connection id a backend issued (QUIC-LB) names its backend */
+    v->backend = rt->qlb.on ? qlb_backend(e, r, d, now) : -1;
+    if (v->backend >= 0) {
+        v->how = UMXD_HOW_SESSION;
+        v->kind = UMXD_V_FORWARD;
         return;
     }
     v->backend = umxd_pick_backend(e, r, peer_sa(d), now);
@@ -489,6 +523,26 @@ static int decide_roamed(struct umxd_engine *e, const struct umx_rx_slot *d, uin
     return 0;
 }
 
+/* Step 4b: QUIC-LB. A QUIC datagram from an address no flow knows (a
+ * migrated client, or one an ECMP rehash brought to this instance) whose
+ * connection id a backend issued goes to that backend: every instance
+ * decodes the same id, with no shared state. Tried after classification,
+ * and only when no route claims the datagram by its content (nothing
+ * matched, or only a catch-all `any`): a short header is nearly random
+ * bytes, and another protocol's datagram must never go to a QUIC backend
+ * because its bytes happened to decode to a server id. */
+static int decide_quiclb(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t now,
+                         struct umxd_verdict *v)
+{
+    for (unsigned r = 0; r < e->rs->cfg->nroutes; r++) {
+        if (!route_of(e, r)->qlb.on || qlb_backend(e, r, d, now) < 0)
+            continue;
+        decide_route(e, d, r, NULL, now, v);
+        return 1;
+    }
+    return 0;
+}
+
 /* Step 3: a peer answering a datagram an attached program sent. */
 static int decide_attached(struct umxd_engine *e, const struct umx_rx_slot *d,
                            struct umxd_verdict *v)
@@ -550,6 +604,8 @@ void umxd_decide(struct umxd_engine *e, const struct umx_rx_slot *d, uint64_t no
         return;
     }
     r = classify(e, d, now, &more, v);
+    if (!more && (r < 0 || !claims(e, r)) && decide_quiclb(e, d, now, v))
+        return;
     if (r < 0) {
         if (more)
             v->kind = UMXD_V_HOLD;

@@ -29,6 +29,8 @@
 #include "io/udp.h"
 #include "stats.h"
 
+struct umxd_qlb_aes;
+
 /* An immutable, published route set. Workers switch to a new one between
  * batches; the main thread frees an old one once every worker has moved on. */
 struct umxd_routeset {
@@ -197,6 +199,9 @@ struct umxd_engine {
     uint8_t protos[UMXD_MAX_ROUTES];
     unsigned all_protos;
     uint32_t prefix_cap; /* flows one prefix may hold in this table */
+    /* QUIC-LB decoding (quiclb.h): this worker's AES context, made at
+     * start-up; NULL: only plaintext server ids are decoded */
+    struct umxd_qlb_aes *qlb;
 };
 
 /* New-flow budget per full receive batch, in cost units: a flow with its

@@ -111,6 +111,7 @@ struct txstate {
 
 struct mbox;
 
+struct umxd_steer_peers; /* steer/steer.h */
 /* flowlog.c: the debug flow log's token bucket (per worker) */
 struct flowlog_bucket {
     uint64_t last_ns, credit_ns, suppressed;
@@ -128,8 +129,9 @@ struct umxd_worker {
     uint16_t pub_port[UMXD_MAX_LISTEN]; /* network order */
     uint32_t pub_ovfl[UMXD_MAX_LISTEN]; /* last SO_RXQ_OVFL count seen */
     struct umx_ft *ft;
-    struct umx_rxb *rxb;   /* shared-port receive batch */
-    struct umx_rxb *uprxb; /* upstream receive batch */
+    struct umxd_steer_peers *steer_peers; /* the kernel map of our peers (NULL: none) */
+    struct umx_rxb *rxb;                  /* shared-port receive batch */
+    struct umx_rxb *uprxb;                /* upstream receive batch */
     struct umx_probe_state *pstate;
     struct umxd_routeset *rs; /* the route set this worker runs; read config here, never d->cfg */
     uint64_t seen_epoch;      /* atomic: last route set epoch adopted */

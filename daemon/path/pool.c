@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "path_int.h"
+#include "steer/steer.h"
 
 void worker_wake(struct umxd_worker *w)
 {
@@ -99,6 +100,15 @@ void umxd_stats_sum(struct umxd *d, struct umxd_stats *out)
     }
     /* counted on the main thread (guard.c), not by a worker */
     out->foreign_sockets = __atomic_load_n(&d->foreign_seen, __ATOMIC_RELAXED);
+    /* the reuseport program's own counters (kernel maps; 0 without it) */
+    {
+        struct umxd_steer_stats k;
+        umxd_steer_stats(d->steer, &k);
+        out->kernel_filtered = k.filtered;
+        out->kernel_by_peer = k.by_peer;
+        out->kernel_by_hint = k.by_hint;
+        out->kernel_refused = k.refused;
+    }
     /* attached programs' own sends leave the shared port too (attach.c) */
     out->tx_datagrams += __atomic_load_n(&d->attach_tx_all[0], __ATOMIC_RELAXED);
     out->tx_bytes += __atomic_load_n(&d->attach_tx_all[1], __ATOMIC_RELAXED);

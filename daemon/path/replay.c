@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quiclb.h"
 #include "replay.h"
 #include "rules/probe.h"
 
@@ -82,6 +83,8 @@ int umxd_replay_new(struct umxd_replay **out, struct umxd_config *cfg)
     r->sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*r->sessions));
     if (e == 0 && (!r->rate_flows || !r->rate_replies || !r->sessions))
         e = -ENOMEM;
+    if (e == 0)
+        e = umxd_qlb_aes_new(&r->eng.qlb);
     if (e < 0) {
         r->cfg = NULL; /* the caller keeps cfg on failure */
         umxd_replay_free(r);
@@ -112,6 +115,7 @@ void umxd_replay_free(struct umxd_replay *r)
     free(r->rate_flows);
     free(r->rate_replies);
     free(r->sessions);
+    umxd_qlb_aes_free(r->eng.qlb);
     umxd_config_free(r->cfg);
     free(r);
 }

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "path_int.h"
+#include "quiclb.h"
+#include "steer/steer.h"
 
 /* The engine's questions, answered from the daemon's shared state --------- */
 
@@ -326,6 +328,9 @@ static int engine_init(struct umxd_worker *w)
     w->sessions = calloc((size_t)UMXD_SESSION_SETS * UMXD_SESSION_WAYS, sizeof(*w->sessions));
     if (!w->rate_flows || !w->rate_replies || !w->prefix || !w->sessions)
         return -ENOMEM;
+    /* QUIC-LB's AES context, one per worker: made here, never on the path */
+    if (umxd_qlb_aes_new(&w->eng.qlb) < 0)
+        return -ENOMEM;
     w->env.ctx = w;
     w->env.backend_up = env_backend_up;
     w->env.drained = env_drained;
@@ -371,6 +376,13 @@ int umxd_worker_start(struct umxd *d, int id)
     r = umx_ft_new(&w->ft, c->max_flows, sizeof(struct umxd_flow), d->hashkey);
     if (r < 0)
         return r;
+    /* the kernel learns which worker holds each peer (steer/steer.h) */
+    if (umxd_steer_mirrors(d->steer)) {
+        r = umxd_steer_peers_new(d->steer, (unsigned)id, umx_ft_capacity(w->ft), &w->steer_peers);
+        if (r < 0)
+            return r;
+        umx_ft_watch(w->ft, umxd_steer_watch, w->steer_peers);
+    }
     /* shared-upstream address map: twice the flow table, so a probe run
      * always ends at an empty slot */
     r = umxd_addrmap_init(&w->shr, 2u * umx_ft_capacity(w->ft));
@@ -418,6 +430,7 @@ int umxd_worker_start(struct umxd *d, int id)
 void worker_free(struct umxd_worker *w)
 {
     umx_ft_free(w->ft);
+    umxd_steer_peers_free(w->steer_peers);
     umxd_addrmap_free(&w->shr);
     umx_rxb_free(w->rxb);
     umx_rxb_free(w->uprxb);
@@ -427,6 +440,7 @@ void worker_free(struct umxd_worker *w)
     free(w->rate_replies);
     free(w->prefix);
     free(w->sessions);
+    umxd_qlb_aes_free(w->eng.qlb);
     mbox_free(w->mbox);
     umx_probe_state_free(w->pstate);
     if (w->epfd >= 0)

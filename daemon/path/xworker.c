@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "path_int.h"
+#include "steer/steer.h"
 
 #define MBOX_SLOTS 256
 #define MBOX_BYTES 2048
@@ -57,6 +58,10 @@ void roam_publish(struct umxd_worker *w, struct umx_flow *f, const uint8_t *key,
     struct umx_flow *e;
     if (!w->d->roam_ft || w->d->nworkers < 2)
         return;
+    /* the kernel's hint: the peer's next datagram from a new address
+     * comes straight here instead of through another worker's mailbox */
+    if (w->d->steer)
+        (void)umxd_steer_hint(w->d->steer, key, klen, (unsigned)w->id);
     memset(&k, 0, sizeof(k));
     k.family = 0xff;
     k.tag = (uint32_t)w->id << 24 | (f->idx & 0xffffff);

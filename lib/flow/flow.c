@@ -35,6 +35,8 @@ struct umx_ft {
     struct cls cls[UMX_FT_MAX_CLASSES];
     uint16_t ncls_used; /* highest class index defined + 1 */
     struct umx_ft_stats st;
+    umx_ft_watch_fn *watch; /* told of keys held and let go (umx_ft_watch) */
+    void *watch_arg;
 };
 
 static inline struct umx_flow *slot_at(const struct umx_ft *ft, uint32_t i)
@@ -214,8 +216,16 @@ static void roam_unlink(struct umx_ft *ft, struct umx_flow *f)
     f->roam_len = 0;
 }
 
+void umx_ft_watch(struct umx_ft *ft, umx_ft_watch_fn *fn, void *arg)
+{
+    ft->watch = fn;
+    ft->watch_arg = arg;
+}
+
 static void release_slot(struct umx_ft *ft, struct umx_flow *f)
 {
+    if (ft->watch)
+        ft->watch(ft->watch_arg, &f->key, 0);
     hash_unlink(ft, f);
     roam_unlink(ft, f);
     cls_unlink(ft, f);
@@ -282,6 +292,8 @@ struct umx_flow *umx_ft_insert(struct umx_ft *ft, const struct umx_flow_key *k, 
         ft->ncls_used = (uint16_t)(cls + 1);
     ft->st.inserts++;
     ft->st.active++;
+    if (ft->watch)
+        ft->watch(ft->watch_arg, k, 1);
     return f;
 }
 
@@ -379,9 +391,13 @@ int umx_ft_rekey(struct umx_ft *ft, struct umx_flow *f, const struct umx_flow_ke
 {
     if (umx_ft_lookup(ft, k))
         return -EEXIST;
+    if (ft->watch)
+        ft->watch(ft->watch_arg, &f->key, 0);
     hash_unlink(ft, f);
     f->key = *k;
     hash_link(ft, f);
+    if (ft->watch)
+        ft->watch(ft->watch_arg, k, 1);
     return 0;
 }
 

@@ -106,6 +106,14 @@ struct umx_flow *umx_ft_roam_lookup(struct umx_ft *ft, const uint8_t *key, size_
 /* Moves a flow to a new key (peer changed address): rehashes it. */
 int umx_ft_rekey(struct umx_ft *ft, struct umx_flow *f, const struct umx_flow_key *k);
 
+/* Tells fn of every key the table starts holding (added = 1: insert, the
+ * new key of a rekey) and stops holding (added = 0: removal, expiry,
+ * eviction, the old key of a rekey), in that order, so a mirror of the
+ * keys elsewhere (the daemon's kernel steering map) never misses one. One
+ * watcher; NULL stops watching. Called with the table consistent. */
+typedef void umx_ft_watch_fn(void *arg, const struct umx_flow_key *k, int added);
+void umx_ft_watch(struct umx_ft *ft, umx_ft_watch_fn *fn, void *arg);
+
 /* Iteration over active flows: idx from 0; returns NULL past the end. */
 struct umx_flow *umx_ft_at(struct umx_ft *ft, uint32_t idx);
 uint32_t umx_ft_capacity(const struct umx_ft *ft);

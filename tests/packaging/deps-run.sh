@@ -4,7 +4,7 @@
 #   1. every dependency() meson requires unconditionally is provided by a
 #      package of the run list (the .pc file's owner, asked from dpkg)
 #   2. the compiler and build tools are there
-#   3. none of the test-only packages (test tools, cmocka, valgrind, clang,
+#   3. none of the test-only packages (test tools, cmocka, valgrind,
 #      the programs the integration tests talk to) is in the run list
 set -euo pipefail
 src=${1:?source dir}
@@ -40,7 +40,8 @@ for p in meson ninja-build pkgconf gcc; do
 done
 
 # 3. nothing only the tests need
-for p in libcmocka-dev valgrind clang chromium prometheus nginx-light coturn unbound \
+# (clang is a build tool of the daemon: it compiles the reuseport eBPF program)
+for p in libcmocka-dev valgrind chromium prometheus nginx-light coturn unbound \
     tshark python3-twisted lintian debhelper; do
     in_run "$p" && fail "$p is in the run list (a test-only package)"
     printf '%s\n' "${check[@]}" | grep -qx -- "$p" || fail "$p missing from the check list"

@@ -147,7 +147,10 @@ static void assert_same_config(const struct umxd_config *a, const struct umxd_co
             assert_int_equal(x->backends[k].addrlen, y->backends[k].addrlen);
             assert_memory_equal(&x->backends[k].addr, &y->backends[k].addr, x->backends[k].addrlen);
             assert_string_equal(x->backends[k].text, y->backends[k].text);
+            assert_int_equal(x->backends[k].sid_len, y->backends[k].sid_len);
+            assert_memory_equal(x->backends[k].sid, y->backends[k].sid, x->backends[k].sid_len);
         }
+        assert_memory_equal(&x->qlb, &y->qlb, sizeof(x->qlb));
         assert_true(x->idle_timeout_ns == y->idle_timeout_ns);
         assert_true(x->unanswered_timeout_ns == y->unanswered_timeout_ns);
         assert_int_equal(x->classify_every, y->classify_every);

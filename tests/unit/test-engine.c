@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "path/engine.h"
+#include "path/quiclb.h"
 #include "path/replay.h"
 #include "rules/probe.h"
 #include "rules/roam.h"
@@ -707,6 +708,122 @@ static void t_fleet_key(void **st)
     h_free(c);
 }
 
+/* #15 QUIC-LB: a QUIC datagram from an address no flow knows, whose
+ * connection id carries a backend's server id, goes to that backend on
+ * every instance (another process key, another backend order); an id no
+ * backend has, another config id, or a down backend fall back to the normal
+ * decision; a datagram another route claims by content is never taken. */
+#define QLB_KEY "8f95f09245765f80256934e50c66207f"
+#define QLB_ROUTES(B1, B2, B3)                                                                     \
+    "[listen]\naddress = 192.0.2.53:443\n"                                                         \
+    "[route quic]\nmatch = quic\nforward = " B1 ", " B2 ", " B3 "\n"                               \
+    "quic-lb = config-id=2 server-id-length=3 nonce-length=4 key=" QLB_KEY "\n"                    \
+    "[route rest]\nmatch = any\nforward = 127.0.0.1:7100\n"
+#define QB1 "127.0.0.1:7001 server-id=0000a1"
+#define QB2 "127.0.0.1:7002 server-id=0000b2"
+#define QB3 "127.0.0.1:7003 server-id=0000c3"
+
+/* A 1-RTT (short header) datagram with the CID of server id sid. */
+static size_t qlb_short(struct umxd_qlb_aes *a, const struct umxd_quiclb *q, const uint8_t *sid,
+                        unsigned nonce, uint8_t *out)
+{
+    uint8_t n4[4] = {(uint8_t)(nonce >> 24), (uint8_t)(nonce >> 16), (uint8_t)(nonce >> 8),
+                     (uint8_t)nonce};
+    memset(out, 0x5c, 40);
+    out[0] = 0x43;
+    assert_int_equal(umxd_qlb_encode(a, q, 7, sid, n4, out + 1), 0);
+    return 40;
+}
+
+static void t_quiclb(void **st)
+{
+    struct h *a = h_new(QLB_ROUTES(QB1, QB2, QB3));
+    struct h *b = h_new(QLB_ROUTES(QB3, QB1, QB2)); /* another instance, another order */
+    struct h *old = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                          "[route quic]\nmatch = quic\nforward = 127.0.0.1:7001, 127.0.0.1:7002, "
+                          "127.0.0.1:7003\n[route rest]\nmatch = any\nforward = 127.0.0.1:7100\n");
+    const struct umxd_quiclb *q = &a->cfg->routes[0].qlb;
+    static const uint8_t sid_b2[3] = {0, 0, 0xb2}, sid_none[3] = {0, 0, 0xdd};
+    uint8_t buf[64];
+    size_t n;
+    (void)st;
+    assert_int_equal(umxd_qlb_aes_new(&a->e.qlb), 0);
+    assert_int_equal(umxd_qlb_aes_new(&b->e.qlb), 0);
+    memset(b->key, 0x77, sizeof(b->key));
+    for (unsigned i = 0; i < 40; i++) {
+        char ip[32];
+        struct umx_rx_slot s;
+        struct umxd_verdict va, vb, vo;
+        snprintf(ip, sizeof(ip), "198.51.%u.%u", 100 + i % 3, 1 + i);
+        n = qlb_short(a->e.qlb, q, sid_b2, 0x1000 + i, buf);
+        s = dgram(ip, 5000 + i, buf, n);
+        va = step(a, &s);
+        vb = step(b, &s);
+        vo = step(old, &s);
+        assert_int_equal(va.kind, UMXD_V_FORWARD);
+        assert_int_equal(va.how, UMXD_HOW_SESSION);
+        assert_int_equal(va.route, 0);
+        assert_string_equal(a->cfg->routes[0].backends[va.backend].text, "127.0.0.1:7002");
+        assert_int_equal(vb.how, UMXD_HOW_SESSION);
+        assert_string_equal(b->cfg->routes[0].backends[vb.backend].text, "127.0.0.1:7002");
+        /* without quic-lb (the code before #15): the catch-all route takes it */
+        assert_int_equal(vo.route, 1);
+        /* the flow made: the next datagram is the flow's */
+        va = step(a, &s);
+        assert_int_equal(va.how, UMXD_HOW_FLOW);
+    }
+    /* an id no backend has: the normal decision (the catch-all route) */
+    n = qlb_short(a->e.qlb, q, sid_none, 1, buf);
+    {
+        struct umx_rx_slot s = dgram("203.0.113.1", 6000, buf, n);
+        struct umxd_verdict v = step(a, &s);
+        assert_int_equal(v.how, UMXD_HOW_NEW);
+        assert_int_equal(v.route, 1);
+    }
+    /* another config id (here 3): not decoded */
+    n = qlb_short(a->e.qlb, q, sid_b2, 2, buf);
+    buf[1] = (uint8_t)((buf[1] & 0x1f) | 3u << 5);
+    {
+        struct umx_rx_slot s = dgram("203.0.113.2", 6000, buf, n);
+        struct umxd_verdict v = step(a, &s);
+        assert_int_equal(v.route, 1);
+    }
+    /* the id's backend is down: the normal decision */
+    a->down[0][1] = 1;
+    n = qlb_short(a->e.qlb, q, sid_b2, 3, buf);
+    {
+        struct umx_rx_slot s = dgram("203.0.113.3", 6000, buf, n);
+        struct umxd_verdict v = step(a, &s);
+        assert_int_equal(v.how, UMXD_HOW_NEW);
+        assert_int_equal(v.route, 1);
+    }
+    umxd_qlb_aes_free(a->e.qlb);
+    umxd_qlb_aes_free(b->e.qlb);
+    h_free(a);
+    h_free(b);
+    h_free(old);
+}
+
+/* A datagram another route claims by its content keeps its route even when
+ * its bytes decode to a server id (plaintext ids, DNS query id 0x4101). */
+static void t_quiclb_never_steals(void **st)
+{
+    struct h *h = h_new("[listen]\naddress = 192.0.2.53:443\n"
+                        "[route quic]\nmatch = quic\nforward = 127.0.0.1:7001 server-id=01\n"
+                        "quic-lb = config-id=0 server-id-length=1 nonce-length=4\n"
+                        "[route dns]\nmatch = dns\nforward = 127.0.0.1:5353\n");
+    static const uint8_t q[] = {0x41, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                0x00, 0x00, 0x07, 'e',  'x',  'a',  'm',  'p',  'l',  'e',
+                                0x03, 'c',  'o',  'm',  0x00, 0x00, 0x01, 0x00, 0x01};
+    struct umx_rx_slot s = dgram("198.51.100.9", 5353, q, sizeof(q));
+    struct umxd_verdict v;
+    (void)st;
+    v = step(h, &s);
+    assert_int_equal(v.route, 1);
+    assert_int_equal(v.how, UMXD_HOW_NEW);
+    h_free(h);
+}
+
 /* The replay (udpmuxctl classify -c) on the same engine. */
 static void t_replay(void **st)
 {
@@ -751,6 +868,8 @@ int main(void)
         cmocka_unit_test(t_roam_dns_never),
         cmocka_unit_test(t_wg_sessions),
         cmocka_unit_test(t_fleet_key),
+        cmocka_unit_test(t_quiclb),
+        cmocka_unit_test(t_quiclb_never_steals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
