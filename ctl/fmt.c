@@ -335,15 +335,16 @@ int print_flows(const struct answer *a)
         if (strcmp(r.type, "flow") == 0) {
             char age[32], idle[32];
             if (!header++)
-                printf("%-12s %-40s %-24s %-11s %9s %9s %10s %10s %10s %10s\n", "ROUTE", "PEER",
+                printf("%-12s %-40s %-24s %-11s %9s %9s %10s %10s %10s %10s %s\n", "ROUTE", "PEER",
                        "BACKEND", "STATE", "AGE", "IDLE", "RX DGRAMS", "RX BYTES", "TX DGRAMS",
-                       "TX BYTES");
+                       "TX BYTES", "PATH");
             fmt_duration(age, sizeof(age), rec_u64(&r, "age_ms") / 1000u);
             fmt_duration(idle, sizeof(idle), rec_u64(&r, "idle_ms") / 1000u);
-            printf("%-12s %-40s %-24s %-11s %9s %9s %10s %10s %10s %10s\n", rec_str(&r, "route"),
+            printf("%-12s %-40s %-24s %-11s %9s %9s %10s %10s %10s %10s %s\n", rec_str(&r, "route"),
                    rec_str(&r, "peer"), *rec_str(&r, "backend") ? rec_str(&r, "backend") : "-",
                    rec_str(&r, "state"), age, idle, rec_str(&r, "rx.datagrams"),
-                   rec_str(&r, "rx.bytes"), rec_str(&r, "tx.datagrams"), rec_str(&r, "tx.bytes"));
+                   rec_str(&r, "rx.bytes"), rec_str(&r, "tx.datagrams"), rec_str(&r, "tx.bytes"),
+                   *rec_str(&r, "datapath") ? rec_str(&r, "datapath") : "user");
         } else if (strcmp(r.type, "summary") == 0) {
             printf("%s of %s matching flows shown%s\n", rec_str(&r, "shown"),
                    rec_str(&r, "matched"),

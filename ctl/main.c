@@ -17,6 +17,7 @@
 #include "client.h"
 #include "fmt.h"
 #include "top.h"
+#include "upgrade.h"
 
 /* One request on its own connection; prints a refusal. */
 static int call_once(const struct umx_ctl_req *req, struct answer *a)
@@ -56,6 +57,9 @@ static void usage(FILE *f)
             "                            accept new flows again\n"
             "  top [-n COUNT]            live view, refreshed every second (q quits)\n"
             "  classify ...              classify datagrams from a capture (see udpmuxctl(8))\n"
+            "  upgrade [-c CONFIG] [-d UDPMUXD]\n"
+            "                            start a new udpmuxd that takes over the running one's\n"
+            "                            sockets and flows without losing datagrams (root)\n"
             "exit status: 0 ok, 1 refused by udpmuxd, 64 usage, 69 udpmuxd unreachable\n",
             UMX_CTL_FLOWS_DEFAULT, UMX_CTL_FLOWS_MAX);
 }
@@ -131,6 +135,8 @@ int main(int argc, char **argv)
     cmd = argv[optind];
     if (strcmp(cmd, "classify") == 0)
         return ctl_classify_main(argc - optind, argv + optind);
+    if (strcmp(cmd, "upgrade") == 0)
+        return ctl_upgrade_main(argc - optind, argv + optind);
     memset(&req, 0, sizeof(req));
     for (int i = 1; i < UMX_CTL_CMD_COUNT; i++)
         if (strcmp(cmd, umx_ctl_cmd_name((enum umx_ctl_cmd)i)) == 0)

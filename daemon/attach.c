@@ -527,15 +527,22 @@ int umxd_attach_init(struct umxd *d)
             mkdir(dir, 0755);
         }
     }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, d->cfg->attach, pl);
+    memcpy(a->path, d->cfg->attach, pl);
+    if (d->mod_lfd[UMXD_MOD_ATTACH] >= 0) {
+        /* upgrade: the old process's socket (upgrade.c); programs attached
+         * to the old process must attach again, here */
+        a->lfd = d->mod_lfd[UMXD_MOD_ATTACH];
+        umxd_sockfile_note(&a->file, d->cfg->attach);
+        goto listening;
+    }
     a->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (a->lfd < 0) {
         r = -errno;
         goto fail;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, d->cfg->attach, pl);
-    memcpy(a->path, d->cfg->attach, pl);
     /* only a stale attach socket is removed: never another file, nor the
      * control socket when both are configured at one path */
     r = umxd_sockfile_clear(d->cfg->attach, SOCK_SEQPACKET);
@@ -553,6 +560,7 @@ int umxd_attach_init(struct umxd *d)
         umxd_sockfile_unlink(&a->file, d->cfg->attach);
         goto fail;
     }
+listening:
     /* any local user may connect; what they may claim is decided per route
      * by SO_PEERCRED against the route's allow list */
     chmod(d->cfg->attach, 0666);
@@ -562,6 +570,7 @@ int umxd_attach_init(struct umxd *d)
             umxd_log(LOG_WARNING, "attach: chown %s: %s", d->cfg->attach, strerror(errno));
     }
     d->attach = a;
+    d->mod_lfd[UMXD_MOD_ATTACH] = a->lfd;
     r = umxd_loop_add(d, a->lfd, EPOLLIN, on_accept, NULL);
     if (r == 0)
         r = umxd_tick_add(d, on_tick, NULL);

@@ -87,6 +87,7 @@ struct umxd_route {
     int proxy_v2;                   /* proxy-protocol = v2 | none */
     int transparent;                /* transparent = yes | no */
     int roaming;                    /* roaming = yes (default) | no */
+    int kernel;                     /* datapath = kernel | user (default): daemon/kdp/ */
     uint32_t max_flows;             /* max-flows = N (0: only the global cap) */
     /* health checks (active); passive health is always on */
     enum umxd_health_kind health;

@@ -34,6 +34,8 @@
 #include "names.h"
 #include "sockfile.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
+#include "upgrade.h"
 
 #define CTL_MAX_CLIENTS 16
 /* Deadlines are on whole requests, not on any byte: a client that trickles
@@ -193,6 +195,27 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
 #undef PUT
     }
     umx_ctl_rec_end(o);
+    {
+        /* a record of its own: the stats record is near the field cap */
+        struct umxd_kdp_stats ks;
+        if (umxd_kdp_stats(d, &ks, 1) == 0) {
+            umx_ctl_rec(o, "kernel");
+            umx_ctl_u64(o, "kernel.queued", ks.queued);
+            umx_ctl_u64(o, "kernel.to_kernel", ks.to_kernel);
+            umx_ctl_u64(o, "kernel.to_user", ks.to_user);
+            umx_ctl_u64(o, "kernel.dropped", ks.dropped);
+            umx_ctl_u64(o, "kernel.held", ks.held);
+            umx_ctl_u64(o, "kernel.verdict_errors", ks.verdict_err);
+            umx_ctl_u64(o, "kernel.replies", ks.replies);
+            umx_ctl_u64(o, "kernel.keys_learnt", ks.keys);
+            umx_ctl_u64(o, "kernel.roamed", ks.roamed);
+            umx_ctl_u64(o, "kernel.ordered", ks.ordered);
+            umx_ctl_u64(o, "kernel.flows", ks.flows);
+            umx_ctl_u64(o, "kernel.datagrams", ks.pkts);
+            umx_ctl_u64(o, "kernel.bytes", ks.bytes);
+            umx_ctl_rec_end(o);
+        }
+    }
 }
 
 static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
@@ -286,6 +309,8 @@ static void cmd_flows(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
         }
     }
     n = umxd_flows_snapshot(d, req->route[0] ? req->route : NULL, ctl->snap, CTL_SNAP_MAX);
+    if (n < CTL_SNAP_MAX)
+        n += umxd_kdp_flows(d, req->route[0] ? req->route : NULL, ctl->snap + n, CTL_SNAP_MAX - n);
     for (unsigned i = 0; i < n; i++) {
         const struct umxd_flow_info *f = &ctl->snap[i];
         char peer[80], local[80];
@@ -305,6 +330,7 @@ static void cmd_flows(struct umxd *d, struct umx_ctl_out *o, const struct umx_ct
         umx_ctl_str(o, "local", local);
         umx_ctl_str(o, "backend", f->backend);
         umx_ctl_u64(o, "worker", (uint64_t)f->worker);
+        umx_ctl_str(o, "datapath", f->kernel ? "kernel" : "user");
         umx_ctl_str(o, "state", f->established ? "established" : "unanswered");
         umx_ctl_u64(o, "age_ms", f->age_ms);
         umx_ctl_u64(o, "idle_ms", f->idle_ms);
@@ -532,6 +558,17 @@ static void client_process(struct umxd *d, struct client *c)
             return;
         }
         linelen = (size_t)(nl - c->in) + 1;
+        if (linelen == sizeof(UMXD_UPGRADE_REQUEST) &&
+            memcmp(c->in, UMXD_UPGRADE_REQUEST, linelen - 1) == 0) {
+            /* a new udpmuxd asks to take over: the connection is upgrade.c's
+             * now (it checks the peer is root); on success we never return */
+            int fd = c->fd;
+            umxd_loop_del(d, fd);
+            c->fd = -1;
+            c->inlen = 0;
+            umxd_upgrade_serve(d, fd);
+            return;
+        }
         c->out = run_request(d, c->in, linelen, &c->outlen);
         memmove(c->in, c->in + linelen, c->inlen - linelen);
         c->inlen -= linelen;
@@ -719,26 +756,34 @@ int umxd_control_init(struct umxd *d)
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, path, pl);
-    make_parent(path);
-    r = umxd_sockfile_clear(path, SOCK_STREAM);
-    if (r < 0)
-        goto fail;
-    ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (ctl->lfd < 0) {
-        r = -errno;
-        goto fail;
-    }
-    /* the umask makes the file 0660 from birth: no window where another
-     * user could connect before chmod */
-    old = umask(0117);
-    r = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (r == 0)
+    if (d->mod_lfd[UMXD_MOD_CONTROL] >= 0) {
+        /* upgrade: the old process's socket, bound at the same path (the
+         * new config must name it: upgrade.c), so connections queue in its
+         * backlog during the switch instead of failing */
+        ctl->lfd = d->mod_lfd[UMXD_MOD_CONTROL];
         umxd_sockfile_note(&ctl->file, path);
-    if (r < 0 || listen(ctl->lfd, 16) < 0) {
-        r = -errno;
-        ctl->lfd = (close(ctl->lfd), -1);
-        goto fail;
+    } else {
+        make_parent(path);
+        r = umxd_sockfile_clear(path, SOCK_STREAM);
+        if (r < 0)
+            goto fail;
+        ctl->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (ctl->lfd < 0) {
+            r = -errno;
+            goto fail;
+        }
+        /* the umask makes the file 0660 from birth: no window where another
+         * user could connect before chmod */
+        old = umask(0117);
+        r = bind(ctl->lfd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r == 0)
+            umxd_sockfile_note(&ctl->file, path);
+        if (r < 0 || listen(ctl->lfd, 16) < 0) {
+            r = -errno;
+            ctl->lfd = (close(ctl->lfd), -1);
+            goto fail;
+        }
     }
     chmod(path, 0660);
     ctl->owner_uid = geteuid();
@@ -761,6 +806,7 @@ int umxd_control_init(struct umxd *d)
     if (stat(path, &st) == 0)
         ctl->gid = st.st_gid;
     d->control = ctl;
+    d->mod_lfd[UMXD_MOD_CONTROL] = ctl->lfd;
     g_ctl = ctl;
     r = umxd_loop_add(d, ctl->lfd, EPOLLIN, on_accept, ctl);
     if (r == 0)

@@ -84,6 +84,9 @@ static volatile sig_atomic_t caps_failed;
  * has transparent = yes, because every new flow's upstream socket needs
  * IP_TRANSPARENT; nothing otherwise. Set by umxd_harden() before the drop. */
 static uint32_t caps_keep;
+/* The kernel datapath (daemon/kdp/) runs: netfilter netlink sockets for its
+ * table and conntrack (reload, flows, exit). */
+static int kdp_on;
 
 static int capset_self_zero(void)
 {
@@ -409,6 +412,11 @@ static int add_rules(scmp_filter_ctx ctx)
             a[1] = SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE);
             r = add(ctx, "socket", 2, a);
         }
+        if (r == 0 && kdp_on) {
+            a[0] = SCMP_A0(SCMP_CMP_EQ, AF_NETLINK);
+            a[1] = SCMP_A2(SCMP_CMP_EQ, NETLINK_NETFILTER);
+            r = add(ctx, "socket", 2, a);
+        }
     }
     /* bpf(): only reading and writing the reuseport program's maps
      * through descriptors udpmuxd already holds (steer/steer.c: a peer's
@@ -525,6 +533,11 @@ int umxd_harden(struct umxd *d)
     for (unsigned i = 0; i < d->cfg->nroutes; i++)
         if (d->cfg->routes[i].transparent)
             caps_keep = 1u << CAP_NET_ADMIN;
+    /* the kernel datapath changes its table and conntrack entries on
+     * reload, drain and exit: CAP_NET_ADMIN, only while it runs */
+    kdp_on = d->kdp != NULL;
+    if (kdp_on)
+        caps_keep = 1u << CAP_NET_ADMIN;
     r = umxd_caps_drop_all();
     if (r < 0) {
         umxd_log(LOG_ERR, "cannot drop capabilities: %s", strerror(-r));
@@ -548,7 +561,9 @@ int umxd_harden(struct umxd *d)
         return r;
     }
     umxd_log(LOG_INFO, "hardened: %s, NoNewPrivs, seccomp allow-list (%s)",
-             caps_keep ? "only CAP_NET_ADMIN (transparent routes)" : "no capabilities",
+             caps_keep ? (kdp_on ? "only CAP_NET_ADMIN (kernel datapath)"
+                                 : "only CAP_NET_ADMIN (transparent routes)")
+                       : "no capabilities",
              mode && strcmp(mode, "kill") == 0 ? "kill" : "EPERM and log");
     return 0;
 }

@@ -20,6 +20,8 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
+#include "upgrade.h"
 
 #ifndef UMXD_VERSION
 #define UMXD_VERSION UDPMUX_VERSION_STRING
@@ -32,13 +34,14 @@ struct options {
     const char *qlisten[UMXD_MAX_LISTEN], *qroutes[UMXD_MAX_ROUTES];
     unsigned nql, nqr, qworkers;
     long qbusy;
-    int check, print, verbose, takeover;
+    int check, print, verbose, takeover, upgrade, ready_fd;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: udpmuxd [-c FILE] [-t | -T] [-v] [--takeover]\n"
+            "       udpmuxd --upgrade [-c FILE] [--ready-fd N] [-v]\n"
             "       udpmuxd -l ADDR:PORT [-l ...] -r RULE=BACKEND[,BACKEND] [-r ...] [-w N]\n"
             "               [-b US] [-v]\n"
             "  -c, --config FILE      configuration file (default %s)\n"
@@ -51,7 +54,10 @@ static void usage(FILE *f)
             "  -b, --busy-poll US     quick mode: busy-poll budget in microseconds (default 0)\n"
             "  -v, --verbose          more verbose logging (repeatable)\n"
             "      --takeover         join the socket group of a program that already holds\n"
-            "                         the listen address (upgrades), instead of refusing\n"
+            "                         the listen address, instead of refusing\n"
+            "      --upgrade          take over the running udpmuxd's sockets and flows\n"
+            "                         (its control socket; udpmuxctl upgrade runs this)\n"
+            "      --ready-fd N       with --upgrade: write \"ok PID\" to descriptor N when done\n"
             "  -V, --version          print the version and exit\n"
             "  -h, --help             print this help and exit\n",
             default_config);
@@ -71,12 +77,15 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"takeover", no_argument, NULL, 'K'},
+        {"upgrade", no_argument, NULL, 'U'},
+        {"ready-fd", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
     memset(o, 0, sizeof(*o));
     o->qbusy = -1;
+    o->ready_fd = -1;
     while ((opt = getopt_long(argc, argv, "c:tTl:r:w:b:vVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -127,6 +136,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'K': /* long only */
             o->takeover = 1;
             break;
+        case 'U': /* long only */
+            o->upgrade = 1;
+            break;
+        case 'R': { /* long only: udpmuxctl upgrade learns the outcome here */
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 3 || v > 1024) {
+                fprintf(stderr, "udpmuxd: --ready-fd takes a descriptor number\n");
+                return EX_USAGE;
+            }
+            o->ready_fd = (int)v;
+            break;
+        }
         case 'V':
             if (strcmp(UMXD_VERSION, udpmux_version()))
                 printf("udpmuxd %s (libudpmux %s)\n", UMXD_VERSION, udpmux_version());
@@ -140,6 +162,11 @@ static int parse_options(int argc, char **argv, struct options *o)
             usage(stderr);
             return EX_USAGE;
         }
+    }
+    if (o->upgrade && (o->nql || o->nqr || o->takeover)) {
+        fprintf(stderr, "udpmuxd: --upgrade takes over a daemon that runs a configuration "
+                        "file (-c), without --takeover\n");
+        return EX_USAGE;
     }
     if (optind != argc || ((o->nql || o->nqr) && o->cfgpath)) {
         usage(stderr);
@@ -249,6 +276,7 @@ int main(int argc, char **argv)
     struct options o;
     char err[1024];
     struct umxd *d;
+    struct umxd_upgrade up = {.fd = -1};
     int r, sfd = -1, rc = EX_OK;
 
     r = parse_options(argc, argv, &o);
@@ -257,6 +285,8 @@ int main(int argc, char **argv)
     d = calloc(1, sizeof(*d));
     if (!d)
         return EX_OSERR;
+    for (unsigned k = 0; k < UMX_ARRAY_LEN(d->mod_lfd); k++)
+        d->mod_lfd[k] = -1;
     if (load_config(d, &o, err, sizeof(err)) < 0) {
         fprintf(stderr, "udpmuxd: %s\n", err);
         free(d);
@@ -289,13 +319,28 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
+    if (o.upgrade && umxd_kdp_wanted(d->cfg)) {
+        umxd_log(LOG_ERR, "upgrade refused: routes with datapath = kernel need a restart "
+                          "(their kernel flows are not handed over)");
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (o.upgrade) {
+        /* our config loaded fine; now the running daemon's sockets */
+        r = umxd_upgrade_join(d, &up, err, sizeof(err));
+        if (r < 0) {
+            umxd_log(LOG_ERR, "upgrade refused: %s", err);
+            rc = r == -EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
+            goto out;
+        }
+    }
     umxd_fd_budget(d);
     d->loop = umxd_loop_new(d);
     if (!d->loop) {
         rc = EX_OSERR;
         goto out;
     }
-    r = umxd_open_listeners(d, o.takeover);
+    r = o.upgrade ? 0 : umxd_open_listeners(d, o.takeover);
     if (r < 0) {
         rc = r == -EADDRINUSE || r == -EACCES ? EX_UNAVAILABLE
              : r == -EDESTADDRREQ             ? EX_CONFIG
@@ -312,17 +357,43 @@ int main(int argc, char **argv)
         goto out;
     }
     init_modules(d);
+    /* before privileges drop: the table and the queue need CAP_NET_ADMIN */
+    r = umxd_kdp_init(d);
+    if (r < 0 && umxd_kdp_wanted(d->cfg)) {
+        rc = EX_OSERR;
+        goto out;
+    }
     if (umxd_drop_privileges(d) < 0 || umxd_roam_init(d) < 0) {
         rc = EX_OSERR;
         goto out;
     }
+    /* the workers' tables first: an upgrade's old process stops reading
+     * only once everything but the threads exists */
     for (unsigned i = 0; i < d->nworkers; i++) {
-        r = umxd_worker_start(d, (int)i);
+        r = umxd_worker_new(d, (int)i);
         if (r < 0) {
             umxd_log(LOG_ERR, "worker %u: %s", i, strerror(-r));
             rc = EX_OSERR;
             goto out;
         }
+    }
+    if (o.upgrade && umxd_upgrade_flows(d, &up, err, sizeof(err)) < 0) {
+        umxd_log(LOG_ERR, "upgrade: %s", err);
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        r = umxd_worker_go(d, (int)i);
+        if (r < 0) {
+            umxd_log(LOG_ERR, "worker %u: %s", i, strerror(-r));
+            rc = EX_OSERR;
+            goto out;
+        }
+    }
+    if (o.upgrade && umxd_upgrade_finish(d, &up, err, sizeof(err)) < 0) {
+        umxd_log(LOG_ERR, "upgrade: %s", err);
+        rc = EX_UNAVAILABLE;
+        goto out;
     }
     if ((r = umxd_harden(d)) < 0) {
         umxd_log(LOG_ERR, "hardening failed: %s", strerror(-r));
@@ -337,9 +408,24 @@ int main(int argc, char **argv)
              d->cfg->nlisten, d->cfg->nlisten == 1 ? "" : "s", d->cfg->nroutes,
              d->cfg->nroutes == 1 ? "" : "s", d->nworkers, d->nworkers == 1 ? "" : "s");
     umxd_notify("READY=1");
+    if (o.ready_fd >= 0) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "ok %d\n", (int)getpid());
+        if (write(o.ready_fd, line, (size_t)n) < 0) {
+            /* udpmuxctl went away: the log says we are ready */
+        }
+        close(o.ready_fd);
+    }
     run(d);
     umxd_notify("STOPPING=1");
 out:
+    if (up.fd >= 0 || (o.upgrade && rc != EX_OK)) {
+        /* the old process keeps running (it restarts its workers if it had
+         * stopped them); leave its sockets and socket files alone */
+        umxd_upgrade_abort(&up, "the new process failed to start (see its log)");
+        _exit(rc);
+    }
+    umxd_kdp_fini(d);
     umxd_worker_stop_all(d);
     if (d->roam_ft)
         umxd_roam_fini(d);

@@ -35,6 +35,7 @@
 #include "names.h"
 #include "peeruid.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
@@ -413,6 +414,33 @@ static void render_backends(struct umxd *d, struct sb *b)
         }
 }
 
+/* datapath = kernel (daemon/kdp/): the queue's verdicts and the kernel
+ * flows' conntrack counters (both directions) */
+static void render_kernel(struct umxd *d, struct sb *b)
+{
+    struct umxd_kdp_stats k;
+    if (umxd_kdp_stats(d, &k, 1) < 0)
+        return;
+    family(b, "udpmux_kernel_queued_total", "counter",
+           "First datagrams of new flows the kernel queued to udpmuxd.");
+    sb_printf(b, "udpmux_kernel_queued_total %llu\n", (unsigned long long)k.queued);
+    family(b, "udpmux_kernel_verdicts_total", "counter", "Queue verdicts by outcome.");
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"kernel\"} %llu\n",
+              (unsigned long long)k.to_kernel);
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"user\"} %llu\n",
+              (unsigned long long)k.to_user);
+    sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"drop\"} %llu\n",
+              (unsigned long long)k.dropped);
+    family(b, "udpmux_kernel_flows", "gauge", "Flows the kernel carries (conntrack entries).");
+    sb_printf(b, "udpmux_kernel_flows %llu\n", (unsigned long long)k.flows);
+    family(b, "udpmux_kernel_flow_datagrams", "gauge",
+           "Datagrams of the live kernel flows, both directions (conntrack accounting).");
+    sb_printf(b, "udpmux_kernel_flow_datagrams %llu\n", (unsigned long long)k.pkts);
+    family(b, "udpmux_kernel_flow_bytes", "gauge",
+           "IP bytes of the live kernel flows, both directions (conntrack accounting).");
+    sb_printf(b, "udpmux_kernel_flow_bytes %llu\n", (unsigned long long)k.bytes);
+}
+
 static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
 {
     const struct umxd_config *c = d->cfg;
@@ -436,6 +464,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
               (unsigned long long)d->reloads_failed);
     family(b, "udpmux_workers", "gauge", "Worker threads.");
     sb_printf(b, "udpmux_workers %u\n", d->nworkers);
+    render_kernel(d, b);
 
     family(b, "udpmux_listener_info", "gauge", "One series per listening address; always 1.");
     for (unsigned li = 0; li < c->nlisten; li++) {
@@ -650,6 +679,19 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
 #undef JS
     sb_printf(b, "\"flows.active\":%llu,\"flows.capacity\":%llu},", (unsigned long long)s->entries,
               (unsigned long long)c->max_flows * d->nworkers);
+    {
+        /* datapath = kernel: the queue's verdicts and the kernel's flows */
+        struct umxd_kdp_stats k;
+        if (umxd_kdp_stats(d, &k, 1) == 0)
+            sb_printf(b,
+                      "\"kernel\":{\"queued\":%llu,\"to_kernel\":%llu,\"to_user\":%llu,"
+                      "\"dropped\":%llu,\"roamed\":%llu,\"flows\":%llu,\"datagrams\":%llu,"
+                      "\"bytes\":%llu},",
+                      (unsigned long long)k.queued, (unsigned long long)k.to_kernel,
+                      (unsigned long long)k.to_user, (unsigned long long)k.dropped,
+                      (unsigned long long)k.roamed, (unsigned long long)k.flows,
+                      (unsigned long long)k.pkts, (unsigned long long)k.bytes);
+    }
     sb_printf(b,
               "\"rates\":{\"rx.datagrams\":%.1f,\"rx.bytes\":%.1f,\"tx.datagrams\":%.1f,"
               "\"tx.bytes\":%.1f,\"drops\":%.1f},\"routes\":[",
@@ -939,12 +981,20 @@ int umxd_metrics_init(struct umxd *d)
         port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
     }
     render(d, m); /* the first request finds documents */
+    /* upgrade: the old process's listening socket (no window where the
+     * port refuses, and no second bind while it still holds it) */
+    int inh = d->mod_lfd[UMXD_MOD_METRICS];
+    struct MHD_OptionItem where[] = {
+        {inh >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR, inh >= 0 ? inh : 0,
+         inh >= 0 ? NULL : (void *)&ss},
+        {MHD_OPTION_END, 0, NULL},
+    };
     /* A few addresses that open connections and send half a request must
      * not take every slot: an address gets M_PER_ADDR of M_CONNS, so it
      * takes more than M_CONNS / M_PER_ADDR addresses to fill them, and a
      * local user (who has all of 127.0.0.0/8) gets M_PER_UID. */
     m->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, port, NULL, NULL, on_request, m, MHD_OPTION_ARRAY, where,
         MHD_OPTION_CONNECTION_LIMIT, M_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, M_PER_ADDR,
         MHD_OPTION_CONNECTION_TIMEOUT, M_IDLE_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
@@ -960,6 +1010,10 @@ int umxd_metrics_init(struct umxd *d)
     }
     d->metrics = m;
     g_m = m;
+    {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+        d->mod_lfd[UMXD_MOD_METRICS] = di ? di->listen_fd : -1;
+    }
     r = umxd_tick_add(d, on_tick, m);
     if (r < 0)
         return r;

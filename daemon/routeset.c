@@ -18,8 +18,14 @@
 #include "routeset.h"
 #include "startup.h"
 #include "udpmuxd.h"
+#include "kdp/kdp.h"
 
 static void steer_apply(struct umxd *d, const struct umxd_config *c);
+
+void umxd_routeset_steer(struct umxd *d)
+{
+    steer_apply(d, d->cfg);
+}
 
 static int build_routeset(struct umxd *d, struct umxd_config *cfg, struct umxd_routeset **out)
 {
@@ -105,6 +111,7 @@ int umxd_reload(struct umxd *d, char *err, size_t errlen)
     d->cfg = nc;
     steer_apply(d, nc);
     umxd_publish(d, rs);
+    umxd_kdp_reload(d);
     d->loaded_at = (int64_t)time(NULL);
     d->reloads_ok++;
     d->last_reload_error[0] = '\0';

@@ -20,4 +20,8 @@ int umxd_routeset_start(struct umxd *d);
  * or d->cfg alone when none was published. */
 void umxd_routeset_fini(struct umxd *d);
 
+/* Sets the kernel steering program's first-byte filter for the running
+ * configuration again (after a failed upgrade hand-over). */
+void umxd_routeset_steer(struct umxd *d);
+
 #endif

@@ -41,6 +41,7 @@ struct umxd_flow_info {
     struct sockaddr_in6 local;
     char backend[80];
     int worker;
+    int kernel; /* carried by the kernel (daemon/kdp/): worker is -1 */
     int established;
     uint64_t age_ms, idle_ms;
     uint64_t rx_datagrams, rx_bytes, tx_datagrams, tx_bytes;
@@ -70,6 +71,7 @@ struct umxd {
     void *control;           /* control socket state (control.c) */
     void *metrics;           /* metrics HTTP state (metrics.c) */
     void *guard;             /* foreign-socket watch state */
+    void *kdp;               /* kernel datapath (daemon/kdp/), NULL when off */
     struct umxd_loop *loop;  /* the main thread's loop (loop.c) */
     const char *config_path; /* NULL in quick mode */
     uint64_t attach_epoch;   /* atomic: bumped when an attached program leaves */
@@ -95,7 +97,14 @@ struct umxd {
     int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
     struct umxd_steer *steer; /* the eBPF reuseport program (steer/steer.h), NULL: classic BPF */
     uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
+    /* upgrade (upgrade.c): the flows the workers adopt at start */
+    struct umxd_handoff_in *handoff_in;
+    /* the control/attach/metrics listening sockets: before the module's
+     * init, one the old process handed over (-1: none, the module binds
+     * its own); after it, the module's own (-1: not open) */
+    int mod_lfd[3];
 };
+enum { UMXD_MOD_CONTROL, UMXD_MOD_ATTACH, UMXD_MOD_METRICS };
 
 /* The main thread's loop (loop.h), which modules (control socket, metrics,
  * attach server, health checks, foreign-socket watch) hook into. */

@@ -27,6 +27,8 @@ RUN_PKGS=(
     meson ninja-build pkgconf gcc
     libpcre2-dev libssl-dev libpcap-dev libseccomp-dev
     libmicrohttpd-dev zlib1g-dev
+    # datapath = kernel (daemon/kdp/): NFQUEUE, nftables table, conntrack
+    libnetfilter-queue-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
     # the reuseport eBPF program (daemon/steer/): compiled by clang for the
     # BPF target, embedded with bpftool's skeleton, loaded by libbpf
     libbpf-dev bpftool clang linux-libc-dev
@@ -66,6 +68,8 @@ TOOL_PKGS=(
     # systemd-socket-activate (socket activation test), systemd-analyze
     # (unit hardening test), setpriv/pgrep, helpers
     systemd util-linux procps python3
+    # the kernel datapath tests look at the tables and flows udpmuxd made
+    conntrack nftables iptables
 )
 
 missing_of() {

@@ -22,6 +22,52 @@
 #include "conf.h"
 #include "internal.h"
 
+/* datapath = kernel: after the first datagram the flow never reaches
+ * udpmuxd, so every option that needs udpmuxd on later datagrams, or its
+ * own upstream sockets, is refused with the reason (daemon/kdp/). */
+static void check_kernel(struct ctx *c, const struct umxd_route *r, const int *kl, const char *sec)
+{
+    int l = kl[R_DATAPATH];
+    if (r->action != UMXD_FORWARD) {
+        conf_errf(c, kl[R_ACTION] ? kl[R_ACTION] : l, sec, "datapath",
+                  "datapath = kernel needs action = forward: action = %s is answered or delivered "
+                  "by udpmuxd itself",
+                  conf_action_names[r->action]);
+        return;
+    }
+    if (r->proxy_v2)
+        conf_errf(c, kl[R_PROXY], sec, "proxy-protocol",
+                  "datapath = kernel: the kernel cannot put a PROXY header in front of datagrams");
+    else if (r->classify_every)
+        conf_errf(c, kl[R_CLASSIFY], sec, "classify",
+                  "datapath = kernel: classify = every needs every datagram in udpmuxd; the "
+                  "kernel carries a flow after its first datagram");
+    else if (r->shared || !r->connected)
+        conf_errf(c, kl[R_UPSTREAM], sec, "upstream",
+                  "datapath = kernel: upstream = shared/unconnected are udpmuxd's own sockets; the "
+                  "kernel NATs each flow to one backend address and port");
+    else if (r->source.ss_family)
+        conf_errf(c, kl[R_SOURCE], sec, "source",
+                  "datapath = kernel: the kernel uses the host's address towards the backend "
+                  "(masquerade) or the client's (transparent = yes), not a source prefix");
+    if (c->ret < 0)
+        return;
+    for (unsigned b = 0; b < r->nbackends; b++) {
+        const struct sockaddr_storage *a = &r->backends[b].addr;
+        int lo = a->ss_family == AF_INET
+                     ? (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127
+                     : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+        if (lo) {
+            conf_errf(c, kl[R_FORWARD], sec, "forward",
+                      "datapath = kernel: backend %s is a loopback address, which the kernel "
+                      "does not route datagrams from other hosts to; use another address of "
+                      "the host or the backend's",
+                      r->backends[b].text);
+            return;
+        }
+    }
+}
+
 /* Whole-route checks, run once every key of the route is known. Compiles
  * the rule last. */
 void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_line)
@@ -81,6 +127,8 @@ void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_lin
                 break;
             }
     }
+    if (r->kernel)
+        check_kernel(c, r, kl, sec);
     if (r->action == UMXD_FORWARD) {
         /* QUIC-LB: every server id has the route's length; ids without
          * quic-lb, or quic-lb without ids, would silently do nothing */
@@ -269,6 +317,18 @@ void conf_finish_config(struct ctx *c)
             }
         }
     }
+    /* The queue's verdicts and the table need CAP_NET_ADMIN for the whole
+     * run, and changing user clears every capability. */
+    if (cfg->user[0] && c->gkey_line[G_USER])
+        for (unsigned i = 0; i < cfg->nroutes; i++)
+            if (cfg->routes[i].kernel) {
+                conf_errf(c, c->gkey_line[G_USER], "[udpmux]", "user",
+                          "route %s has datapath = kernel, which needs CAP_NET_ADMIN while "
+                          "udpmuxd runs (queue verdicts, its table); changing user drops it: "
+                          "leave user = unset (udpmuxd keeps only CAP_NET_ADMIN)",
+                          cfg->routes[i].name);
+                return;
+            }
     /* One UNIX socket path for two sockets: the second bind would unlink
      * the first one's socket, and clients of one would talk to the other. */
     if (cfg->control[0] && !strcmp(cfg->control, cfg->attach)) {

@@ -82,6 +82,7 @@ enum rkey {
     R_SHARE,
     R_REPLY_SIZE,
     R_SOURCE,
+    R_DATAPATH,
     R_QUIC_LB,
     R_COUNT
 };

@@ -58,6 +58,7 @@ const struct conf_rkey conf_rkeys[R_COUNT] = {
     [R_SHARE] = {"share", A_ATT, false},
     [R_REPLY_SIZE] = {"reply-size", A_STUN, false},
     [R_SOURCE] = {"source", A_FWD, false},
+    [R_DATAPATH] = {"datapath", A_ALL, false},
     [R_QUIC_LB] = {"quic-lb", A_FWD, false},
 };
 
@@ -481,6 +482,12 @@ void conf_route_key(struct ctx *c, const char *key, const char *value, int line)
             r->proxy_v2 = value[0] == 'v';
         else
             conf_errf(c, line, c->sec, key, "expected v2 or none, got '%.64s'", value);
+        return;
+    case R_DATAPATH:
+        if (!strcmp(value, "kernel") || !strcmp(value, "user"))
+            r->kernel = value[0] == 'k';
+        else
+            conf_errf(c, line, c->sec, key, "expected user or kernel, got '%.64s'", value);
         return;
     case R_TRANSPARENT:
     case R_ROAMING:

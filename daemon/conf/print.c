@@ -173,6 +173,7 @@ void umxd_config_print(const struct umxd_config *cfg, FILE *out)
                                : "unconnected");
         fprintf(out, "proxy-protocol = %s\n", r->proxy_v2 ? "v2" : "none");
         fprintf(out, "transparent = %s\n", yesno(r->transparent));
+        fprintf(out, "datapath = %s\n", r->kernel ? "kernel" : "user");
         if (r->source.ss_family) {
             char a[INET6_ADDRSTRLEN] = "";
             if (r->source.ss_family == AF_INET)

@@ -759,6 +759,12 @@ int umxd_flow_move(struct umxd_engine *e, struct umx_flow *f, const struct umx_f
     return 0;
 }
 
+void umxd_flow_adopted(struct umxd_engine *e, struct umx_flow *f)
+{
+    if (e->prefix && !umxd_fl(f)->relay)
+        prefix_slot(e, (const struct sockaddr *)&umxd_fl(f)->peer)->flows++;
+}
+
 void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f)
 {
     const struct umxd_flow *fl = umxd_fl(f);

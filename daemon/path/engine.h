@@ -290,6 +290,9 @@ struct umx_flow *umxd_flow_add(struct umxd_engine *e, const struct umxd_verdict 
 /* A roamed flow takes the peer's new address (verdict how == ROAMED). */
 int umxd_flow_move(struct umxd_engine *e, struct umx_flow *f, const struct umx_flow_key *k,
                    const struct umx_rx_slot *d);
+/* A flow handed over by the previous process (upgrade) joins the table:
+ * its prefix count, as umxd_flow_add would have. */
+void umxd_flow_adopted(struct umxd_engine *e, struct umx_flow *f);
 /* A flow leaves the table (expiry, eviction, removal): its prefix count. */
 void umxd_flow_gone(struct umxd_engine *e, struct umx_flow *f);
 /* A datagram from the peer on flow f: a datagram after the backend's answer

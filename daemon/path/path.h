@@ -15,6 +15,9 @@ struct umxd_flow_info;
 
 /* Starts worker `id` on the daemon's listeners (main thread). */
 int umxd_worker_start(struct umxd *d, int id);
+/* The same in two steps: allocate (no thread), then start its thread. */
+int umxd_worker_new(struct umxd *d, int id);
+int umxd_worker_go(struct umxd *d, int id);
 /* Stops and frees every worker. */
 void umxd_worker_stop_all(struct umxd *d);
 /* Loop iterations of worker i (atomic read), for quiescence checks. */
@@ -41,5 +44,50 @@ int umxd_roam_init(struct umxd *d);
 void umxd_roam_fini(struct umxd *d);
 /* Stable slot for a route name (allocates one the first time). -1 when full. */
 int umxd_slot(struct umxd *d, const char *name);
+
+/* Upgrade hand-over (handoff.c; the protocol is daemon/upgrade.c). One live
+ * flow as it travels to the new process, next to its upstream socket. Both
+ * ends run the same UMXD_HANDOFF_VERSION (upgrade.c refuses others), so the
+ * record is copied as is. */
+#define UMXD_HANDOFF_VERSION 2 /* 2: the steering program's maps move (F_STEER) */
+enum {
+    UMXD_HO_FLOW,   /* a flow with its own upstream socket (travels with it) */
+    UMXD_HO_SHARED, /* a flow on its worker's shared socket (upsrc says which) */
+    UMXD_HO_SHRSOCK /* a worker's shared socket; backend_idx: 0 IPv4, 1 IPv6 */
+};
+struct umxd_handoff_rec {
+    uint16_t worker;
+    uint8_t kind; /* UMXD_HO_*: FLOW and SHRSOCK records carry a descriptor */
+    uint8_t backend_idx, listener, answered, established, tagged, roam_len;
+    char route[UMXD_NAME_MAX];
+    char backend[80]; /* the backend as configured: the new config must still have it */
+    struct umx_flow_key key;
+    struct sockaddr_in6 peer, local, upaddr, upsrc;
+    uint8_t roam[UMX_ROAM_MAX];
+    int32_t fd;                   /* scratch for sorting; meaningless on the wire */
+    uint64_t created_ns, last_ns; /* CLOCK_MONOTONIC: one clock for both processes */
+    uint64_t rx_dgrams, rx_bytes, tx_dgrams, tx_bytes;
+};
+/* fd: the record's descriptor, -1 for a UMXD_HO_SHARED flow */
+typedef int umxd_handoff_emit_fn(void *arg, const struct umxd_handoff_rec *rec, int fd);
+/* What the new process received, adopted by each worker before it reads. */
+struct umxd_handoff_in {
+    struct umxd_handoff_rec *rec;
+    int *fd; /* the descriptor of rec[i] (-1: none, or adopted, or closed) */
+    unsigned n;
+    unsigned adopted, closed, workers_done; /* atomic */
+};
+/* Old process: stop every worker between batches, keeping its flows and
+ * sockets (the threads end; the state stays). */
+int umxd_path_freeze(struct umxd *d);
+/* Old process: restart frozen workers (the upgrade failed). */
+int umxd_path_thaw(struct umxd *d);
+/* Old process, frozen: calls emit for each worker's shared sockets, then
+ * for every flow that can move; *skipped counts those that cannot
+ * (attached programs'). */
+int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsigned *skipped);
+/* New process, before umxd_worker_start: the flows the workers adopt. */
+void umxd_path_import_set(struct umxd *d, struct umxd_handoff_in *in);
+void umxd_path_import_sort(struct umxd_handoff_in *in);
 
 #endif

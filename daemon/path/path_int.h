@@ -156,7 +156,8 @@ struct umxd_worker {
     struct umxd_flow_info *snap_out;
     unsigned snap_max, snap_n;
     char snap_route[UMXD_NAME_MAX];
-    int stop;
+    int stop; /* 1: stop and close flows; 2: freeze for an upgrade (handoff.c) */
+    int handoff_done;
     uint64_t loops;    /* atomic: loop iterations, for quiescence checks */
     struct mbox *mbox; /* datagrams handed over by other workers */
     uint64_t attach_epoch_seen;
@@ -213,6 +214,7 @@ void flowlog_end(struct umxd_worker *w, struct umx_flow *f, const char *why,
 int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt);
 void close_upstream(struct umxd_worker *w, struct umx_flow *f);
 struct umx_flow *shr_find(struct umxd_worker *w, const struct sockaddr_storage *dst);
+void shr_adopt(struct umxd_worker *w, struct umx_flow *f);
 int add_ev(int epfd, int fd, uint64_t data);
 
 /* txq.c */
@@ -246,6 +248,10 @@ uint32_t roam_lens_shared(void *ctx);
 
 /* worker.c */
 void worker_free(struct umxd_worker *w);
+int worker_run(struct umxd_worker *w);
+
+/* handoff.c */
+void handoff_import(struct umxd_worker *w);
 
 /* pool.c */
 void worker_wake(struct umxd_worker *w);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kdp/kdp.h"
 #include "path_int.h"
 #include "steer/steer.h"
 
@@ -74,6 +75,9 @@ void umxd_collect(struct umxd *d)
         if (e < min)
             min = e;
     }
+    /* the kernel datapath's queue thread reads route sets too */
+    if (umxd_kdp_seen_epoch(d) < min)
+        min = umxd_kdp_seen_epoch(d);
     if (!rs || min < rs->epoch)
         return;
     /* every worker runs the current set: all older ones can go */

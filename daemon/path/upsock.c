@@ -288,6 +288,15 @@ void close_upstream(struct umxd_worker *w, struct umx_flow *f)
     }
 }
 
+/* A shared flow handed over by the previous process (handoff.c): its
+ * source address joins the map, as open_shared does for a new one. */
+void shr_adopt(struct umxd_worker *w, struct umx_flow *f)
+{
+    uint8_t a[16];
+    addr16(&umxd_fl(f)->upsrc, a);
+    umxd_addrmap_add(&w->shr, a, f->idx);
+}
+
 /* The shared flow a backend's reply to dst (its PKTINFO destination)
  * belongs to. */
 struct umx_flow *shr_find(struct umxd_worker *w, const struct sockaddr_storage *dst)

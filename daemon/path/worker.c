@@ -255,6 +255,11 @@ static void *worker_main(void *arg)
     uint64_t poll_until = 0; /* busy-poll: do not sleep before this time */
     int timeout = 1000;
     maybe_switch(w);
+    if (w->d->handoff_in && !w->handoff_done) {
+        /* upgrade: adopt the old process's flows before the first read */
+        handoff_import(w);
+        w->handoff_done = 1;
+    }
     arm_timer(w, umx_now_ns());
     while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
         int n = epoll_wait(w->epfd, evs, (int)UMX_ARRAY_LEN(evs), timeout);
@@ -301,6 +306,8 @@ static void *worker_main(void *arg)
         serve_snapshot(w, now);
         timeout = busy_poll_timeout(w, traffic, now, &poll_until);
     }
+    if (__atomic_load_n(&w->stop, __ATOMIC_RELAXED) == 2)
+        return NULL; /* frozen for an upgrade (handoff.c): keep every flow */
     /* close every flow's upstream socket */
     for (uint32_t i = 0; i < umx_ft_capacity(w->ft); i++) {
         struct umx_flow *f = umx_ft_at(w->ft, i);
@@ -354,6 +361,14 @@ static int engine_init(struct umxd_worker *w)
 }
 
 int umxd_worker_start(struct umxd *d, int id)
+{
+    int r = umxd_worker_new(d, id);
+    return r < 0 ? r : worker_run(d->w[id]);
+}
+
+/* Everything but the thread: an upgrade allocates the tables (tens of MB
+ * to touch) before the old process stops reading, not during the switch. */
+int umxd_worker_new(struct umxd *d, int id)
 {
     struct umxd_worker *w = calloc(1, sizeof(*w));
     const struct umxd_config *c = d->rs->cfg;
@@ -420,10 +435,18 @@ int umxd_worker_start(struct umxd *d, int id)
     r = add_ev(w->epfd, w->evfd, ev_make(EV_WAKE, 0, 0));
     if (r == 0)
         r = add_ev(w->epfd, w->tfd, ev_make(EV_TIMER, 0, 0));
-    if (r < 0)
-        return r;
-    r = pthread_create(&w->thread, NULL, worker_main, w);
-    return -r;
+    return r;
+}
+
+int umxd_worker_go(struct umxd *d, int id)
+{
+    return worker_run(d->w[id]);
+}
+
+/* Starts (or, after a failed upgrade, restarts) the worker's thread. */
+int worker_run(struct umxd_worker *w)
+{
+    return -pthread_create(&w->thread, NULL, worker_main, w);
 }
 
 /* Frees a stopped (or never started) worker. */

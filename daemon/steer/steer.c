@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "flow/flow.h"
 #include "steer.h"
@@ -40,7 +41,8 @@ struct umxd_steer {
     pthread_mutex_t mu; /* conf writes: main thread (reload), workers (map full) */
     struct umxs_conf conf;
     int peers_broken; /* the peer map refused an entry: filter off for good */
-    int mirror; /* -1 until the first route set; 1: the workers mirror their peers */
+    int mirror;       /* -1 until the first route set; 1: the workers mirror their peers */
+    int adopted;      /* maps handed over by an upgrade: fds are ours to close */
     int ncpu;
     uint64_t *percpu; /* a per-CPU counter's values (umxd_steer_stats, main thread) */
 };
@@ -214,10 +216,62 @@ void umxd_steer_stats(struct umxd_steer *s, struct umxd_steer_stats *out)
     out->refused = sum[UMXS_ST_REFUSED];
 }
 
+void umxd_steer_export(const struct umxd_steer *s, int fds[UMXD_STEER_NFDS], int *mirror)
+{
+    fds[0] = s->conf_fd;
+    fds[1] = s->peers_fd;
+    fds[2] = s->hints_fd;
+    fds[3] = s->stats_fd;
+    *mirror = s->mirror > 0;
+}
+
+int umxd_steer_adopt(struct umxd_steer **out, const int fds[UMXD_STEER_NFDS], unsigned nworkers,
+                     int mirror)
+{
+    struct umxd_steer *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->ncpu = libbpf_num_possible_cpus();
+    if (s->ncpu <= 0 || !(s->percpu = calloc((size_t)s->ncpu, sizeof(uint64_t)))) {
+        int r = s->ncpu <= 0 ? s->ncpu : -ENOMEM;
+        free(s);
+        return r;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->adopted = 1;
+    s->nworkers = nworkers;
+    s->conf_fd = fds[0];
+    s->peers_fd = fds[1];
+    s->hints_fd = fds[2];
+    s->stats_fd = fds[3];
+    /* the old process's peer map holds every live flow's peer only if it
+     * mirrored: inherit that, so the filter never runs on a map that lacks
+     * the flows this process adopts */
+    s->mirror = mirror ? 1 : 0;
+    {
+        uint32_t zero = 0;
+        if (bpf_map_lookup_elem(s->conf_fd, &zero, &s->conf) < 0) {
+            int r = -errno;
+            free(s->percpu);
+            pthread_mutex_destroy(&s->mu);
+            free(s);
+            return r;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
 void umxd_steer_free(struct umxd_steer *s)
 {
     if (!s)
         return;
+    if (s->adopted) {
+        close(s->conf_fd);
+        close(s->peers_fd);
+        close(s->hints_fd);
+        close(s->stats_fd);
+    }
     for (unsigned li = 0; li < MAX_LISTEN; li++)
         umxs__destroy(s->obj[li]);
     pthread_mutex_destroy(&s->mu);
@@ -365,6 +419,18 @@ int umxd_steer_mirrors(const struct umxd_steer *s)
 {
     (void)s;
     return 0;
+}
+void umxd_steer_export(const struct umxd_steer *s, int fds[UMXD_STEER_NFDS], int *mirror)
+{
+    (void)s;
+    fds[0] = fds[1] = fds[2] = fds[3] = -1;
+    *mirror = 0;
+}
+int umxd_steer_adopt(struct umxd_steer **out, const int fds[UMXD_STEER_NFDS], unsigned nworkers,
+                     int mirror)
+{
+    (void)out, (void)fds, (void)nworkers, (void)mirror;
+    return -ENOSYS;
 }
 int umxd_steer_peers_new(struct umxd_steer *s, unsigned w, uint32_t cap,
                          struct umxd_steer_peers **out)

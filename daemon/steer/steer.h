@@ -52,6 +52,16 @@ int umxd_steer_hint(struct umxd_steer *s, const uint8_t *key, size_t klen, unsig
 void umxd_steer_stats(struct umxd_steer *s, struct umxd_steer_stats *out);
 void umxd_steer_free(struct umxd_steer *s);
 
+/* Upgrade hand-over (daemon/upgrade.c): the program stays attached to the
+ * groups the sockets move with; its maps move too, so the new process
+ * keeps mirroring its peers, writing hints and reading the counters.
+ * umxd_steer_export fills fds[4] (conf, peers, hints, stats: borrowed, not
+ * duplicated) and *mirror. umxd_steer_adopt takes ownership of fds. */
+#define UMXD_STEER_NFDS 4
+void umxd_steer_export(const struct umxd_steer *s, int fds[UMXD_STEER_NFDS], int *mirror);
+int umxd_steer_adopt(struct umxd_steer **out, const int fds[UMXD_STEER_NFDS], unsigned nworkers,
+                     int mirror);
+
 /* Worker w's mirror of the peers its flow table holds: counts flows per
  * peer (a peer may hold several: one per route) and tells the kernel map
  * on the first and the last. cap: the worker's flow capacity. */

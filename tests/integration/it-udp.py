@@ -17,7 +17,9 @@ own timeouts, so a broken daemon makes a test fail instead of hang.
   stream --to ADDR:PORT [--bind ADDR:PORT] --seconds S --rate N
          one flow (one source port) sending numbered datagrams at N/s to an
          echo backend; prints a JSON summary: sent, answered, lost sequence
-         numbers after the first answer, the set of backend tags seen.
+         numbers after the first answer, the set of backend tags seen, the
+         sources the backends saw (froms), the addresses answers came from
+         (srcs) and the longest pause between two answers (maxgap_ms).
   burst  --to ADDR:PORT --flows N [--timeout S] [--prefix TEXT] [--rate N]
          N flows (N source sockets), one datagram each (TEXT + "flow=I");
          prints how many got an answer (--check: their own payload back).
@@ -152,6 +154,10 @@ def cmd_stream(args):
     seq = 0
     answered = set()
     tags = {}
+    froms = {}
+    srcs = {}
+    maxgap = 0.0
+    last_rx = None
     first = None
     while True:
         now = time.monotonic()
@@ -167,11 +173,19 @@ def cmd_stream(args):
             continue
         while True:
             try:
-                data, _ = s.recvfrom(65535)
+                data, src = s.recvfrom(65535)
             except BlockingIOError:
                 break
+            t = time.monotonic()
+            if last_rx is not None and t - last_rx > maxgap:
+                maxgap = t - last_rx
+            last_rx = t
+            srcs[fmt(src)] = srcs.get(fmt(src), 0) + 1
             parts = data.split(b"|")
             tag = parts[0].decode() if len(parts) >= 3 else ""
+            if len(parts) >= 3 and parts[1].startswith(b"from="):
+                f = parts[1][5:].decode()
+                froms[f] = froms.get(f, 0) + 1
             body = parts[-1]
             if body.startswith(b"seq="):
                 n = int(body[4:])
@@ -182,6 +196,7 @@ def cmd_stream(args):
     lost = [n for n in range(first if first is not None else 0, seq) if n not in answered]
     print(json.dumps({"sent": seq, "answered": len(answered), "first": first,
                       "lost": lost[:50], "nlost": len(lost), "tags": tags,
+                      "froms": froms, "srcs": srcs, "maxgap_ms": round(maxgap * 1000, 1),
                       "local": fmt(s.getsockname())}))
     return 0
 

@@ -142,6 +142,7 @@ static void assert_same_config(const struct umxd_config *a, const struct umxd_co
         assert_non_null(x->rule);
         assert_non_null(y->rule);
         assert_int_equal(x->action, y->action);
+        assert_int_equal(x->kernel, y->kernel);
         assert_int_equal(x->nbackends, y->nbackends);
         for (unsigned k = 0; k < x->nbackends; k++) {
             assert_int_equal(x->backends[k].addrlen, y->backends[k].addrlen);

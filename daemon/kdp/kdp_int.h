@@ -1,0 +1,72 @@
+/*
+ * kdp_int.h - the kernel datapath's private map, one job per file:
+ *   nft.c  udpmuxd's own nftables tables (libnftnl + libmnl)
+ *   nfq.c  the queue: first datagrams in, verdicts with a mark out
+ *   ct.c   conntrack: list, count and delete udpmuxd's kernel flows
+ *   kdp.c  the glue: the queue thread, its engine, init/reload/fini
+ */
+#ifndef UMXD_KDP_INT_H
+#define UMXD_KDP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "kdp.h"
+#include "path/engine.h"
+
+/* netlink answers read on the stack (MNL_SOCKET_BUFFER_SIZE is not a
+ * constant) */
+#define KDP_NL_BUF 8192
+
+/* nft.c: replaces both tables with the ones route set rs needs (rs NULL:
+ * removes them). One transaction. 0 or -errno. */
+int kdp_nft_apply(const struct umxd_routeset *rs);
+/* 1 if `table ip udpmuxd` or `table ip6 udpmuxd` exists. */
+int kdp_nft_exists(void);
+
+/* nfq.c */
+struct kdp_nfq;
+/* One datagram the queue handed over. */
+struct kdp_pkt {
+    uint32_t id;   /* packet id for the verdict */
+    uint32_t mark; /* its mark (the host's bits are kept in the verdict) */
+    int family;
+    struct sockaddr_storage src, dst;
+    const uint8_t *payload; /* UDP payload (inside the receive buffer) */
+    size_t len;
+};
+int kdp_nfq_open(struct kdp_nfq **out);
+void kdp_nfq_close(struct kdp_nfq *q);
+int kdp_nfq_fd(const struct kdp_nfq *q);
+/* Reads what the queue holds (waits at most timeout_ms) and calls fn for
+ * each UDP datagram; packets that are not UDP are accepted unmarked.
+ * Returns the number handed to fn, or -errno. */
+typedef void kdp_pkt_fn(void *arg, const struct kdp_pkt *p);
+int kdp_nfq_read(struct kdp_nfq *q, int timeout_ms, kdp_pkt_fn *fn, void *arg);
+/* Queues a verdict (NF_ACCEPT with mark, NF_DROP); kdp_nfq_flush sends
+ * the queued ones in one sendmsg. */
+void kdp_nfq_verdict(struct kdp_nfq *q, uint32_t id, int verdict, uint32_t mark);
+int kdp_nfq_flush(struct kdp_nfq *q);
+
+/* ct.c */
+struct kdp_ct_flow {
+    struct sockaddr_storage peer, local, backend;
+    uint32_t mark; /* the udpmuxd field (ct mark & MASK) */
+    uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes;
+    uint32_t timeout_s; /* left before the kernel forgets it */
+    uint64_t age_s;     /* with conntrack timestamps on, else 0 */
+    int replied;
+};
+typedef int kdp_ct_fn(void *arg, const struct kdp_ct_flow *f);
+/* Every conntrack entry with a udpmuxd mark (mark field != 0 and
+ * kernel-only when kernel_only). fn returns nonzero to stop. */
+int kdp_ct_each(int kernel_only, kdp_ct_fn *fn, void *arg);
+/* Deletes the entries whose mark field is in keep[] == 0 (keep indexed by
+ * the field's slot<<4|backend, 4096 entries; NULL: deletes every udpmuxd
+ * entry). Returns the number deleted, or -errno. */
+int kdp_ct_delete(const uint8_t *keep);
+/* Turns conntrack accounting (and timestamps) on in this namespace. */
+int kdp_ct_accounting(void);
+
+#endif

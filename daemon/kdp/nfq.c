@@ -1,0 +1,249 @@
+/*
+ * nfq.c - the queue udpmuxd's table sends first datagrams to (NFQUEUE
+ * UMXD_KDP_QUEUE), through libmnl and libnetfilter_queue's message helpers:
+ * read the queued packets (whole, up to 64 KiB: a QUIC Initial is parsed
+ * whole), parse IP/UDP with the pktb helpers, and answer with verdicts
+ * gathered into one sendmsg per batch.
+ *
+ * The queue is configured fail-open (NFQA_CFG_F_FAIL_OPEN) and the rules
+ * use the NFQUEUE bypass flag: a datagram the queue cannot take (full, or
+ * no udpmuxd listening) is accepted unmarked and reaches udpmuxd's own
+ * socket, where the workers classify it as for a `datapath = user` route.
+ * Nothing is forwarded unclassified, so failing open costs only speed.
+ */
+#include <netinet/in.h> /* before the linux/ headers (uapi guards) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <libnetfilter_queue/libnetfilter_queue_ipv4.h>
+#include <libnetfilter_queue/libnetfilter_queue_ipv6.h>
+#include <libnetfilter_queue/libnetfilter_queue_udp.h>
+#include <libnetfilter_queue/pktbuff.h>
+
+#include "kdp_int.h"
+
+#define NFQ_RBUF (0xffffu + 4096u)
+#define NFQ_VBUF (64u * 1024u)
+#define NFQ_MAXLEN 4096u /* datagrams waiting in the kernel for a verdict */
+#define NFQ_BATCH 64u    /* messages read before the verdicts leave */
+
+struct kdp_nfq {
+    struct mnl_socket *nl;
+    uint32_t portid;
+    char *rbuf;
+    char *vbuf;
+    size_t vused;
+};
+
+struct nfq_cb {
+    kdp_pkt_fn *fn;
+    void *arg;
+    struct kdp_nfq *q;
+    int handed;
+};
+
+static int nfq_config(struct kdp_nfq *q, struct nlmsghdr *nlh)
+{
+    char buf[KDP_NL_BUF];
+    ssize_t n;
+    nlh->nlmsg_flags |= NLM_F_ACK;
+    if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+        return -errno;
+    n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
+    if (n < 0)
+        return -errno;
+    return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -errno : 0;
+}
+
+int kdp_nfq_open(struct kdp_nfq **out)
+{
+    char buf[KDP_NL_BUF];
+    struct kdp_nfq *q = calloc(1, sizeof(*q));
+    struct nlmsghdr *nlh;
+    int one = 1, r;
+    if (!q)
+        return -ENOMEM;
+    q->rbuf = malloc(NFQ_RBUF);
+    q->vbuf = malloc(NFQ_VBUF);
+    q->nl = mnl_socket_open(NETLINK_NETFILTER);
+    if (!q->rbuf || !q->vbuf || !q->nl) {
+        r = q->nl ? -ENOMEM : -errno;
+        goto fail;
+    }
+    if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    q->portid = mnl_socket_get_portid(q->nl);
+    nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, UMXD_KDP_QUEUE);
+    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+    r = nfq_config(q, nlh); /* -EBUSY: another process holds the queue */
+    if (r < 0)
+        goto fail;
+    nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, UMXD_KDP_QUEUE);
+    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
+    nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_MAXLEN);
+    /* NFQA_CFG_F_CONNTRACK (the entry with each packet) needs
+     * CONFIG_NETFILTER_NETLINK_GLUE_CT, which this kernel lacks
+     * (EOPNOTSUPP): replies are looked up in conntrack instead (ct.c) */
+    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
+    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+    r = nfq_config(q, nlh);
+    if (r < 0)
+        goto fail;
+    /* a full socket buffer is the kernel's to handle (fail-open above);
+     * ENOBUFS would only tell us it happened */
+    setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+    *out = q;
+    return 0;
+fail:
+    kdp_nfq_close(q);
+    return r;
+}
+
+void kdp_nfq_close(struct kdp_nfq *q)
+{
+    if (!q)
+        return;
+    if (q->nl)
+        mnl_socket_close(q->nl); /* the kernel unbinds the queue */
+    free(q->rbuf);
+    free(q->vbuf);
+    free(q);
+}
+
+int kdp_nfq_fd(const struct kdp_nfq *q)
+{
+    return mnl_socket_get_fd(q->nl);
+}
+
+static void set_addr(struct sockaddr_storage *ss, int family, const void *addr, uint16_t port)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, addr, 4);
+        a->sin_port = port;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_addr, addr, 16);
+        a->sin6_port = port;
+    }
+}
+
+/* IP/UDP through libnetfilter_queue's pktb helpers. 0 and p filled, or -1
+ * (not a whole UDP datagram). */
+static int parse(struct pkt_buff *pb, int family, struct kdp_pkt *p)
+{
+    struct udphdr *uh;
+    const void *sa, *da;
+    if (family == AF_INET) {
+        struct iphdr *ih = nfq_ip_get_hdr(pb);
+        if (!ih || ih->protocol != IPPROTO_UDP || nfq_ip_set_transport_header(pb, ih) < 0)
+            return -1;
+        sa = &ih->saddr;
+        da = &ih->daddr;
+    } else {
+        struct ip6_hdr *ih = nfq_ip6_get_hdr(pb);
+        if (!ih || nfq_ip6_set_transport_header(pb, ih, IPPROTO_UDP) != 1)
+            return -1;
+        sa = &ih->ip6_src;
+        da = &ih->ip6_dst;
+    }
+    uh = nfq_udp_get_hdr(pb);
+    if (!uh)
+        return -1;
+    set_addr(&p->src, family, sa, uh->source);
+    set_addr(&p->dst, family, da, uh->dest);
+    p->payload = nfq_udp_get_payload(uh, pb);
+    p->len = nfq_udp_get_payload_len(uh, pb);
+    return p->payload ? 0 : -1;
+}
+
+static int on_msg(const struct nlmsghdr *nlh, void *data)
+{
+    struct nfq_cb *cb = data;
+    struct nlattr *attr[NFQA_MAX + 1] = {0};
+    const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
+    const struct nfqnl_msg_packet_hdr *ph;
+    struct pkt_buff *pb;
+    struct kdp_pkt p;
+    if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
+        return MNL_CB_OK;
+    ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+    memset(&p, 0, sizeof(p));
+    p.id = ntohl(ph->packet_id);
+    p.mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
+    p.family = g->nfgen_family == NFPROTO_IPV6 ? AF_INET6 : AF_INET;
+    if (!attr[NFQA_PAYLOAD]) {
+        kdp_nfq_verdict(cb->q, p.id, NF_ACCEPT, p.mark);
+        return MNL_CB_OK;
+    }
+    /* one copy per new flow: Debian's libnetfilter-queue 1.0.5 has no
+     * pktb_setup_raw() to parse in place */
+    pb = pktb_alloc(p.family, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+                    mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), 0);
+    if (!pb || parse(pb, p.family, &p) < 0) {
+        kdp_nfq_verdict(cb->q, p.id, NF_ACCEPT, p.mark);
+    } else {
+        cb->fn(cb->arg, &p);
+        cb->handed++;
+    }
+    if (pb)
+        pktb_free(pb);
+    return MNL_CB_OK;
+}
+
+int kdp_nfq_read(struct kdp_nfq *q, int timeout_ms, kdp_pkt_fn *fn, void *arg)
+{
+    struct nfq_cb cb = {fn, arg, q, 0};
+    struct pollfd pfd = {.fd = mnl_socket_get_fd(q->nl), .events = POLLIN};
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (unsigned i = 0; r > 0 && i < NFQ_BATCH; i++) {
+        ssize_t n = recv(pfd.fd, q->rbuf, NFQ_RBUF, MSG_DONTWAIT);
+        if (n < 0)
+            break;
+        /* an error message answers a verdict the kernel refused (packet
+         * already gone): nothing to redo */
+        mnl_cb_run(q->rbuf, (size_t)n, 0, q->portid, on_msg, &cb);
+    }
+    return cb.handed;
+}
+
+void kdp_nfq_verdict(struct kdp_nfq *q, uint32_t id, int verdict, uint32_t mark)
+{
+    struct nlmsghdr *nlh;
+    if (q->vused + 256 > NFQ_VBUF)
+        kdp_nfq_flush(q);
+    nlh = nfq_nlmsg_put(q->vbuf + q->vused, NFQNL_MSG_VERDICT, UMXD_KDP_QUEUE);
+    nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+    if (verdict == NF_ACCEPT)
+        nfq_nlmsg_verdict_put_mark(nlh, mark);
+    q->vused += NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+int kdp_nfq_flush(struct kdp_nfq *q)
+{
+    ssize_t n;
+    if (!q->vused)
+        return 0;
+    n = mnl_socket_sendto(q->nl, q->vbuf, q->vused);
+    q->vused = 0;
+    return n < 0 ? -errno : 0;
+}

@@ -1,0 +1,675 @@
+/*
+ * nft.c - udpmuxd's own nftables tables, built with libnftnl and sent over
+ * libmnl in one transaction each (the kernel applies all of it or none).
+ * `table ip udpmuxd` and `table ip6 udpmuxd` hold, per family:
+ *
+ *   ct timeout rSLOT    per kernel route: unreplied = unanswered-timeout,
+ *                       replied = idle-timeout (the route's timer classes)
+ *   chain queue         filter, prerouting, priority -150 (mangle)
+ *   chain queue-out     filter, output, priority -150 (local clients)
+ *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
+ *       ct state new ct mark & MASK == 0  xt NFQUEUE num 4747 bypass
+ *       (roaming routes) a kernel flow's 2nd/3rd datagram after the
+ *       answer: meta mark tagged, NFQUEUE (the key it carries is learnt)
+ *       a kernel flow's first 16 datagrams before the answer: tagged,
+ *       NFQUEUE (kept in line behind the ones still queued)
+ *   chain dnat          nat, prerouting, priority -100 (dstnat)
+ *   chain dnat-out      nat, output, priority -100
+ *       meta mark & MASK == ID  ct mark set ct mark & ~MASK | ID
+ *                               ct timeout set rSLOT  dnat to BACKEND
+ *       meta mark & MASK == USER  ct mark set ct mark & ~MASK | USER
+ *   chain snat          nat, postrouting, priority 100 (srcnat)
+ *       ct mark & MASK == ID  masquerade     (routes without transparent)
+ *
+ * The nft `queue` statement is not built into every kernel (CONFIG_NFT_QUEUE
+ * is off on the development VM); the xtables NFQUEUE target through
+ * nft_compat is what iptables-nft emits and works there, so the table uses
+ * it. A table is replaced by adding it, deleting it and adding it again in
+ * one transaction: no moment without rules, and no error when it was absent.
+ */
+#include <netinet/in.h> /* before the linux/ headers (uapi guards) */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#include "kdp_int.h"
+#include "rules/rule.h"
+
+#define NFT_BUF (512u * 1024u)
+
+struct nft_tx {
+    struct mnl_socket *nl;
+    struct mnl_nlmsg_batch *b;
+    char *buf;
+    uint32_t seq;
+    int oom;
+};
+
+static int tx_begin(struct nft_tx *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->buf = malloc(NFT_BUF);
+    t->nl = mnl_socket_open(NETLINK_NETFILTER);
+    if (!t->buf || !t->nl || mnl_socket_bind(t->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int e = t->nl ? -errno : -ENOMEM;
+        if (t->nl)
+            mnl_socket_close(t->nl);
+        free(t->buf);
+        return e ? e : -ENOMEM;
+    }
+    t->seq = (uint32_t)time(NULL);
+    t->b = mnl_nlmsg_batch_start(t->buf, NFT_BUF);
+    nftnl_batch_begin(mnl_nlmsg_batch_current(t->b), t->seq++);
+    mnl_nlmsg_batch_next(t->b);
+    return 0;
+}
+
+static void tx_free(struct nft_tx *t)
+{
+    if (t->b)
+        mnl_nlmsg_batch_stop(t->b);
+    if (t->nl)
+        mnl_socket_close(t->nl);
+    free(t->buf);
+}
+
+/* Room for one more message (a rule is well under 4 KiB). */
+static struct nlmsghdr *tx_msg(struct nft_tx *t, uint16_t type, uint16_t family, uint16_t flags)
+{
+    if (mnl_nlmsg_batch_size(t->b) + 8192 > NFT_BUF) {
+        t->oom = 1;
+        return NULL;
+    }
+    return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(t->b), type, family, flags | NLM_F_ACK,
+                                 t->seq++);
+}
+
+/* Sends the transaction; the kernel has answered every message by the time
+ * sendto returns, so the answers are read without blocking. */
+static int tx_commit(struct nft_tx *t)
+{
+    char rbuf[KDP_NL_BUF];
+    uint32_t portid = mnl_socket_get_portid(t->nl);
+    int err = 0;
+    ssize_t n;
+    if (t->oom)
+        return -E2BIG;
+    nftnl_batch_end(mnl_nlmsg_batch_current(t->b), t->seq++);
+    mnl_nlmsg_batch_next(t->b);
+    if (mnl_socket_sendto(t->nl, mnl_nlmsg_batch_head(t->b), mnl_nlmsg_batch_size(t->b)) < 0)
+        return -errno;
+    while ((n = recv(mnl_socket_get_fd(t->nl), rbuf, sizeof(rbuf), MSG_DONTWAIT)) > 0) {
+        if (mnl_cb_run(rbuf, (size_t)n, 0, portid, NULL, NULL) < 0 && !err)
+            err = -errno;
+    }
+    return err;
+}
+
+static void add_table(struct nft_tx *t, uint16_t fam, uint16_t type)
+{
+    struct nftnl_table *tb = nftnl_table_alloc();
+    struct nlmsghdr *nlh;
+    if (!tb) {
+        t->oom = 1;
+        return;
+    }
+    nftnl_table_set_str(tb, NFTNL_TABLE_NAME, UMXD_KDP_TABLE);
+    nftnl_table_set_u32(tb, NFTNL_TABLE_FAMILY, fam);
+    nlh = tx_msg(t, type, fam, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0);
+    if (nlh) {
+        nftnl_table_nlmsg_build_payload(nlh, tb);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_table_free(tb);
+}
+
+static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const char *type,
+                      uint32_t hook, int prio)
+{
+    struct nftnl_chain *c = nftnl_chain_alloc();
+    struct nlmsghdr *nlh;
+    if (!c) {
+        t->oom = 1;
+        return;
+    }
+    nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
+    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+    nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+    nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+    nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+    nlh = tx_msg(t, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE);
+    if (nlh) {
+        nftnl_chain_nlmsg_build_payload(nlh, c);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_chain_free(c);
+}
+
+static void add_timeout(struct nft_tx *t, uint16_t fam, const char *name, uint32_t unreplied_s,
+                        uint32_t replied_s)
+{
+    struct nftnl_obj *o = nftnl_obj_alloc();
+    uint32_t tmo[NFTNL_CTTIMEOUT_UDP_MAX];
+    struct nlmsghdr *nlh;
+    if (!o) {
+        t->oom = 1;
+        return;
+    }
+    tmo[NFTNL_CTTIMEOUT_UDP_UNREPLIED] = unreplied_s;
+    tmo[NFTNL_CTTIMEOUT_UDP_REPLIED] = replied_s;
+    nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
+    nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+    nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
+    nftnl_obj_set_u16(o, NFTNL_OBJ_CT_TIMEOUT_L3PROTO, fam == NFPROTO_IPV4 ? AF_INET : AF_INET6);
+    nftnl_obj_set_u8(o, NFTNL_OBJ_CT_TIMEOUT_L4PROTO, IPPROTO_UDP);
+    nftnl_obj_set_data(o, NFTNL_OBJ_CT_TIMEOUT_ARRAY, tmo, sizeof(tmo));
+    nlh = tx_msg(t, NFT_MSG_NEWOBJ, fam, NLM_F_CREATE);
+    if (nlh) {
+        nftnl_obj_nlmsg_build_payload(nlh, o);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_obj_free(o);
+}
+
+/* Expressions ---------------------------------------------------------------- */
+
+static struct nftnl_expr *ex(struct nftnl_rule *r, const char *name)
+{
+    struct nftnl_expr *e = nftnl_expr_alloc(name);
+    if (e)
+        nftnl_rule_add_expr(r, e);
+    return e;
+}
+
+static int e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
+{
+    struct nftnl_expr *e = ex(r, "payload");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+    return 0;
+}
+
+static int e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+    struct nftnl_expr *e = ex(r, "cmp");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    return 0;
+}
+
+static int e_meta(struct nftnl_rule *r, uint32_t key)
+{
+    struct nftnl_expr *e = ex(r, "meta");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+    return 0;
+}
+
+static int e_ct(struct nftnl_rule *r, uint32_t key)
+{
+    struct nftnl_expr *e = ex(r, "ct");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    return 0;
+}
+
+/* reg1 = (reg1 & mask) ^ xor, 32 bits */
+static int e_bitwise(struct nftnl_rule *r, uint32_t mask, uint32_t xor)
+{
+    struct nftnl_expr *e = ex(r, "bitwise");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
+    return 0;
+}
+
+/* (meta mark | ct mark) & MASK == val */
+static int m_mark(struct nftnl_rule *r, int ct, uint32_t val)
+{
+    uint32_t m = UMXD_KDP_MARK_MASK;
+    int e = ct ? e_ct(r, NFT_CT_MARK) : e_meta(r, NFT_META_MARK);
+    if (e == 0)
+        e = e_bitwise(r, m, 0);
+    return e ? e : e_cmp(r, NFT_CMP_EQ, &val, sizeof(val));
+}
+
+/* ct mark set ct mark & ~MASK | val */
+static int s_ctmark(struct nftnl_rule *r, uint32_t val)
+{
+    struct nftnl_expr *e;
+    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
+        return -ENOMEM;
+    e = ex(r, "ct");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+    return 0;
+}
+
+static int m_udp(struct nftnl_rule *r)
+{
+    uint8_t p = IPPROTO_UDP;
+    return e_meta(r, NFT_META_L4PROTO) ? -ENOMEM : e_cmp(r, NFT_CMP_EQ, &p, 1);
+}
+
+/* meta mark set meta mark & ~MASK | val */
+static int s_metamark(struct nftnl_rule *r, uint32_t val)
+{
+    struct nftnl_expr *e;
+    if (e_meta(r, NFT_META_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
+        return -ENOMEM;
+    e = ex(r, "meta");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+    return 0;
+}
+
+/* ct KEY of one direction (packets: 8 bytes) */
+static int e_ct_dir(struct nftnl_rule *r, uint32_t key, uint8_t dir)
+{
+    struct nftnl_expr *e = ex(r, "ct");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+    nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, dir);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    return 0;
+}
+
+/* the first datagram of a flow the udpmuxd table has not marked yet */
+static int m_new_unmarked(struct nftnl_rule *r)
+{
+    uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+    if (e_ct(r, NFT_CT_STATE) || e_bitwise(r, bit, 0) || e_cmp(r, NFT_CMP_NEQ, &zero, 4))
+        return -ENOMEM;
+    return m_mark(r, 1, 0);
+}
+
+static int m_local_daddr(struct nftnl_rule *r)
+{
+    struct nftnl_expr *e = ex(r, "fib");
+    uint32_t local = RTN_LOCAL;
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+    return e_cmp(r, NFT_CMP_EQ, &local, sizeof(local));
+}
+
+static int s_nfqueue(struct nftnl_rule *r)
+{
+    struct nftnl_expr *e = ex(r, "target");
+    struct xt_NFQ_info_v3 *info = calloc(1, sizeof(*info));
+    if (!e || !info) {
+        free(info);
+        return -ENOMEM;
+    }
+    info->queuenum = UMXD_KDP_QUEUE;
+    info->queues_total = 1;
+    /* fail open to udpmuxd's own socket: see kernel-datapath.md */
+    info->flags = NFQ_FLAG_BYPASS;
+    nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+    /* libnftnl takes ownership of the info buffer */
+    nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
+    return 0;
+}
+
+static int s_imm(struct nftnl_rule *r, uint32_t reg, const void *data, uint32_t len)
+{
+    struct nftnl_expr *e = ex(r, "immediate");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
+    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+    return 0;
+}
+
+static int s_dnat(struct nftnl_rule *r, uint16_t fam, const struct sockaddr_storage *to)
+{
+    struct nftnl_expr *e;
+    uint16_t port;
+    if (fam == NFPROTO_IPV4) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)to;
+        port = a->sin_port;
+        if (s_imm(r, NFT_REG_1, &a->sin_addr, 4))
+            return -ENOMEM;
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)to;
+        port = a->sin6_port;
+        if (s_imm(r, NFT_REG_1, &a->sin6_addr, 16))
+            return -ENOMEM;
+    }
+    if (s_imm(r, NFT_REG_2, &port, 2))
+        return -ENOMEM;
+    e = ex(r, "nat");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, fam);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
+    return 0;
+}
+
+static int s_timeout(struct nftnl_rule *r, const char *name)
+{
+    struct nftnl_expr *e = ex(r, "objref");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_TIMEOUT);
+    nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, name);
+    return 0;
+}
+
+static int s_masq(struct nftnl_rule *r)
+{
+    return ex(r, "masq") ? 0 : -ENOMEM;
+}
+
+static struct nftnl_rule *rule_new(uint16_t fam, const char *chain)
+{
+    struct nftnl_rule *r = nftnl_rule_alloc();
+    if (!r)
+        return NULL;
+    nftnl_rule_set_str(r, NFTNL_RULE_TABLE, UMXD_KDP_TABLE);
+    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+    nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, fam);
+    return r;
+}
+
+static void rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
+{
+    struct nlmsghdr *nlh;
+    if (!r || err) {
+        t->oom = 1;
+        if (r)
+            nftnl_rule_free(r);
+        return;
+    }
+    nlh = tx_msg(t, NFT_MSG_NEWRULE, (uint16_t)nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY),
+                 NLM_F_APPEND | NLM_F_CREATE);
+    if (nlh) {
+        nftnl_rule_nlmsg_build_payload(nlh, r);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_rule_free(r);
+}
+
+/* A kernel flow's datagram from the peer, the 2nd or 3rd of the flow,
+ * after the backend answered: the one that proves the peer receives the
+ * answers (return routability) and carries the session key the backend
+ * gave (WireGuard receiver index, QUIC connection ID), which udpmuxd learns
+ * for roaming. The count compares for equality: conntrack's counters are
+ * host-order 64-bit values and nft_cmp orders bytes as memcmp does. */
+static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsigned slot,
+                       uint64_t nth)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
+    uint32_t val = umxd_kdp_mark(slot, 0), seen = IPS_SEEN_REPLY;
+    uint8_t dir8 = IP_CT_DIR_ORIGINAL;
+    int e = r ? 0 : -ENOMEM;
+    if (!e)
+        e = m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
+            e_ct(r, NFT_CT_MARK) || e_bitwise(r, mask, 0) || e_cmp(r, NFT_CMP_EQ, &val, 4) ||
+            e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &seen, 4) ||
+            e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8);
+    /* the queue hands over the packet mark, not the ct mark: tag the
+     * datagram with the route's kernel mark so udpmuxd tells it from a new
+     * flow (the verdict takes the tag off again) */
+    if (!e)
+        e = s_metamark(r, val) || s_nfqueue(r);
+    rule_add(t, r, e);
+}
+
+/* Order: a kernel flow's datagrams that arrive while earlier ones of the
+ * same flow may still wait in the queue (their entries were new as well)
+ * must not overtake them: until the backend answers, the flow's first 16
+ * datagrams from the peer go through the queue too (FIFO), tagged with
+ * both udpmuxd bits, and leave unchanged. Measured without it: a 200-datagram
+ * burst on a new flow had datagram 12 delivered before datagram 2 (the
+ * first verdict confirmed the entry, 12 arrived established and took the
+ * direct path while 2..11 were being re-injected). The counter is
+ * converted to network order for the comparison (nft_cmp orders bytes). */
+static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT, seen = IPS_SEEN_REPLY, zero = 0;
+    uint32_t tag = (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT;
+    uint64_t lim = htobe64(17);
+    uint8_t dir8 = IP_CT_DIR_ORIGINAL;
+    struct nftnl_expr *bo;
+    int e = r ? 0 : -ENOMEM;
+    if (!e)
+        e = m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
+            e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
+            e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
+            e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
+    if (!e) {
+        bo = ex(r, "byteorder");
+        if (!bo) {
+            e = -ENOMEM;
+        } else {
+            nftnl_expr_set_u32(bo, NFTNL_EXPR_BYTEORDER_SREG, NFT_REG_1);
+            nftnl_expr_set_u32(bo, NFTNL_EXPR_BYTEORDER_DREG, NFT_REG_1);
+            nftnl_expr_set_u32(bo, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+            nftnl_expr_set_u32(bo, NFTNL_EXPR_BYTEORDER_LEN, 8);
+            nftnl_expr_set_u32(bo, NFTNL_EXPR_BYTEORDER_SIZE, 8);
+            e = e_cmp(r, NFT_CMP_LT, &lim, 8);
+        }
+    }
+    if (!e)
+        e = s_metamark(r, tag) || s_nfqueue(r);
+    rule_add(t, r, e);
+}
+
+/* The queue rule for one listener, in one of the queue chains. */
+static void queue_rule(struct nft_tx *t, uint16_t fam, const char *chain,
+                       const struct sockaddr_storage *ls)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    int e = r ? 0 : -ENOMEM;
+    uint16_t port;
+    int wild;
+    if (fam == NFPROTO_IPV4) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ls;
+        port = a->sin_port;
+        wild = a->sin_addr.s_addr == htonl(INADDR_ANY);
+        if (!e && !wild)
+            e = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4) ||
+                e_cmp(r, NFT_CMP_EQ, &a->sin_addr, 4);
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ls;
+        port = a->sin6_port;
+        wild = IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+        if (!e && !wild)
+            e = e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16) ||
+                e_cmp(r, NFT_CMP_EQ, &a->sin6_addr, 16);
+    }
+    /* a wildcard listener: only datagrams to this host, not forwarded ones */
+    if (!e && wild)
+        e = m_local_daddr(r);
+    if (!e)
+        e = m_udp(r) || e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) ||
+            e_cmp(r, NFT_CMP_EQ, &port, 2) || m_new_unmarked(r) || s_nfqueue(r);
+    rule_add(t, r, e);
+}
+
+static int listener_family(const struct sockaddr_storage *ls, uint16_t fam)
+{
+    if (fam == NFPROTO_IPV4)
+        return ls->ss_family == AF_INET;
+    return ls->ss_family == AF_INET6;
+}
+
+/* The whole table of one family for route set rs (NULL: delete only). */
+static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routeset *rs)
+{
+    const struct umxd_config *c = rs ? rs->cfg : NULL;
+    int any = 0;
+    add_table(t, fam, NFT_MSG_NEWTABLE);
+    add_table(t, fam, NFT_MSG_DELTABLE);
+    if (!c)
+        return;
+    for (unsigned i = 0; i < c->nroutes; i++)
+        if (c->routes[i].kernel)
+            for (unsigned b = 0; b < c->routes[i].nbackends; b++)
+                if (listener_family(&c->routes[i].backends[b].addr, fam))
+                    any = 1;
+    for (unsigned l = 0; l < c->nlisten; l++)
+        if (listener_family(&c->listen[l], fam) ||
+            (fam == NFPROTO_IPV4 && c->listen[l].ss_family == AF_INET6 &&
+             IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&c->listen[l])->sin6_addr)))
+            any |= 2;
+    if (any != 3)
+        return;
+    add_table(t, fam, NFT_MSG_NEWTABLE);
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        char name[16];
+        if (!rt->kernel)
+            continue;
+        snprintf(name, sizeof(name), "r%u", rs->slot[i]);
+        add_timeout(t, fam, name, (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
+                    (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
+    }
+    add_chain(t, fam, "queue", "filter", NF_INET_PRE_ROUTING, -150);
+    add_chain(t, fam, "queue-out", "filter", NF_INET_LOCAL_OUT, -150);
+    add_chain(t, fam, "dnat", "nat", NF_INET_PRE_ROUTING, -100);
+    add_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
+    add_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
+    for (unsigned l = 0; l < c->nlisten; l++) {
+        struct sockaddr_storage ls = c->listen[l];
+        if (!listener_family(&ls, fam)) {
+            /* a dual-stack [::]:PORT listener also takes IPv4 */
+            uint16_t port = ((const struct sockaddr_in6 *)&ls)->sin6_port;
+            struct sockaddr_in *a = (struct sockaddr_in *)&ls;
+            if (fam != NFPROTO_IPV4 || ls.ss_family != AF_INET6 ||
+                !IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&c->listen[l])->sin6_addr))
+                continue;
+            memset(&ls, 0, sizeof(ls));
+            a->sin_family = AF_INET;
+            a->sin_port = port;
+        }
+        queue_rule(t, fam, "queue", &ls);
+        queue_rule(t, fam, "queue-out", &ls);
+    }
+    /* the peer's proof datagrams of routes that roam (roaming = yes and a
+     * rule that can carry a protocol with session keys) */
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        if (!rt->kernel || !rt->roaming || !rt->rule || !umx_rule_roam_protos(rt->rule))
+            continue;
+        proof_rule(t, fam, "queue", rs->slot[i], 2);
+        proof_rule(t, fam, "queue", rs->slot[i], 3);
+    }
+    order_rule(t, fam, "queue");
+    order_rule(t, fam, "queue-out");
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        char name[16];
+        if (!rt->kernel)
+            continue;
+        snprintf(name, sizeof(name), "r%u", rs->slot[i]);
+        for (unsigned b = 0; b < rt->nbackends; b++) {
+            uint32_t id = umxd_kdp_mark(rs->slot[i], b);
+            struct nftnl_rule *r;
+            if (!listener_family(&rt->backends[b].addr, fam))
+                continue;
+            for (int out = 0; out < 2; out++) {
+                r = rule_new(fam, out ? "dnat-out" : "dnat");
+                rule_add(t, r,
+                         !r || m_udp(r) || m_mark(r, 0, id) || s_ctmark(r, id) ||
+                             s_timeout(r, name) || s_dnat(r, fam, &rt->backends[b].addr));
+            }
+            if (!rt->transparent) {
+                r = rule_new(fam, "snat");
+                rule_add(t, r, !r || m_mark(r, 1, id) || s_masq(r));
+            }
+        }
+    }
+    for (int out = 0; out < 2; out++) {
+        struct nftnl_rule *r = rule_new(fam, out ? "dnat-out" : "dnat");
+        rule_add(t, r, !r || m_mark(r, 0, UMXD_KDP_MARK_USER) || s_ctmark(r, UMXD_KDP_MARK_USER));
+    }
+}
+
+int kdp_nft_apply(const struct umxd_routeset *rs)
+{
+    struct nft_tx t;
+    int r = tx_begin(&t);
+    if (r < 0)
+        return r;
+    build_family(&t, NFPROTO_IPV4, rs);
+    build_family(&t, NFPROTO_IPV6, rs);
+    r = tx_commit(&t);
+    tx_free(&t);
+    return r;
+}
+
+int kdp_nft_exists(void)
+{
+    struct nft_tx t;
+    int found = 0;
+    if (tx_begin(&t) < 0)
+        return 0;
+    for (uint16_t fam = NFPROTO_IPV4; fam <= NFPROTO_IPV6; fam += NFPROTO_IPV6 - NFPROTO_IPV4) {
+        char buf[KDP_NL_BUF];
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, fam, NLM_F_ACK, 1);
+        struct nftnl_table *tb = nftnl_table_alloc();
+        ssize_t n;
+        if (!tb)
+            break;
+        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, UMXD_KDP_TABLE);
+        nftnl_table_nlmsg_build_payload(nlh, tb);
+        nftnl_table_free(tb);
+        if (mnl_socket_sendto(t.nl, nlh, nlh->nlmsg_len) < 0)
+            break;
+        n = mnl_socket_recvfrom(t.nl, buf, sizeof(buf));
+        if (n > 0 && mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(t.nl), NULL, NULL) >= 0)
+            found = 1;
+    }
+    tx_free(&t);
+    return found;
+}
