@@ -250,7 +250,9 @@ int print_status(const struct answer *a)
             printf("metrics:    %s\n", *rec_str(&r, "metrics") ? rec_str(&r, "metrics") : "off");
             printf("listeners:  %s\n", rec_str(&r, "listeners"));
         } else if (strcmp(r.type, "listener") == 0) {
-            printf("  %s\n", rec_str(&r, "addr"));
+            printf("  %s  (SO_REUSEPORT group: %s sockets, %s not ours; steering: %s)\n",
+                   rec_str(&r, "addr"), rec_str(&r, "reuseport.sockets"),
+                   rec_str(&r, "reuseport.foreign"), rec_str(&r, "steering.program"));
         }
     }
     return EX_OK_;
@@ -304,6 +306,16 @@ int print_routes(const struct answer *a)
                    rec_u64(&r, "passive_down_ms") ? " (passive, no replies)"
                    : rec_u64(&r, "active_down")   ? " (health check)"
                                                   : "");
+            printf("    to:   %s datagrams, %s bytes (lost: %s datagrams, %s bytes)\n",
+                   rec_str(&r, "tx.datagrams"), rec_str(&r, "tx.bytes"), rec_str(&r, "tx.dropped"),
+                   rec_str(&r, "tx.dropped_bytes"));
+            printf("    from: %s datagrams, %s bytes   flows: %s active, %s created\n",
+                   rec_str(&r, "rx.datagrams"), rec_str(&r, "rx.bytes"),
+                   rec_str(&r, "flows.active"), rec_str(&r, "flows.created"));
+            if (rec_u64(&r, "checks.sent"))
+                printf("    checks: %s sent, %s ok, %s failed, %s transitions\n",
+                       rec_str(&r, "checks.sent"), rec_str(&r, "checks.ok"),
+                       rec_str(&r, "checks.failed"), rec_str(&r, "checks.transitions"));
         }
     }
     return EX_OK_;

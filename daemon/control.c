@@ -151,6 +151,15 @@ static void cmd_status(struct umxd *d, struct umx_ctl_out *o)
         umx_ctl_rec(o, "listener");
         umx_ctl_u64(o, "index", i);
         umx_ctl_str(o, "addr", d->cfg->listen_text[i]);
+        umx_ctl_u64(o, "reuseport.sockets",
+                    __atomic_load_n(&d->group_sockets[i], __ATOMIC_RELAXED));
+        umx_ctl_u64(o, "reuseport.foreign",
+                    __atomic_load_n(&d->group_foreign[i], __ATOMIC_RELAXED));
+        umx_ctl_u64(o, "steering", d->steered[i] != 0);
+        umx_ctl_str(o, "steering.program",
+                    d->steered[i] == 2   ? "ebpf"
+                    : d->steered[i] == 1 ? "classic"
+                                         : "none");
         umx_ctl_rec_end(o);
     }
 }
@@ -242,6 +251,18 @@ static void cmd_routes(struct umxd *d, struct umx_ctl_out *o)
                         (uint64_t)__atomic_load_n(&h->active_down, __ATOMIC_RELAXED));
             umx_ctl_u64(o, "passive_down_ms", du > now ? (du - now) / 1000000u : 0);
             umx_ctl_u64(o, "draining", (uint64_t)__atomic_load_n(&h->draining, __ATOMIC_RELAXED));
+            {
+                struct umxd_backend_stats bs;
+                umxd_backend_stats_sum(d, slot, b, &bs);
+#define PUT(f, n, h_) umx_ctl_u64(o, n, bs.f);
+                UMXD_BACKEND_STATS(PUT)
+#undef PUT
+                umx_ctl_u64(o, "flows.active", bs.active_flows);
+            }
+            umx_ctl_u64(o, "checks.sent", h->checks_sent);
+            umx_ctl_u64(o, "checks.ok", h->checks_ok);
+            umx_ctl_u64(o, "checks.failed", h->checks_failed);
+            umx_ctl_u64(o, "checks.transitions", h->transitions);
             umx_ctl_rec_end(o);
         }
     }

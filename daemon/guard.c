@@ -17,6 +17,13 @@
  * (owner.c), so a same-user socket that joins it is reported here but
  * receives nothing.
  *
+ * The same dumps measure each listener's SO_REUSEPORT group: the sockets
+ * bound to exactly its address and port by the user that owns our
+ * listeners (the kernel lets only that user's SO_REUSEPORT sockets share
+ * it), ours and any that joined; d->group_sockets and d->group_foreign,
+ * exported as udpmux_listener_reuseport_sockets and
+ * udpmux_listener_reuseport_foreign_sockets.
+ *
  * The netlink socket is opened once at start-up; the dumps need no
  * privilege, so the watch keeps working after the privilege drop and under
  * the seccomp filter (which allows recvmsg/sendto on it).
@@ -54,6 +61,19 @@ struct guard {
     struct umxd_ratelimit rl;
     int failed_logged;
     uint64_t new_foreign; /* first seen in this scan */
+    /* the listeners' addresses (reuseport group counts), and this scan's
+     * tallies: our own members, and exact-address sockets of others with
+     * their uid (members only if it is the uid of our listener sockets) */
+    struct sockaddr_storage laddr[UMXD_MAX_LISTEN];
+    unsigned nlisten;
+    uint32_t grp_own[UMXD_MAX_LISTEN];
+    struct {
+        uint8_t li;
+        uint32_t uid;
+    } cand[GUARD_MAX_SEEN];
+    unsigned ncand;
+    uint32_t own_uid;
+    int own_uid_seen;
 };
 
 static struct guard the_guard;
@@ -72,6 +92,28 @@ static int was_seen(const uint64_t *list, unsigned n, uint64_t ino)
         if (list[i] == ino)
             return 1;
     return 0;
+}
+
+/* The listener whose exact address and port this socket is bound to, or -1. */
+static int listener_of(const struct guard *g, int family, const struct inet_diag_msg *dm)
+{
+    for (unsigned li = 0; li < g->nlisten; li++) {
+        const struct sockaddr_storage *l = &g->laddr[li];
+        if (l->ss_family != family)
+            continue;
+        if (family == AF_INET) {
+            struct sockaddr_in s4;
+            memcpy(&s4, l, sizeof(s4));
+            if (s4.sin_port == dm->id.idiag_sport && !memcmp(&s4.sin_addr, dm->id.idiag_src, 4))
+                return (int)li;
+        } else {
+            struct sockaddr_in6 s6;
+            memcpy(&s6, l, sizeof(s6));
+            if (s6.sin6_port == dm->id.idiag_sport && !memcmp(&s6.sin6_addr, dm->id.idiag_src, 16))
+                return (int)li;
+        }
+    }
+    return -1;
 }
 
 /* One dump of UDP sockets of one family whose source port is `port`.
@@ -135,6 +177,17 @@ static int dump(struct guard *g, int family, uint16_t port, uint64_t *found, uns
             if (ntohs(dm.id.idiag_sport) != port)
                 continue;
             ino = dm.idiag_inode;
+            {
+                int li = listener_of(g, family, &dm);
+                if (li >= 0 && is_own(g, ino)) {
+                    g->grp_own[li]++;
+                    g->own_uid = dm.idiag_uid;
+                    g->own_uid_seen = 1;
+                } else if (li >= 0 && g->ncand < GUARD_MAX_SEEN) {
+                    g->cand[g->ncand].li = (uint8_t)li;
+                    g->cand[g->ncand++].uid = dm.idiag_uid;
+                }
+            }
             if (is_own(g, ino))
                 continue;
             (*count)++;
@@ -171,6 +224,9 @@ static void scan(struct umxd *d, struct guard *g)
     unsigned nfound = 0, count = 0;
     int r = 0;
     static const int fams[2] = {AF_INET, AF_INET6};
+    memset(g->grp_own, 0, sizeof(g->grp_own));
+    g->ncand = 0;
+    g->own_uid_seen = 0;
     for (unsigned p = 0; p < g->nports && r == 0; p++)
         for (int f = 0; f < 2 && r == 0; f++)
             r = dump(g, fams[f], g->ports[p], found, GUARD_MAX_SEEN, &nfound, &count);
@@ -190,6 +246,13 @@ static void scan(struct umxd *d, struct guard *g)
     if (g->new_foreign) {
         __atomic_fetch_add(&d->foreign_seen, g->new_foreign, __ATOMIC_RELAXED);
         g->new_foreign = 0;
+    }
+    for (unsigned li = 0; li < g->nlisten; li++) {
+        uint32_t foreign = 0;
+        for (unsigned k = 0; k < g->ncand; k++)
+            foreign += g->cand[k].li == li && g->own_uid_seen && g->cand[k].uid == g->own_uid;
+        __atomic_store_n(&d->group_sockets[li], g->grp_own[li] + foreign, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->group_foreign[li], foreign, __ATOMIC_RELAXED);
     }
     /* remember what is there now: a socket that goes away and a new one
      * that reuses its inode number later is logged again */
@@ -216,6 +279,8 @@ int umxd_guard_init(struct umxd *d)
     for (unsigned li = 0; li < c->nlisten; li++) {
         uint16_t port = 0;
         int dup = 0;
+        g->laddr[li] = c->listen[li];
+        g->nlisten = li + 1;
         if (c->listen[li].ss_family == AF_INET) {
             struct sockaddr_in s4;
             memcpy(&s4, &c->listen[li], sizeof(s4));

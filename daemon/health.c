@@ -76,6 +76,7 @@ static void set_down(struct umxd *d, struct hstate *hs, unsigned slot, unsigned 
     if (__atomic_load_n(&h->active_down, __ATOMIC_RELAXED) == down)
         return;
     __atomic_store_n(&h->active_down, down, __ATOMIC_RELAXED);
+    h->transitions++;
     /* a flapping backend must not flood the log: 20 lines per 10 s */
     if (down)
         umxd_log_rl(&hs->rl, LOG_WARNING, "health: route %s backend %s is DOWN (%s)", route,
@@ -91,6 +92,10 @@ static void verdict(struct umxd *d, struct hstate *hs, const struct umxd_route *
 {
     struct umxd_health *h = &d->health[slot][b];
     char msg[96];
+    if (ok)
+        h->checks_ok++;
+    else
+        h->checks_failed++;
     if (ok) {
         h->fails = 0;
         if (h->oks < rt->health_rise)
@@ -117,6 +122,10 @@ static void reset(struct umxd *d, struct hstate *hs, unsigned slot, unsigned b)
     memset(c, 0, sizeof(*c));
     d->health[slot][b].fails = 0;
     d->health[slot][b].oks = 0;
+    d->health[slot][b].checks_sent = 0;
+    d->health[slot][b].checks_ok = 0;
+    d->health[slot][b].checks_failed = 0;
+    d->health[slot][b].transitions = 0;
     __atomic_store_n(&d->health[slot][b].active_down, 0, __ATOMIC_RELAXED);
 }
 
@@ -321,6 +330,7 @@ static void tick(struct umxd *d, uint64_t now, void *arg)
             }
             if (!c->pending && now >= c->next_ns) {
                 send_probe(hs, rt, c, now);
+                d->health[slot][b].checks_sent++;
                 c->next_ns = now + rt->health_interval_ns;
             }
         }

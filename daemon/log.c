@@ -18,7 +18,13 @@ void umxd_log_init(int level)
 
 void umxd_log_set_level(int level)
 {
-    max_level = level;
+    /* workers read it (umxd_log_on) while a reload sets it */
+    __atomic_store_n(&max_level, level, __ATOMIC_RELAXED);
+}
+
+int umxd_log_on(int prio)
+{
+    return prio <= __atomic_load_n(&max_level, __ATOMIC_RELAXED);
 }
 
 static void vlog(int prio, const char *fmt, va_list ap)
@@ -27,7 +33,7 @@ static void vlog(int prio, const char *fmt, va_list ap)
                                   "warning", "notice", "info", "debug"};
     char line[1024];
     int n;
-    if (prio > max_level)
+    if (!umxd_log_on(prio))
         return;
     if (journald < 0)
         journald = getenv("JOURNAL_STREAM") != NULL;

@@ -9,6 +9,8 @@
 
 void umxd_log_init(int level);
 void umxd_log_set_level(int level);
+/* Whether a line of this priority would be written (any thread). */
+int umxd_log_on(int prio);
 void umxd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Rate-limited logging for per-packet conditions: at most `burst` lines per

@@ -343,6 +343,77 @@ static void render_process(struct sb *b, double start)
     sb_printf(b, "process_start_time_seconds %.3f\n", start);
 }
 
+/* route="R",backend="B" */
+static void backend_labels(struct sb *b, const struct umxd_route *rt, unsigned k)
+{
+    sb_puts(b, "{route=\"");
+    prom_label(b, rt->name);
+    sb_puts(b, "\",backend=\"");
+    prom_label(b, rt->backends[k].text);
+    sb_puts(b, "\"}");
+}
+
+/* Per-backend traffic, flows and active checks (stats.h,
+ * UMXD_BACKEND_STATS, and struct umxd_health). */
+static void render_backends(struct umxd *d, struct sb *b)
+{
+    const struct umxd_config *c = d->cfg;
+    static struct umxd_backend_stats bs[UMXD_MAX_ROUTES][UMXD_MAX_BACKENDS]; /* main thread */
+    char name[128], suf[64];
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++)
+            umxd_backend_stats_sum(d, d->rs->slot[r], k, &bs[r][k]);
+#define BCTR(f, n, h)                                                                              \
+    metric_suffix(suf, sizeof(suf), n);                                                            \
+    snprintf(name, sizeof(name), "udpmux_backend_%s_total", suf);                                  \
+    family(b, name, "counter", h ".");                                                             \
+    for (unsigned r = 0; r < c->nroutes; r++)                                                      \
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {                                    \
+            sb_puts(b, name);                                                                      \
+            backend_labels(b, &c->routes[r], k);                                                   \
+            sb_printf(b, " %llu\n", (unsigned long long)bs[r][k].f);                               \
+        }
+    UMXD_BACKEND_STATS(BCTR)
+#undef BCTR
+    family(b, "udpmux_backend_flows_active", "gauge", "Flows to this backend now.");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            sb_puts(b, "udpmux_backend_flows_active");
+            backend_labels(b, &c->routes[r], k);
+            sb_printf(b, " %llu\n", (unsigned long long)bs[r][k].active_flows);
+        }
+    family(b, "udpmux_backend_health_checks_sent_total", "counter",
+           "Active health checks sent to this backend.");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            sb_puts(b, "udpmux_backend_health_checks_sent_total");
+            backend_labels(b, &c->routes[r], k);
+            sb_printf(b, " %llu\n", (unsigned long long)d->health[d->rs->slot[r]][k].checks_sent);
+        }
+    family(b, "udpmux_backend_health_checks_total", "counter",
+           "Active health check results: ok (answered) or failed (no answer in time).");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            const struct umxd_health *h = &d->health[d->rs->slot[r]][k];
+            for (int ok = 1; ok >= 0; ok--) {
+                sb_puts(b, "udpmux_backend_health_checks_total{route=\"");
+                prom_label(b, c->routes[r].name);
+                sb_puts(b, "\",backend=\"");
+                prom_label(b, c->routes[r].backends[k].text);
+                sb_printf(b, "\",result=\"%s\"} %llu\n", ok ? "ok" : "failed",
+                          (unsigned long long)(ok ? h->checks_ok : h->checks_failed));
+            }
+        }
+    family(b, "udpmux_backend_health_transitions_total", "counter",
+           "Times active checks turned this backend down or up.");
+    for (unsigned r = 0; r < c->nroutes; r++)
+        for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
+            sb_puts(b, "udpmux_backend_health_transitions_total");
+            backend_labels(b, &c->routes[r], k);
+            sb_printf(b, " %llu\n", (unsigned long long)d->health[d->rs->slot[r]][k].transitions);
+        }
+}
+
 /* datapath = kernel (daemon/kdp/): the queue's verdicts and the kernel
  * flows' conntrack counters (both directions) */
 static void render_kernel(struct umxd *d, struct sb *b)
@@ -419,6 +490,33 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         prom_label(b, c->listen_text[li]);
         sb_printf(b, "\"} %llu\n", (unsigned long long)q);
     }
+
+    /* the listeners' SO_REUSEPORT groups (guard.c scans, startup.c steers) */
+    family(b, "udpmux_listener_reuseport_sockets", "gauge",
+           "Sockets in this listener's SO_REUSEPORT group: the workers' and any that joined.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_reuseport_sockets{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_sockets[li], __ATOMIC_RELAXED));
+    }
+    family(b, "udpmux_listener_reuseport_foreign_sockets", "gauge",
+           "Sockets in this listener's SO_REUSEPORT group that udpmuxd did not create.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_reuseport_foreign_sockets{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_foreign[li], __ATOMIC_RELAXED));
+    }
+    family(b, "udpmux_listener_steering_attached", "gauge",
+           "1 when the steering program that keeps datagrams on the workers is attached.");
+    for (unsigned li = 0; li < c->nlisten; li++) {
+        sb_puts(b, "udpmux_listener_steering_attached{listener=\"");
+        prom_label(b, c->listen_text[li]);
+        sb_printf(b, "\"} %d\n", d->steered[li] != 0);
+    }
+    family(b, "udpmux_guard_foreign_sockets", "gauge",
+           "Sockets on a listen port that udpmuxd did not create, now.");
+    sb_printf(b, "udpmux_guard_foreign_sockets %llu\n",
+              (unsigned long long)__atomic_load_n(&d->foreign_sockets, __ATOMIC_RELAXED));
 
     /* the daemon's counters (stats.h); drop.* become one family by reason */
     family(b, "udpmux_drops_total", "counter",
@@ -540,6 +638,22 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
             sb_printf(b, "\"} %d\n",
                       __atomic_load_n(&d->health[d->rs->slot[r]][k].draining, __ATOMIC_RELAXED));
         }
+    render_backends(d, b);
+    family(b, "udpmux_dropped_bytes_total", "counter",
+           "Payload bytes of the datagrams counted in udpmux_drops_total and the other drop "
+           "counters, by reason.");
+    {
+        static const char *const why[] = {
+#define DN(e, g, r, n) n,
+            UMXD_DROPS(DN)
+#undef DN
+        };
+        struct umxd_drop_bytes db;
+        umxd_drop_bytes_sum(d, &db);
+        for (unsigned k = 0; k < UMXD_DROP_COUNT; k++)
+            sb_printf(b, "udpmux_dropped_bytes_total{reason=\"%s\"} %llu\n", why[k],
+                      (unsigned long long)db.bytes[k]);
+    }
 }
 
 static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
@@ -603,7 +717,19 @@ static void render_json(struct umxd *d, const struct sample *s, struct sb *b)
         for (unsigned k = 0; k < rt->nbackends; k++) {
             sb_puts(b, k ? ",{\"addr\":" : "{\"addr\":");
             json_str(b, rt->backends[k].text);
-            sb_printf(b, ",\"health\":\"%s\"}", umxd_backend_state(d, slot, k, s->now_ns));
+            struct umxd_backend_stats bs;
+            const struct umxd_health *h = &d->health[slot][k];
+            umxd_backend_stats_sum(d, slot, k, &bs);
+            sb_printf(b, ",\"health\":\"%s\"", umxd_backend_state(d, slot, k, s->now_ns));
+#define BJ(f, n, h_) sb_printf(b, ",\"" n "\":%llu", (unsigned long long)bs.f);
+            UMXD_BACKEND_STATS(BJ)
+#undef BJ
+            sb_printf(b,
+                      ",\"flows.active\":%llu,\"checks.sent\":%llu,\"checks.ok\":%llu,"
+                      "\"checks.failed\":%llu,\"checks.transitions\":%llu}",
+                      (unsigned long long)bs.active_flows, (unsigned long long)h->checks_sent,
+                      (unsigned long long)h->checks_ok, (unsigned long long)h->checks_failed,
+                      (unsigned long long)h->transitions);
         }
         sb_puts(b, "]}");
     }
@@ -631,6 +757,7 @@ static const char page_head[] =
     "word-break:break-all}"
     ".kv{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:2px 10px;"
     "font-size:13px;margin:4px 0}"
+    ".bs{font-size:12px;color:#57606a;margin:0 8px 0 4px}"
     ".b{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;"
     "margin:2px 4px 2px 0}"
     ".up{background:#1a7f37}.down{background:#cf222e}.draining{background:#9a6700}"
@@ -667,7 +794,9 @@ static const char page_tail[] =
     "si(q.drops)+'/s</span><span>flows '+r['flows.active']+'</span><span>total in '"
     "+si(r['rx.datagrams'])+'</span><span>total drops '+si(r.drops)+'</span></div>'+"
     "r.backends.map(function(b){return'<span class=\"b '+b.health+'\">'+esc(b.addr)+' '+"
-    "b.health+'</span>'}).join('')+'</div>'}).join('')}"
+    "b.health+'</span><span class=\"bs\">flows '+b['flows.active']+', to '+"
+    "si(b['tx.datagrams'])+' dg/'+si(b['tx.bytes'])+' B, from '+si(b['rx.datagrams'])+' dg/'+"
+    "si(b['rx.bytes'])+' B</span>'}).join('')+'</div>'}).join('')}"
     "draw(initial);"
     /* data-refreshes counts redraws from /status.json (tests read it) */
     "function tick(){fetch('/status.json',{cache:'no-store'}).then(function(r){return r.json()})"

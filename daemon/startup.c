@@ -284,8 +284,10 @@ int umxd_open_listeners(struct umxd *d, int takeover)
                          strerror(-r));
                 return r;
             }
+            d->steered[li] = 2;
         } else if (d->nworkers > 1 || takeover) {
             int r = umxd_owner_steer(d->lfd[li][0], d->nworkers, key);
+            d->steered[li] = r == 0;
             if (r < 0)
                 umxd_log(LOG_WARNING,
                          "%s: cannot steer the SO_REUSEPORT group (SO_ATTACH_REUSEPORT_CBPF: %s): "

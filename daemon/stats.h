@@ -104,6 +104,31 @@ struct umxd_route_stats {
     uint64_t active_flows; /* gauge */
 };
 
+/* Per-backend counters, per worker, indexed by the route's stable slot and
+ * the backend's index in `forward =` (both capped: UMXD_MAX_SLOTS x
+ * UMXD_MAX_BACKENDS rows, allocated with the worker). A reload that keeps
+ * the route and the backend's address keeps the row (the worker moves it
+ * to the backend's new index, remap_backend_stats() in daemon/path/act.c);
+ * a new address starts from zero. "tx" is towards the backend, "rx" from
+ * it, the direction udpmuxd sends and receives on the upstream socket.
+ * A datagram lost on its way counts in tx.dropped with its bytes, never
+ * as a datagram of 0 bytes. */
+#define UMXD_BACKEND_STATS(X)                                                                      \
+    X(tx_datagrams, "tx.datagrams", "Datagrams sent to this backend")                              \
+    X(tx_bytes, "tx.bytes", "Payload bytes sent to this backend")                                  \
+    X(tx_dropped, "tx.dropped", "Datagrams for this backend lost to send errors")                  \
+    X(tx_dropped_bytes, "tx.dropped_bytes", "Payload bytes of datagrams lost to send errors")      \
+    X(rx_datagrams, "rx.datagrams", "Datagrams from this backend passed on to peers")              \
+    X(rx_bytes, "rx.bytes", "Payload bytes from this backend passed on to peers")                  \
+    X(flows_created, "flows.created", "Flows created to this backend")
+
+struct umxd_backend_stats {
+#define UMXD_BSTATS_FIELD(f, n, h) uint64_t f;
+    UMXD_BACKEND_STATS(UMXD_BSTATS_FIELD)
+#undef UMXD_BSTATS_FIELD
+    uint64_t active_flows; /* gauge */
+};
+
 /* Drop reasons, defined once: each names its global counter and, for drops
  * that belong to a route, the route's counter (every route drop also counts
  * in the route's `drops`). The packet path's act step counts a drop in one
@@ -135,6 +160,12 @@ enum umxd_drop {
     UMXD_DROPS(UMXD_DROP_ENUM)
 #undef UMXD_DROP_ENUM
         UMXD_DROP_COUNT
+};
+
+/* Payload bytes of dropped datagrams, by reason (the datagram counts are in
+ * struct umxd_stats): per worker, summed on request. */
+struct umxd_drop_bytes {
+    uint64_t bytes[UMXD_DROP_COUNT];
 };
 
 #endif

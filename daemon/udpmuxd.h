@@ -30,6 +30,9 @@ struct umxd_health {
     int active_down;        /* active checks say down (atomic) */
     int draining;           /* udpmuxctl drain: no new flows, existing ones finish (atomic) */
     unsigned fails, oks;    /* health checker only */
+    /* active checks of this backend (health checker writes, main thread
+     * reads; reset with the verdict when the address at this index changes) */
+    uint64_t checks_sent, checks_ok, checks_failed, transitions;
 };
 
 struct umxd_flow_info {
@@ -82,6 +85,10 @@ struct umxd {
     int stopping;
     uint64_t foreign_sockets; /* guard.c: sockets on our ports we did not create (atomic) */
     uint64_t foreign_seen;    /* guard.c: such sockets, each counted once (atomic counter) */
+    /* guard.c, per listener: sockets in its SO_REUSEPORT group (ours and
+     * any that joined), and of those not ours (atomic, every scan) */
+    uint32_t group_sockets[UMXD_MAX_LISTEN], group_foreign[UMXD_MAX_LISTEN];
+    int steered[UMXD_MAX_LISTEN]; /* startup.c: steering attached: 0 no, 1 classic, 2 eBPF */
     /* datagrams and bytes attached programs sent out of the shared port,
      * per route slot and in all (attach.c, main thread; summed into tx.*
      * by umxd_stats_sum and umxd_route_stats_sum; atomic) */

@@ -187,6 +187,13 @@ void conf_route_key(struct ctx *c, const char *key, const char *value, int line)
 void conf_append_match(struct ctx *c, struct umxd_route *r, const char *value, int line);
 
 /* check.c */
+/* parse.c: the start and end of every load (file, string or quick mode).
+ * conf_ctx_new makes a context holding a config of defaults (0, or
+ * -ENOMEM with "WHO: out of memory", or without WHO, in err);
+ * conf_ctx_done hands the config to *out when ret is 0, frees the rest,
+ * and returns ret. */
+int conf_ctx_new(struct ctx **out, const char *who, char *err, size_t errlen);
+int conf_ctx_done(struct ctx *c, int ret, struct umxd_config **out);
 void conf_finish_route(struct ctx *c, unsigned idx, const char *sec, int hdr_line);
 void conf_finish_config(struct ctx *c);
 void conf_check_loops(struct ctx *c);

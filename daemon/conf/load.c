@@ -127,28 +127,13 @@ static int load_buffer(const char *buf, size_t len, const char *name, struct umx
     static const struct umxd_ini_cb cb = {on_section, on_key};
     struct umxd_ini_error ie;
     struct ctx *c;
-    struct umxd_config *cfg;
-    int ret;
+    int ret = conf_ctx_new(&c, name, err, errlen);
 
     *out = NULL;
-    if (err && errlen)
-        err[0] = '\0';
-    c = calloc(1, sizeof(*c));
-    cfg = calloc(1, sizeof(*cfg));
-    if (!c || !cfg) {
-        free(c);
-        free(cfg);
-        if (err && errlen)
-            snprintf(err, errlen, "%s: out of memory", name);
-        return -ENOMEM;
-    }
-    umxd_config_defaults(cfg);
-    snprintf(cfg->path, sizeof(cfg->path), "%s", name);
-    c->cfg = cfg;
+    if (ret < 0)
+        return ret;
+    snprintf(c->cfg->path, sizeof(c->cfg->path), "%s", name);
     c->name = name;
-    c->err = err;
-    c->errlen = errlen;
-    c->cur = -1;
 
     umxd_ini_read(buf, len, &cb, c, &ie);
     if (!c->ret && ie.line) {
@@ -161,14 +146,7 @@ static int load_buffer(const char *buf, size_t len, const char *name, struct umx
         finish_section(c);
     if (!c->ret)
         conf_finish_config(c);
-    ret = c->ret;
-    if (ret == 0) {
-        *out = cfg;
-        cfg = NULL;
-    }
-    umxd_config_free(cfg);
-    free(c);
-    return ret;
+    return conf_ctx_done(c, c->ret, out);
 }
 
 int umxd_config_load_string(const char *text, const char *name, struct umxd_config **out, char *err,

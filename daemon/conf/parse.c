@@ -425,6 +425,40 @@ const char *conf_allow_item(void *arg, const char *item, char *msg)
     return NULL;
 }
 
+int conf_ctx_new(struct ctx **out, const char *who, char *err, size_t errlen)
+{
+    struct ctx *c = calloc(1, sizeof(*c));
+    struct umxd_config *cfg = calloc(1, sizeof(*cfg));
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!c || !cfg) {
+        free(c);
+        free(cfg);
+        if (err && errlen)
+            snprintf(err, errlen, "%s%sout of memory", who ? who : "", who ? ": " : "");
+        return -ENOMEM;
+    }
+    umxd_config_defaults(cfg);
+    c->cfg = cfg;
+    c->err = err;
+    c->errlen = errlen;
+    c->cur = -1;
+    *out = c;
+    return 0;
+}
+
+int conf_ctx_done(struct ctx *c, int ret, struct umxd_config **out)
+{
+    if (ret == 0) {
+        *out = c->cfg;
+        c->cfg = NULL;
+    }
+    umxd_config_free(c->cfg);
+    free(c);
+    return ret;
+}
+
 /* quic-lb = config-id=N server-id-length=N nonce-length=N [key=HEX]: the
  * draft's limits (config id 0..6, 7 marks unroutable ids; server id at least
  * 1 byte, nonce at least 4, together at most 19 so the CID fits QUIC v1's

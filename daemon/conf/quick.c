@@ -144,25 +144,12 @@ int umxd_config_quick(const char *const *listen, unsigned nlisten, const char *c
 {
     struct umxd_config *cfg;
     struct ctx *c;
-    int ret;
+    int ret = conf_ctx_new(&c, NULL, err, errlen);
 
     *out = NULL;
-    if (err && errlen)
-        err[0] = '\0';
-    c = calloc(1, sizeof(*c));
-    cfg = calloc(1, sizeof(*cfg));
-    if (!c || !cfg) {
-        free(c);
-        free(cfg);
-        if (err && errlen)
-            snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    umxd_config_defaults(cfg);
-    c->cfg = cfg;
-    c->err = err;
-    c->errlen = errlen;
-    c->cur = -1;
+    if (ret < 0)
+        return ret;
+    cfg = c->cfg;
 
     for (unsigned i = 0; i < nlisten; i++) {
         char msg[MSG_LEN];
@@ -192,11 +179,5 @@ int umxd_config_quick(const char *const *listen, unsigned nlisten, const char *c
         conf_check_loops(c);
     ret = c->ret;
 out:
-    if (ret == 0) {
-        *out = cfg;
-        cfg = NULL;
-    }
-    umxd_config_free(cfg);
-    free(c);
-    return ret;
+    return conf_ctx_done(c, ret, out);
 }

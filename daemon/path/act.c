@@ -46,9 +46,11 @@ static uint64_t *drop_route(struct umxd_route_stats *rs, enum umxd_drop why)
     }
 }
 
-void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n)
+void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n, uint64_t bytes)
 {
     UMX_CTR_ADD(*drop_global(&w->st, why), n);
+    if ((unsigned)why < UMXD_DROP_COUNT)
+        UMX_CTR_ADD(w->dropb.bytes[why], bytes);
     if (slot >= 0 && slot < UMXD_MAX_SLOTS) {
         uint64_t *r = drop_route(&w->rst[slot], why);
         UMX_CTR_ADD(w->rst[slot].drops, n);
@@ -62,9 +64,17 @@ static int slot_of(const struct umxd_worker *w, int route)
     return route >= 0 ? (int)w->rs->slot[route] : -1;
 }
 
+/* One datagram from a peer dropped: counted, and logged at debug. */
+static void drop_dgram(struct umxd_worker *w, int route, enum umxd_drop why,
+                       const struct umx_rx_slot *s)
+{
+    count_drop(w, slot_of(w, route), why, 1, s->len);
+    flowlog_drop(w, route, why, &s->peer, 1, s->len);
+}
+
 /* Flows -------------------------------------------------------------------------- */
 
-void close_flow(struct umxd_worker *w, struct umx_flow *f)
+static void close_flow_quiet(struct umxd_worker *w, struct umx_flow *f)
 {
     struct umxd_flow *fl = umxd_fl(f);
     close_upstream(w, f);
@@ -73,12 +83,23 @@ void close_flow(struct umxd_worker *w, struct umx_flow *f)
         return; /* not counted as a route's flow */
     if (w->rst[fl->slot].active_flows)
         UMX_CTR_ADD(w->rst[fl->slot].active_flows, (uint64_t)-1);
+    {
+        struct umxd_backend_stats *b = bst_of(w, fl);
+        if (b && b->active_flows)
+            UMX_CTR_ADD(b->active_flows, (uint64_t)-1);
+    }
+}
+
+void close_flow(struct umxd_worker *w, struct umx_flow *f, const char *why)
+{
+    flowlog_end(w, f, why, w->rs->cfg);
+    close_flow_quiet(w, f);
 }
 
 void release_cb(struct umx_flow *f, void *arg, int reason)
 {
     struct umxd_worker *w = arg;
-    close_flow(w, f);
+    close_flow(w, f, reason == UMX_FT_EXPIRED ? "idle" : "evicted for a new flow");
     if (reason == UMX_FT_EXPIRED)
         UMX_CTR_ADD(w->st.flows_expired, 1);
     else
@@ -86,11 +107,29 @@ void release_cb(struct umx_flow *f, void *arg, int reason)
 }
 
 /* Closes a flow for a reason of ours (reload, detach, drain). */
-void remove_flow(struct umxd_worker *w, struct umx_flow *f)
+void remove_flow(struct umxd_worker *w, struct umx_flow *f, const char *why)
 {
-    close_flow(w, f);
+    close_flow(w, f, why);
     umx_ft_remove(w->ft, f);
     UMX_CTR_ADD(w->st.flows_closed, 1);
+}
+
+static const struct umxd_route *route_of_set(const struct umxd_routeset *rs, unsigned r)
+{
+    return &rs->cfg->routes[r];
+}
+
+/* The index in nrt of backend i of ort (same address), UMXD_BACKEND_GONE if
+ * it is no longer listed. */
+static unsigned backend_in(const struct umxd_route *nrt, const struct umxd_route *ort, unsigned i)
+{
+    if (i >= ort->nbackends)
+        return UMXD_BACKEND_GONE;
+    for (unsigned j = 0; j < nrt->nbackends; j++)
+        if (umx_sa_equal((const struct sockaddr *)&nrt->backends[j].addr,
+                         (const struct sockaddr *)&ort->backends[i].addr))
+            return j;
+    return UMXD_BACKEND_GONE;
 }
 
 /* After a reload: flows keep running when their route (by name) still exists;
@@ -111,13 +150,52 @@ void remap_flows(struct umxd_worker *w, const struct umxd_routeset *old)
         nr = umxd_config_route(w->rs->cfg, old->cfg->routes[fl->route].name);
         nrt = nr >= 0 ? route_of(w, (unsigned)nr) : NULL;
         if (!nrt ||
-            (!fl->attach && (nrt->action != UMXD_FORWARD || fl->backend >= nrt->nbackends))) {
-            remove_flow(w, f);
+            (!fl->attach && (nrt->action != UMXD_FORWARD || (fl->backend != UMXD_BACKEND_GONE &&
+                                                             fl->backend >= nrt->nbackends)))) {
+            /* logged with the route set the flow was made in */
+            flowlog_end(w, f,
+                        !nrt                                         ? "route removed"
+                        : nrt->action != UMXD_FORWARD && !fl->attach ? "route no longer forwards"
+                                                                     : "backend removed",
+                        old->cfg);
+            close_flow_quiet(w, f);
+            umx_ft_remove(w->ft, f);
+            UMX_CTR_ADD(w->st.flows_closed, 1);
             continue;
         }
+        if (!fl->attach)
+            fl->backend = (uint8_t)backend_in(nrt, route_of_set(old, fl->route), fl->backend);
         fl->route = (uint16_t)nr;
         umx_ft_touch(w->ft, f, umxd_cls_of(fl, (unsigned)nr), f->last_ns);
     }
+}
+
+/* After remap_flows: each surviving backend's counters move to its index in
+ * the new list (a backend is its address); a new address, or a route that
+ * left, starts from zero. The worker owns its rows, so no lock: a reader
+ * summing during the switch may see one tick of mixed rows. */
+void remap_backend_stats(struct umxd_worker *w, const struct umxd_routeset *old)
+{
+    struct umxd_backend_stats row[UMXD_MAX_BACKENDS];
+    uint8_t alive[UMXD_MAX_SLOTS];
+    memset(alive, 0, sizeof(alive));
+    for (unsigned r = 0; r < w->rs->cfg->nroutes; r++) {
+        const struct umxd_route *nrt = route_of(w, r);
+        unsigned slot = w->rs->slot[r];
+        int orx = umxd_config_route(old->cfg, nrt->name);
+        const struct umxd_route *ort = orx >= 0 ? route_of_set(old, (unsigned)orx) : NULL;
+        alive[slot] = 1;
+        memset(row, 0, sizeof(row));
+        for (unsigned i = 0; ort && i < ort->nbackends && i < UMXD_MAX_BACKENDS; i++) {
+            unsigned j = backend_in(nrt, ort, i);
+            if (j < UMXD_MAX_BACKENDS)
+                row[j] = w->bst[slot][i];
+        }
+        memcpy(w->bst[slot], row, sizeof(row));
+    }
+    for (unsigned s = 0; s < UMXD_MAX_SLOTS; s++)
+        if (!alive[s])
+            memset(w->bst[s], 0, sizeof(w->bst[s]));
 }
 
 /* Passive health ------------------------------------------------------------- */
@@ -159,7 +237,7 @@ static void hold_put(struct umxd_worker *w, const struct umx_rx_slot *s, uint64_
 {
     struct hold *h = w->hold, *victim = NULL;
     if (s->len > HOLD_BYTES) {
-        count_drop(w, -1, UMXD_DROP_HOLD_FULL, 1);
+        drop_dgram(w, -1, UMXD_DROP_HOLD_FULL, s);
         return;
     }
     for (unsigned i = 0; i < HOLD_SLOTS; i++) {
@@ -171,10 +249,11 @@ static void hold_put(struct umxd_worker *w, const struct umx_rx_slot *s, uint64_
             victim = &h[i];
     }
     if (!victim)
-        return; /* every slot is queued in this batch */
-    if (victim->state == 1)
-        count_drop(w, -1, UMXD_DROP_HOLD_FULL, 1); /* the oldest held datagram is lost */
-    else
+        return;               /* every slot is queued in this batch */
+    if (victim->state == 1) { /* the oldest held one is lost */
+        count_drop(w, -1, UMXD_DROP_HOLD_FULL, 1, victim->len);
+        flowlog_drop(w, -1, UMXD_DROP_HOLD_FULL, &victim->peer, 1, victim->len);
+    } else
         w->held++;
     victim->t = now;
     umxd_store_addr(&victim->peer, &s->peer);
@@ -182,6 +261,7 @@ static void hold_put(struct umxd_worker *w, const struct umx_rx_slot *s, uint64_
     memcpy(victim->data, s->buf, s->len);
     victim->state = 1;
     UMX_CTR_ADD(w->st.pending, 1);
+    flowlog_held(w, s);
 }
 
 /* Sends (forward) or drops the datagrams held for this peer, oldest first:
@@ -246,7 +326,7 @@ static void builtin(struct umxd_worker *w, unsigned r, struct umx_rx_slot *s, un
         k = umxd_stun_respond(s->buf, s->len, (const struct sockaddr *)&s->peer, out, cap);
         if (k <= 0) {
             reply_unspace(w, cap);
-            count_drop(w, (int)slot, UMXD_DROP_STUN_SIZE, 1);
+            drop_dgram(w, (int)r, UMXD_DROP_STUN_SIZE, s);
             return;
         }
         reply_unspace(w, cap - (size_t)k);
@@ -267,19 +347,26 @@ static struct umx_flow *create(struct umxd_worker *w, const struct umxd_verdict 
     int slot = slot_of(w, v->route);
     struct umx_flow *f = umxd_flow_add(&w->eng, v, s, li, now, release_cb, w);
     if (!f) {
-        count_drop(w, slot, UMXD_DROP_TABLE_FULL, 1);
+        drop_dgram(w, v->route, UMXD_DROP_TABLE_FULL, s);
         return NULL;
     }
     if (v->kind == UMXD_V_RELAY)
         return f;
     if (v->kind == UMXD_V_FORWARD && open_upstream(w, f, route_of(w, (unsigned)v->route)) < 0) {
         umx_ft_remove(w->ft, f);
-        count_drop(w, slot, UMXD_DROP_SOCKET, 1);
+        drop_dgram(w, v->route, UMXD_DROP_SOCKET, s);
         return NULL;
     }
     UMX_CTR_ADD(w->st.flows_created, 1);
     UMX_CTR_ADD(w->rst[slot].flows_created, 1);
     UMX_CTR_ADD(w->rst[slot].active_flows, 1);
+    {
+        struct umxd_backend_stats *b = bst_of(w, umxd_fl(f));
+        if (b) {
+            UMX_CTR_ADD(b->flows_created, 1);
+            UMX_CTR_ADD(b->active_flows, 1);
+        }
+    }
     return f;
 }
 
@@ -300,7 +387,7 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
     }
     switch (v->kind) {
     case UMXD_V_DROP:
-        count_drop(w, slot, v->why, 1);
+        drop_dgram(w, v->route, v->why, s);
         return;
     case UMXD_V_HOLD:
         hold_put(w, s, now);
@@ -315,16 +402,18 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
         f = create(w, v, s, li, now);
         if (!f)
             return;
+        flowlog_new(w, v, f);
         if (v->kind == UMXD_V_RELAY) {
             mbox_post(w, v->ref.worker, v->ref.idx, v->ref.gen, s, li);
             return;
         }
     } else if (v->how == UMXD_HOW_ROAMED) {
         if (umxd_flow_move(&w->eng, f, &v->key, s) < 0) {
-            count_drop(w, slot, UMXD_DROP_TABLE_FULL, 1);
+            drop_dgram(w, v->route, UMXD_DROP_TABLE_FULL, s);
             return;
         }
         UMX_CTR_ADD(w->st.flows_roamed, 1);
+        flowlog_new(w, v, f);
     }
     switch (v->kind) {
     case UMXD_V_RELAY: {
@@ -339,7 +428,7 @@ void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx
         umxd_flow_rx(&w->eng, f, s->buf, s->len, li, now);
         if (umxd_attach_deliver(w->d, UMXD_ATTACH_FANOUT, umxd_fl(f)->cgen,
                                 route_of(w, umxd_fl(f)->route)->name, s) < 0)
-            count_drop(w, slot, UMXD_DROP_ATTACH_FULL, 1);
+            drop_dgram(w, v->route, UMXD_DROP_ATTACH_FULL, s);
         return;
     case UMXD_V_DELIVER:
         umxd_flow_rx(&w->eng, f, s->buf, s->len, li, now);
@@ -364,13 +453,21 @@ void act_reply(struct umxd_worker *w, struct umx_flow *f, struct umx_rx_slot *s,
     struct umxd_flow *fl = umxd_fl(f);
     umxd_decide_reply(&w->eng, f, s, &v);
     if (!v.deliver) {
-        count_drop(w, -1, v.why, 1);
+        count_drop(w, -1, v.why, 1, s->len);
+        flowlog_drop(w, fl->route, v.why, &s->peer, 1, s->len);
         return;
     }
     UMX_CTR_ADD(w->st.up_rx_datagrams, 1);
     UMX_CTR_ADD(w->st.up_rx_bytes, s->len);
     UMX_CTR_ADD(w->rst[fl->slot].tx_datagrams, 1);
     UMX_CTR_ADD(w->rst[fl->slot].tx_bytes, s->len);
+    {
+        struct umxd_backend_stats *b = bst_of(w, fl);
+        if (b) {
+            UMX_CTR_ADD(b->rx_datagrams, 1);
+            UMX_CTR_ADD(b->rx_bytes, s->len);
+        }
+    }
     umxd_flow_reply(&w->eng, f, s, &v, now);
     if (v.klen) {
         roam_publish(w, f, v.key, v.klen, now);

@@ -243,6 +243,12 @@ static int adopt_one(struct umxd_worker *w, const struct umxd_handoff_rec *rec, 
         roam_publish(w, f, rec->roam, rec->roam_len, rec->last_ns);
     }
     UMX_CTR_ADD(w->rst[fl->slot].active_flows, 1);
+    {
+        /* the per-backend gauge too (the flow's close takes it down) */
+        struct umxd_backend_stats *bs = bst_of(w, fl);
+        if (bs)
+            UMX_CTR_ADD(bs->active_flows, 1);
+    }
     return 0;
 }
 

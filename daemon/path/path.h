@@ -31,6 +31,10 @@ void umxd_collect(struct umxd *d);
 /* Sums counters over workers (any thread; values are relaxed snapshots). */
 void umxd_stats_sum(struct umxd *d, struct umxd_stats *out);
 void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats *out);
+void umxd_backend_stats_sum(struct umxd *d, unsigned slot, unsigned b,
+                            struct umxd_backend_stats *out);
+/* Payload bytes of dropped datagrams by reason (enum umxd_drop). */
+void umxd_drop_bytes_sum(struct umxd *d, struct umxd_drop_bytes *out);
 /* Copies up to max active flows (optionally of one route) from every worker;
  * returns the count. Blocks up to ~1 s per worker. */
 unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,

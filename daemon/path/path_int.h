@@ -112,6 +112,10 @@ struct txstate {
 struct mbox;
 
 struct umxd_steer_peers; /* steer/steer.h */
+/* flowlog.c: the debug flow log's token bucket (per worker) */
+struct flowlog_bucket {
+    uint64_t last_ns, credit_ns, suppressed;
+};
 
 struct umxd_worker {
     struct umxd *d;
@@ -143,6 +147,8 @@ struct umxd_worker {
     int gso_ok;    /* cleared if the kernel refuses UDP_SEGMENT */
     struct umxd_stats st;
     struct umxd_route_stats rst[UMXD_MAX_SLOTS];
+    struct umxd_backend_stats bst[UMXD_MAX_SLOTS][UMXD_MAX_BACKENDS];
+    struct umxd_drop_bytes dropb;
     /* flow snapshot mailbox (main asks, worker answers between batches) */
     pthread_mutex_t snap_mu;
     pthread_cond_t snap_cv;
@@ -161,7 +167,21 @@ struct umxd_worker {
     struct umxd_addrmap shr;
     uint32_t fd_flows;              /* flows holding their own upstream descriptor */
     struct umxd_ratelimit down_log; /* passive backend-down lines (per worker) */
+    struct flowlog_bucket flog;     /* debug flow log lines (per worker) */
 };
+
+/* A flow's backend whose index left the route's list at a reload (the flow
+ * still runs to the old address, but no row counts for it any more). */
+#define UMXD_BACKEND_GONE 0xffu
+
+/* The per-backend row a forward flow counts in, NULL for attach and relay
+ * flows and for a backend that left the list. */
+static inline struct umxd_backend_stats *bst_of(struct umxd_worker *w, const struct umxd_flow *fl)
+{
+    if (fl->attach || fl->relay || fl->backend >= UMXD_MAX_BACKENDS || fl->slot >= UMXD_MAX_SLOTS)
+        return NULL;
+    return &w->bst[fl->slot][fl->backend];
+}
 
 static inline const struct umxd_route *route_of(const struct umxd_worker *w, unsigned r)
 {
@@ -172,14 +192,23 @@ static inline const struct umxd_route *route_of(const struct umxd_worker *w, uns
 void act_ingress(struct umxd_worker *w, const struct umxd_verdict *v, struct umx_rx_slot *s,
                  unsigned li, uint64_t now);
 void act_reply(struct umxd_worker *w, struct umx_flow *f, struct umx_rx_slot *s, uint64_t now);
-void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n);
-void close_flow(struct umxd_worker *w, struct umx_flow *f);
+void count_drop(struct umxd_worker *w, int slot, enum umxd_drop why, uint64_t n, uint64_t bytes);
+void remap_backend_stats(struct umxd_worker *w, const struct umxd_routeset *old);
+void close_flow(struct umxd_worker *w, struct umx_flow *f, const char *why);
 void release_cb(struct umx_flow *f, void *arg, int reason);
-void remove_flow(struct umxd_worker *w, struct umx_flow *f);
+void remove_flow(struct umxd_worker *w, struct umx_flow *f, const char *why);
 void remap_flows(struct umxd_worker *w, const struct umxd_routeset *old);
 void hold_gc(struct umxd_worker *w);
 void mark_down_backend(struct umxd_worker *w, unsigned r, unsigned b, uint64_t now);
 void mark_down(struct umxd_worker *w, const struct umxd_flow *fl, uint64_t now);
+
+/* flowlog.c: debug lines, rate-limited per worker; no-ops below debug */
+void flowlog_new(struct umxd_worker *w, const struct umxd_verdict *v, struct umx_flow *f);
+void flowlog_held(struct umxd_worker *w, const struct umx_rx_slot *s);
+void flowlog_drop(struct umxd_worker *w, int route, enum umxd_drop why, const void *peer,
+                  uint64_t n, uint64_t bytes);
+void flowlog_end(struct umxd_worker *w, struct umx_flow *f, const char *why,
+                 const struct umxd_config *cfg);
 
 /* upsock.c */
 int open_upstream(struct umxd_worker *w, struct umx_flow *f, const struct umxd_route *rt);

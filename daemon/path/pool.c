@@ -136,6 +136,35 @@ void umxd_route_stats_sum(struct umxd *d, unsigned slot, struct umxd_route_stats
     out->tx_bytes += __atomic_load_n(&d->attach_tx[slot][1], __ATOMIC_RELAXED);
 }
 
+void umxd_backend_stats_sum(struct umxd *d, unsigned slot, unsigned b,
+                            struct umxd_backend_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (slot >= UMXD_MAX_SLOTS || b >= UMXD_MAX_BACKENDS)
+        return;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+#define BSUM(f, n, h) out->f += UMX_CTR_GET(w->bst[slot][b].f);
+        UMXD_BACKEND_STATS(BSUM)
+#undef BSUM
+        out->active_flows += UMX_CTR_GET(w->bst[slot][b].active_flows);
+    }
+}
+
+void umxd_drop_bytes_sum(struct umxd *d, struct umxd_drop_bytes *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        struct umxd_worker *w = d->w[i];
+        if (!w)
+            continue;
+        for (unsigned k = 0; k < UMXD_DROP_COUNT; k++)
+            out->bytes[k] += UMX_CTR_GET(w->dropb.bytes[k]);
+    }
+}
+
 unsigned umxd_flows_snapshot(struct umxd *d, const char *route, struct umxd_flow_info *out,
                              unsigned max)
 {

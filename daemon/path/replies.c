@@ -107,7 +107,8 @@ void read_shared(struct umxd_worker *w, unsigned k, uint32_t events, uint64_t no
         struct umx_rx_slot *s = &w->uprxb->slots[i];
         struct umx_flow *f = s->has_local ? shr_find(w, &s->local) : NULL;
         if (!f) {
-            count_drop(w, -1, UMXD_DROP_FOREIGN, 1);
+            count_drop(w, -1, UMXD_DROP_FOREIGN, 1, s->len);
+            flowlog_drop(w, -1, UMXD_DROP_FOREIGN, &s->peer, 1, s->len);
             continue;
         }
         act_reply(w, f, s, now);

@@ -201,11 +201,26 @@ void queue_up(struct umxd_worker *w, struct umx_flow *f, const uint8_t *data, si
 static void count_up(struct umxd_worker *w, const struct umxd_flow *fl, unsigned first, unsigned ok,
                      unsigned lost)
 {
-    UMX_CTR_ADD(w->st.up_tx_datagrams, ok);
+    struct umxd_backend_stats *b = bst_of(w, fl);
+    uint64_t sent_bytes = 0, lost_bytes = 0;
     for (unsigned k = 0; k < ok; k++)
-        UMX_CTR_ADD(w->st.up_tx_bytes, w->tx.up[first + k].len);
-    if (lost)
-        count_drop(w, fl->slot, UMXD_DROP_SEND, lost);
+        sent_bytes += w->tx.up[first + k].len;
+    for (unsigned k = ok; k < ok + lost; k++)
+        lost_bytes += w->tx.up[first + k].len;
+    UMX_CTR_ADD(w->st.up_tx_datagrams, ok);
+    UMX_CTR_ADD(w->st.up_tx_bytes, sent_bytes);
+    if (b) {
+        UMX_CTR_ADD(b->tx_datagrams, ok);
+        UMX_CTR_ADD(b->tx_bytes, sent_bytes);
+    }
+    if (lost) {
+        count_drop(w, fl->slot, UMXD_DROP_SEND, lost, lost_bytes);
+        flowlog_drop(w, fl->route, UMXD_DROP_SEND, &fl->peer, lost, lost_bytes);
+        if (b) {
+            UMX_CTR_ADD(b->tx_dropped, lost);
+            UMX_CTR_ADD(b->tx_dropped_bytes, lost_bytes);
+        }
+    }
 }
 
 static void msg_dest(struct msghdr *mh, const struct umxd_route *rt, struct umxd_flow *fl)
@@ -543,12 +558,15 @@ void flush_att(struct umxd_worker *w)
             for (unsigned k = i; k < j; k++) {
                 struct umx_flow *f = tx->att[k].f;
                 if (f->in_use && umxd_fl(f)->attach && umxd_fl(f)->cgen == tx->att[k].gen)
-                    remove_flow(w, f);
-                count_drop(w, -1, UMXD_DROP_UNCLAIMED, 1);
+                    remove_flow(w, f, "attached program left");
+                count_drop(w, -1, UMXD_DROP_UNCLAIMED, 1, tx->att[k].len);
             }
         } else if (r < (int)n) {
+            uint64_t lost_bytes = 0;
+            for (unsigned k = r < 0 ? 0 : (unsigned)r; k < n; k++)
+                lost_bytes += tx->att[i + k].len;
             count_drop(w, umxd_fl(tx->att[i].f)->slot, UMXD_DROP_ATTACH_FULL,
-                       r < 0 ? n : n - (unsigned)r);
+                       r < 0 ? n : n - (unsigned)r, lost_bytes);
         }
         i = j;
     }

@@ -79,8 +79,10 @@ static void maybe_switch(struct umxd_worker *w)
     w->eng.rs = rs;
     w->eng.prefix_cap = umxd_prefix_cap(rs->cfg, umx_ft_capacity(w->ft));
     umxd_engine_classes(&w->eng);
-    if (old)
+    if (old) {
         remap_flows(w, old);
+        remap_backend_stats(w, old);
+    }
     UMX_CTR_ADD(w->st.reloads_seen, 1);
     __atomic_store_n(&w->seen_epoch, rs->epoch, __ATOMIC_RELEASE);
 }
@@ -212,7 +214,7 @@ static void sweep_attach(struct umxd_worker *w)
         struct umx_flow *f = umx_ft_at(w->ft, i);
         if (f && umxd_fl(f)->attach &&
             !umxd_attach_alive(w->d, umxd_fl(f)->client, umxd_fl(f)->cgen))
-            remove_flow(w, f);
+            remove_flow(w, f, "attached program left");
     }
 }
 
@@ -310,7 +312,7 @@ static void *worker_main(void *arg)
     for (uint32_t i = 0; i < umx_ft_capacity(w->ft); i++) {
         struct umx_flow *f = umx_ft_at(w->ft, i);
         if (f) {
-            close_flow(w, f);
+            close_flow(w, f, "shutdown");
             umx_ft_remove(w->ft, f);
         }
     }

@@ -132,14 +132,16 @@ void mbox_post(struct umxd_worker *w, unsigned to, uint32_t idx, uint32_t gen,
     struct mbox *m;
     struct mbox_item *it;
     if (!o || !o->mbox || s->len > MBOX_BYTES) {
-        count_drop(w, -1, UMXD_DROP_RELAY, 1);
+        count_drop(w, -1, UMXD_DROP_RELAY, 1, s->len);
+        flowlog_drop(w, -1, UMXD_DROP_RELAY, &s->peer, 1, s->len);
         return;
     }
     m = o->mbox;
     pthread_mutex_lock(&m->mu);
     if (m->count == MBOX_SLOTS) {
         pthread_mutex_unlock(&m->mu);
-        count_drop(w, -1, UMXD_DROP_RELAY, 1);
+        count_drop(w, -1, UMXD_DROP_RELAY, 1, s->len);
+        flowlog_drop(w, -1, UMXD_DROP_RELAY, &s->peer, 1, s->len);
         return;
     }
     it = &m->items[(m->head + m->count) % MBOX_SLOTS];

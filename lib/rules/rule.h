@@ -1,7 +1,7 @@
 /*
  * rule.h - the rule engine's internal interface (lib/rules/rule.c): rule
  * evaluation with probe state, the first-byte pre-filter, the candidate
- * index the daemon and lib/mux.c classify with, and the roaming protocols
+ * index the daemon and lib/mux/dispatch.c classify with, and the roaming protocols
  * of a rule. The public side (compile, match, free) is in udpmux.h.
  */
 #ifndef UMX_RULE_H

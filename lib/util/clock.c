@@ -1,5 +1,5 @@
 /*
- * clock.c - the monotonic clock. Only the I/O shell reads it (lib/mux.c, the
+ * clock.c - the monotonic clock. Only the I/O shell reads it (lib/mux/, the
  * daemon's loops); the pure cores take the time as a parameter.
  */
 #include <time.h>

@@ -10,19 +10,7 @@ it_init "$@"
 PY=/usr/bin/python3
 N=20000
 
-IT_CONF_EXTRA="metrics = 127.0.0.1:9100" it_conf "$T/udpmux.conf" <<CONF
-[listen]
-address = 127.0.0.1:$IT_PORT
-
-[route alpha]
-match = regex "^ALPHA "
-action = attach
-allow = uid:0
-
-[route rest]
-match = any
-action = drop
-CONF
+IT_CONF_EXTRA="metrics = 127.0.0.1:9100" it_attach_conf "$T/udpmux.conf" alpha=ALPHA
 it_daemon "$T/udpmux.conf"
 
 # the program: attaches, sends one datagram to a peer, two malformed

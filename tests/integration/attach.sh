@@ -12,24 +12,7 @@ ATTACH_PEER=${ATTACH_PEER:?set by meson}
 PY=/usr/bin/python3
 N=200
 
-it_conf "$T/udpmux.conf" <<CONF
-[listen]
-address = 127.0.0.1:$IT_PORT
-
-[route alpha]
-match = regex "^ALPHA "
-action = attach
-allow = uid:0
-
-[route beta]
-match = regex "^BETA "
-action = attach
-allow = uid:0
-
-[route rest]
-match = any
-action = drop
-CONF
+it_attach_conf "$T/udpmux.conf" alpha=ALPHA beta=BETA
 it_daemon "$T/udpmux.conf"
 fds_before=$(ls /proc/"$UMXD_PID"/fd | wc -l)
 

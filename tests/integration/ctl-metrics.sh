@@ -40,8 +40,15 @@ action = drop
 EOF
 it_daemon "$T/u.conf"
 
-for i in 1 2 3 4 5; do
-    send "127.0.0.1:600$i" "FWD flow$i" 3 >"$T/fwd$i.json"
+# Flows to route fwd from distinct addresses (backends are picked by a
+# keyed hash of the peer's address) until both backends carry some: at
+# least 5, at most 16 (all on one backend: 2^-15).
+nfwd=0
+while [ "$nfwd" -lt 16 ]; do
+    nfwd=$((nfwd + 1))
+    send "127.0.0.$((10 + nfwd)):$((6000 + nfwd))" "FWD flow$nfwd" 3 >"$T/fwd$nfwd.json"
+    [ "$nfwd" -ge 5 ] && grep -q '"tags": \["b1"\]' "$T"/fwd*.json &&
+        grep -q '"tags": \["b2"\]' "$T"/fwd*.json && break
 done
 send 127.0.0.1:6100 PING 7 >"$T/ping.json"
 send 127.0.0.1:6200 JUNK 4 --no-reply >"$T/junk.json"
@@ -137,31 +144,70 @@ sys.exit(1 if errors else 0)
 EOF
 
 fwd_bytes=0
-for i in 1 2 3 4 5; do fwd_bytes=$((fwd_bytes + $(jget "$T/fwd$i.json" "d['sent_bytes']"))); done
-rx=$((15 + 7 + 4 + 2))
+for i in $(seq 1 "$nfwd"); do fwd_bytes=$((fwd_bytes + $(jget "$T/fwd$i.json" "d['sent_bytes']"))); done
+rx=$((3 * nfwd + 7 + 4 + 2))
+# what each backend carried, from the client side: datagrams and bytes
+# sent, replies (tagged by the backend) and their bytes, flows
+$IT_PY - "$T" "$nfwd" >"$T/per-backend.json" <<'EOF'
+import json, sys
+t, n = sys.argv[1], int(sys.argv[2])
+per = {}
+for i in range(1, n + 1):
+    d = json.load(open("%s/fwd%d.json" % (t, i)))
+    assert d["tags"] in (["b1"], ["b2"]) and d["replies"] == d["sent"], d
+    be = {"b1": "127.0.0.1:5001", "b2": "127.0.0.1:5002"}[d["tags"][0]]
+    p = per.setdefault(be, [0, 0, 0, 0, 0])
+    for k, v in enumerate((d["sent"], d["sent_bytes"], d["replies"], d["reply_bytes"], 1)):
+        p[k] += v
+assert len(per) == 2, per
+exp = []
+for be, (tx, txb, rx, rxb, fl) in sorted(per.items()):
+    lab = {"route": "fwd", "backend": be}
+    exp += [["udpmux_backend_tx_datagrams_total", lab, tx],
+            ["udpmux_backend_tx_bytes_total", lab, txb],
+            ["udpmux_backend_rx_datagrams_total", lab, rx],
+            ["udpmux_backend_rx_bytes_total", lab, rxb],
+            ["udpmux_backend_flows_created_total", lab, fl],
+            ["udpmux_backend_flows_active", lab, fl],
+            ["udpmux_backend_tx_dropped_total", lab, 0],
+            ["udpmux_backend_tx_dropped_bytes_total", lab, 0],
+            ["udpmux_backend_health_checks_sent_total", lab, 0],
+            ["udpmux_backend_health_checks_total", dict(lab, result="ok"), 0],
+            ["udpmux_backend_health_transitions_total", lab, 0]]
+print(json.dumps(exp))
+EOF
+junk_bytes=$(jget "$T/junk.json" "d['sent_bytes']")
+none_bytes=$(jget "$T/none.json" "d['sent_bytes']")
 exp=$(
     cat <<EOF
 [["udpmux_rx_datagrams_total", {}, $rx],
- ["udpmux_upstream_tx_datagrams_total", {}, 15],
+ ["udpmux_upstream_tx_datagrams_total", {}, $((3 * nfwd))],
  ["udpmux_upstream_tx_bytes_total", {}, $fwd_bytes],
  ["udpmux_builtin_echo_replies_total", {}, 7],
  ["udpmux_classify_unmatched_total", {}, 2],
  ["udpmux_drops_total", {"reason": "action"}, 4],
  ["udpmux_drops_total", {"reason": "table_full"}, 0],
- ["udpmux_flows_created_total", {}, 5],
- ["udpmux_flow_table_entries", {}, 5],
+ ["udpmux_flows_created_total", {}, $nfwd],
+ ["udpmux_flow_table_entries", {}, $nfwd],
  ["udpmux_flow_table_capacity", {}, $((1000 * 2))],
  ["udpmux_workers", {}, 2],
  ["udpmux_listener_info", {"listener": "127.0.0.1:$IT_PORT"}, 1],
  ["udpmux_listener_kernel_drops_total", {"listener": "127.0.0.1:$IT_PORT"}, 0],
- ["udpmux_route_rx_datagrams_total", {"route": "fwd"}, 15],
+ ["udpmux_listener_reuseport_sockets", {"listener": "127.0.0.1:$IT_PORT"}, 2],
+ ["udpmux_listener_reuseport_foreign_sockets", {"listener": "127.0.0.1:$IT_PORT"}, 0],
+ ["udpmux_listener_steering_attached", {"listener": "127.0.0.1:$IT_PORT"}, 1],
+ ["udpmux_guard_foreign_sockets", {}, 0],
+ ["udpmux_route_rx_datagrams_total", {"route": "fwd"}, $((3 * nfwd))],
  ["udpmux_route_rx_bytes_total", {"route": "fwd"}, $fwd_bytes],
  ["udpmux_route_tx_datagrams_total", {"route": "ping"}, 7],
  ["udpmux_route_drops_total", {"route": "junk"}, 4],
  ["udpmux_route_drops_by_reason_total", {"route": "junk", "reason": "action"}, 4],
  ["udpmux_route_drops_by_reason_total", {"route": "fwd", "reason": "action"}, 0],
- ["udpmux_route_flows_active", {"route": "fwd"}, 5],
- ["udpmux_route_flows_created_total", {"route": "fwd"}, 5],
+ ["udpmux_route_flows_active", {"route": "fwd"}, $nfwd],
+ ["udpmux_route_flows_created_total", {"route": "fwd"}, $nfwd],
+ ["udpmux_dropped_bytes_total", {"reason": "action"}, $junk_bytes],
+ ["udpmux_dropped_bytes_total", {"reason": "unmatched"}, $none_bytes],
+ ["udpmux_dropped_bytes_total", {"reason": "send_error"}, 0],
  ["udpmux_route_classify_matched_total", {"route": "dns", "probe": "dns"}, 0],
  ["udpmux_route_classify_matched_total", {"route": "ping", "probe": "custom"}, 7],
  ["udpmux_route_info", {"route": "dns", "action": "forward", "probe": "dns"}, 1],
@@ -173,6 +219,8 @@ exp=$(
  ["udpmux_build_info", {"version": "$("$UDPMUXD" -V | awk '{print $2}')"}, 1]]
 EOF
 )
+exp=$($IT_PY -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]) + json.load(open(sys.argv[2]))))' \
+    "$exp" "$T/per-backend.json")
 $IT_PY "$T/check.py" "$T/metrics.txt" "$UMX_SRC/docs/metrics.md" "$exp" >"$T/check.log" 2>&1 ||
     it_fail "exposition check: $(head -n 20 "$T/check.log")"
 
@@ -200,6 +248,14 @@ it_eq "$(jget "$T/status.json" "[r['name'] for r in d['routes']]")" "['fwd', 'dn
     "status.json routes"
 it_eq "$(jget "$T/status.json" "[b['health'] for b in d['routes'][0]['backends']]")" \
     "['up', 'draining']" "status.json health"
+# per-backend numbers: the status page and udpmuxctl routes say what /metrics says
+want=$(jget "$T/per-backend.json" \
+    "sorted((e[1]['backend'], e[2]) for e in d if e[0] == 'udpmux_backend_tx_bytes_total')")
+it_eq "$(jget "$T/status.json" "sorted((b['addr'], b['tx.bytes']) for b in d['routes'][0]['backends'])")" \
+    "$want" "status.json per backend"
+ctl -j routes >"$T/routes.json"
+it_eq "$(jget "$T/routes.json" "sorted((b['addr'], int(b['tx.bytes'])) for r in d['routes'] if r['name'] == 'fwd' for b in r['backends'])")" \
+    "$want" "udpmuxctl routes per backend"
 
 # counters move with traffic and the documents follow within a tick
 send 127.0.0.1:6100 PING 3 >/dev/null

@@ -70,6 +70,8 @@ it_contains "$dom" "127.0.0.1:$IT_PORT" "listener on the page"
 it_contains "$dom" 'data-route="game"' "route game"
 it_contains "$dom" 'data-route="ping"' "route ping"
 it_contains "$dom" '<span class="b up">127.0.0.1:5001 up</span>' "healthy backend"
+it_contains "$dom" '<span class="bs">flows 1, to 3 dg/39 B, from 3 dg/111 B</span>' \
+    "the backend's flows and traffic"
 it_contains "$dom" '<span class="b draining">127.0.0.1:5002 draining</span>' "drained backend"
 it_contains "$dom" "version $("$UDPMUXD" -V | awk '{print $2}')" "version"
 # the ping route's rate, "in N dg/s": traffic runs at 40/s

@@ -92,5 +92,24 @@ for i in $(seq 1 16); do
 done
 a=$(timeout 10 dig @127.0.0.1 -p "$IT_PORT" +tries=2 +time=1 +short www.example.test A)
 it_eq "$a" "192.0.2.10" "DNS after dnsmasq came back"
+# the checks as counters (udpmuxctl routes; /metrics has the same,
+# ctl-metrics.sh checks the exposition): a went down and up once, b never
+timeout 20 "$UDPMUXCTL" -s "$T/control.sock" -j routes >"$T/routes.json" ||
+    it_fail "udpmuxctl routes"
+$IT_PY - "$T/routes.json" <<'EOF' >"$T/checks.log" 2>&1 || it_fail "check counters: $(cat "$T/checks.log")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+be = {(r["name"], b["addr"]): {k: int(v) for k, v in b.items() if k.startswith("checks.")}
+      for r in d["routes"] for b in r["backends"]}
+a, b, dns = be[("pool", "127.0.0.1:5001")], be[("pool", "127.0.0.1:5002")], be[("dns", "127.0.0.1:5053")]
+print(a, b, dns)
+assert a["checks.transitions"] == 2 and dns["checks.transitions"] == 2, (a, dns)
+assert b["checks.transitions"] == 0, b
+assert a["checks.failed"] >= 2 and a["checks.ok"] >= 2, a
+assert b["checks.ok"] >= 4 and b["checks.failed"] <= 1, b
+for c in (a, b, dns):
+    assert c["checks.ok"] + c["checks.failed"] <= c["checks.sent"] <= c["checks.ok"] + c["checks.failed"] + 1, c
+EOF
+it_log "check counters: $(head -n 1 "$T/checks.log")"
 it_alive udpmuxd || it_fail "udpmuxd died"
 it_pass

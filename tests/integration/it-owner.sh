@@ -7,7 +7,8 @@
 #  - a socket of the same user that joins the group later with SO_REUSEPORT
 #    receives 0 of N datagrams while udpmuxd answers all N, new flows still
 #    spread over both workers, and the foreign-socket watch logs the joiner
-#    and counts it (guard.foreign_sockets);
+#    and counts it (guard.foreign_sockets); the listener's reuseport group
+#    counts 2 sockets with the steering program attached, then 3 (1 not ours);
 #  - --takeover starts on a held port on purpose; the running instance keeps
 #    the traffic until it exits, then the new one gets all of it.
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +44,18 @@ it_log_has second "127.0.0.1:$IT_PORT is already held by pid $UMXD_PID .udpmuxd.
     "the holder is named"
 it_log_has second "refusing to share 127.0.0.1:$IT_PORT" "the refusal says why"
 it_log_lacks second " ready" "the second instance never got ready"
+
+# the group as udpmuxctl status (and /metrics) report it: the two workers'
+# sockets, the steering program attached
+group()
+{
+    "$UDPMUXCTL" -s "$T/control.sock" -j status |
+        $IT_PY -c 'import json,sys; l = json.load(sys.stdin)["listeners"][0]
+print("%s/%s/%s" % (l["reuseport.sockets"], l["reuseport.foreign"], l["steering"]))'
+}
+if [ -n "${UDPMUXCTL:-}" ]; then
+    it_eq "$(group)" "2/0/1" "reuseport group: sockets/foreign/steering at start"
+fi
 
 # a same-user socket joins the group after the start
 it_bg joiner 40 $IT_PY -c "
@@ -107,6 +120,12 @@ if [ -n "${UDPMUXCTL:-}" ]; then
     done
     # needs umxd_stats_sum (daemon/path/pool.c) to add d->foreign_seen
     it_eq "$n" 1 "guard.foreign_sockets"
+    # the joiner is in the group: 3 sockets, 1 not ours (the watch scans every 2 s)
+    for i in $(seq 1 30); do
+        [ "$(group)" = "3/1/1" ] && break
+        sleep 0.2
+    done
+    it_eq "$(group)" "3/1/1" "reuseport group with the joiner"
 fi
 it_stop joiner
 

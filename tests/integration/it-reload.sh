@@ -40,7 +40,7 @@ forward = 127.0.0.1:5003
 
 [route stream]
 match = prefix 7365713d
-forward = 127.0.0.1:5001, 127.0.0.1:5002
+forward = 127.0.0.1:5002, 127.0.0.1:5001
 idle-timeout = 45s
 CONF
 kill -HUP "$UMXD_PID"
@@ -55,6 +55,15 @@ tags=$(/usr/bin/python3 -c 'import json,sys; print(",".join(sorted(json.load(sys
 it_eq "$nlost" 0 "datagrams lost across the reload"
 it_eq "$tags" "a" "backends that answered the established flow"
 # the new route works for a new flow
+# the backend's counters survived the reload although it moved from first
+# to second in forward = (they follow its address): every datagram of the
+# stream, before and after, counts for 127.0.0.1:5001; none for the new one
+timeout 20 "$UDPMUXCTL" -s "$T/control.sock" -j routes >"$T/routes.json" || it_fail "udpmuxctl routes"
+per=$(/usr/bin/python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+print(" ".join("%s=%s/%s/%s" % (b["addr"], b["tx.datagrams"], b["rx.datagrams"], b["flows.active"])
+               for r in d["routes"] if r["name"] == "stream" for b in r["backends"]))' "$T/routes.json")
+it_eq "$per" "127.0.0.1:5002=0/0/0 127.0.0.1:5001=$sent/$sent/1" "per-backend counters across the reload"
 a=$(it_ask "127.0.0.1:$IT_PORT" "new=1")
 it_contains "$a" "n|from=" "the route added by the reload"
 it_alive udpmuxd || it_fail "udpmuxd died"

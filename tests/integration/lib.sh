@@ -264,6 +264,46 @@ it_ask()
     timeout 10 $IT_UDP ask --to "$to" --data "$data" "$@"
 }
 
+# it_attach_conf FILE NAME=PREFIX...: a config (it_conf, so IT_CONF_EXTRA
+# applies) whose routes NAME are attach routes for datagrams starting with
+# "PREFIX " that root may claim, in order, then a drop route for the rest.
+it_attach_conf()
+{
+    local file=$1 r
+    shift
+    {
+        printf '[listen]\naddress = 127.0.0.1:%s\n' "$IT_PORT"
+        for r in "$@"; do
+            printf '\n[route %s]\nmatch = regex "^%s "\naction = attach\nallow = uid:0\n' \
+                "${r%%=*}" "${r#*=}"
+        done
+        printf '\n[route rest]\nmatch = any\naction = drop\n'
+    } | it_conf "$file"
+}
+
+# it_udp_ask ADDR:PORT TEXT: sends TEXT in one datagram, prints the answer
+# (empty when none came within a second).
+it_udp_ask()
+{
+    printf '%s' "$2" | timeout 1 socat -t0.5 - "UDP4:$1" 2>/dev/null || true
+}
+
+# it_activated NAME CONF TEXT: udpmuxd -c CONF under the real
+# systemd-socket-activate --datagram on 127.0.0.1:$IT_PORT (as NAME, log
+# $T/NAME.log); the daemon starts on the first datagram, so TEXT is sent
+# until it comes back (an echo route) or 5 s pass.
+it_activated()
+{
+    local name=$1 conf=$2 text=$3 i
+    it_bg "$name" 30 systemd-socket-activate --datagram -l "127.0.0.1:$IT_PORT" \
+        "$UDPMUXD" -c "$conf"
+    for i in $(seq 1 50); do
+        [ "$(it_udp_ask "127.0.0.1:$IT_PORT" "$text")" = "$text" ] && return 0
+        sleep 0.1
+    done
+    it_fail "no echo through the activated socket ($name)"
+}
+
 # it_echo NAME ADDR:PORT [TAG]: a tagged UDP echo backend.
 it_echo()
 {

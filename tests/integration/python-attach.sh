@@ -14,24 +14,7 @@ PY=/usr/bin/python3
 N=150
 $PY -c 'import twisted' 2>/dev/null || { echo "SKIP: python3-twisted missing"; exit 77; }
 
-it_conf "$T/udpmux.conf" <<CONF
-[listen]
-address = 127.0.0.1:$IT_PORT
-
-[route aio]
-match = regex "^AIO "
-action = attach
-allow = uid:0
-
-[route twi]
-match = regex "^TWI "
-action = attach
-allow = uid:0
-
-[route rest]
-match = any
-action = drop
-CONF
+it_attach_conf "$T/udpmux.conf" aio=AIO twi=TWI
 it_daemon "$T/udpmux.conf"
 
 # run_pair PYTHON DIR: both programs from DIR at once, with the peers. The

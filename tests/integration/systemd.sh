@@ -27,16 +27,7 @@ CONF
 
 # 1. socket activation: systemd-socket-activate binds 127.0.0.1:$IT_PORT and
 # passes it as fd 3; udpmuxd must use it (not bind 4999)
-it_bg activate 30 systemd-socket-activate --datagram -l 127.0.0.1:$IT_PORT \
-    "$UDPMUXD" -c "$T/act.conf"
-# the daemon starts on the first datagram: send until the echo comes back
-ok=
-for i in $(seq 1 50); do
-    out=$(printf 'ping activated' | timeout 1 socat -t0.5 - UDP4:127.0.0.1:$IT_PORT 2>/dev/null || true)
-    if [ "$out" = "ping activated" ]; then ok=1; break; fi
-    sleep 0.1
-done
-[ -n "$ok" ] || it_fail "no echo through the activated socket"
+it_activated activate "$T/act.conf" "ping activated"
 it_wait_log "$T/activate.log" "using activated socket 127.0.0.1:$IT_PORT" 5 ||
     it_fail "udpmuxd did not adopt the activated socket"
 ss -uanp | grep -q ":4999 " && it_fail "udpmuxd bound the config's address instead"
@@ -67,21 +58,13 @@ rc=$?
 set -e
 it_eq "$rc" 78 "exit status of a start with no [listen] and no activated socket"
 grep -q "no \[listen\] address" "$T/nl-plain.log" || it_fail "no clear refusal: $(cat "$T/nl-plain.log")"
-it_bg activate2 30 systemd-socket-activate --datagram -l 127.0.0.1:$IT_PORT \
-    "$UDPMUXD" -c "$T/nolisten.conf"
-ok=
-for i in $(seq 1 50); do
-    out=$(printf 'ping nolisten' | timeout 1 socat -t0.5 - UDP4:127.0.0.1:$IT_PORT 2>/dev/null || true)
-    if [ "$out" = "ping nolisten" ]; then ok=1; break; fi
-    sleep 0.1
-done
-[ -n "$ok" ] || it_fail "no echo through the activated socket (no [listen])"
+it_activated activate2 "$T/nolisten.conf" "ping nolisten"
 upid=$(pgrep -f "$UDPMUXD -c $T/nolisten.conf" | head -n 1)
 kill -HUP "$upid"
 it_wait_log "$T/activate2.log" "reload" 5 || it_fail "no reload logged"
 grep -q "reload refused" "$T/activate2.log" && it_fail "reload refused under socket activation"
-out=$(printf 'ping reloaded' | timeout 1 socat -t0.5 - UDP4:127.0.0.1:$IT_PORT 2>/dev/null || true)
-it_eq "$out" "ping reloaded" "echo after a reload under socket activation"
+it_eq "$(it_udp_ask "127.0.0.1:$IT_PORT" "ping reloaded")" "ping reloaded" \
+    "echo after a reload under socket activation"
 it_stop activate2
 
 # 2. sd_notify: READY=1 after start, RELOADING=1 then READY=1 on SIGHUP,

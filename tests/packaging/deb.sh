@@ -14,7 +14,9 @@
 #      accepts, the units as installed; the daemon started the way the unit
 #      starts it (as udpmux, ambient CAP_NET_BIND_SERVICE only) answers a
 #      STUN request on the default configuration and binds 443 with the
-#      packaged 443 example; udpmuxctl talks to it; Python imports udpmux and
+#      packaged 443 example; udpmuxctl talks to it; udpmux-bind-check (and its
+#      man page) is installed and names the daemon as the holder of 443;
+#      Python imports udpmux and
 #      udpmux.twisted from dist-packages; a C program builds against
 #      libudpmux-dev with pkg-config, shared and static, and runs
 #   5. dpkg --purge removes the configuration
@@ -120,6 +122,18 @@ sed -e "s|^control = .*|control = /run/udpmux/control443.sock|" \
 chmod 644 "$T/443.conf"
 start_as_unit d443 "$T/443.conf"
 ss -uln | grep -q '0.0.0.0:443 ' || it_fail "port 443 not bound by the udpmux user"
+# udpmux-bind-check comes with udpmuxd (binary and man page) and names the
+# holder of a taken port, here the packaged daemon itself
+it_eq "$(dpkg -S /usr/bin/udpmux-bind-check 2>/dev/null | cut -d: -f1)" udpmuxd \
+    "udpmux-bind-check in the udpmuxd package"
+[ -f /usr/share/man/man1/udpmux-bind-check.1.gz ] || it_fail "no udpmux-bind-check(1) man page"
+rc=0
+out=$(cd / && env -i PATH=$SYSPATH udpmux-bind-check 0.0.0.0:443 2>&1) || rc=$?
+it_eq "$rc" 1 "udpmux-bind-check on a taken port"
+it_contains "$out" "(udpmuxd) uid $(id -u udpmux)" "udpmux-bind-check names the holder"
+rc=0
+out=$(cd / && env -i PATH=$SYSPATH udpmux-bind-check 127.0.0.1:0 2>&1) || rc=$?
+it_eq "$rc:$out" "0:udpmux-bind-check: 127.0.0.1:0 is free" "udpmux-bind-check on a free port"
 it_stop d443
 
 # 4c. Python and C consumers

@@ -1706,7 +1706,7 @@ static void test_roam_openvpn(void **unused)
     assert_int_equal(umx_roam_key(d, 40, (enum umx_roam_dir)7, UMX_ROAM_P_ALL, 0, k, &l, &kind), 0);
 }
 
-/* ---- the library's dispatch (lib/mux.c) holds a split ClientHello ------- */
+/* ---- the library's dispatch (lib/mux/dispatch.c) holds a split ClientHello ------- */
 
 struct seen {
     unsigned n;

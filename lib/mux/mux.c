@@ -1,6 +1,8 @@
 /*
- * mux.c - the library's loop: endpoints, handlers, dispatch, timers,
- * counters. One thread runs udpmux_process(); any thread may send.
+ * mux.c - the library's loop: endpoints, handlers, sending, the process /
+ * run calls, counters. One thread runs udpmux_process(); any thread may
+ * send. Receiving and dispatch are in dispatch.c, held datagrams in
+ * holds.c, timers in timers.c (the shared state: mux.h).
  *
  * Classification is the daemon's (daemon/worker.c, classify()): the live
  * handlers' rules in registration order are compiled into the same
@@ -26,100 +28,7 @@
 
 #include "internal.h"
 #include "io/udp.h"
-
-struct endpoint {
-    int fd;
-    int family;
-    uint16_t port; /* network order */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    uint32_t ovfl_last;
-    int dualstack; /* IPv6 socket that also takes IPv4 (V6ONLY off) */
-};
-
-/* Handler and timer ids carry the slot in the low 16 bits (max_handlers
- * and max_timers are at most 65536) and the slot's generation in bits
- * 16-30. Slots are reused once a handler is removed or a timer fired or was
- * cancelled; the generation moves on each time, so an old id no longer
- * names the slot's next occupant (until the same slot has been reused
- * 32768 times). A slot's first use has generation 0, so the ids of a mux
- * that never removes anything are 0, 1, 2... as they always were. */
-#define ID_SLOT_BITS 16
-#define ID_SLOT_MASK 0xffffu
-#define ID_GEN_MASK 0x7fffu
-
-static int id_make(unsigned slot, unsigned gen)
-{
-    return (int)((gen & ID_GEN_MASK) << ID_SLOT_BITS | slot);
-}
-
-/* Held datagrams (UMX_MORE): few and small. A split ClientHello is two or
- * three Initials of at most ~1500 bytes; a longer datagram is not held but
- * handled as undecided (default handler). The time limit is the quic
- * probe's own (QUIC_PENDING_NS): after it the probe forgets the peer, so
- * nothing could decide the held datagrams any more. */
-#define HOLD_SLOTS 16
-#define HOLD_BYTES 2048
-#define HOLD_NS (3ull * 1000000000ull)
-
-struct held {
-    int used;
-    int ep;
-    uint64_t t;
-    uint64_t seq; /* arrival order */
-    struct sockaddr_storage peer, local;
-    socklen_t peer_len, local_len;
-    int ifindex;
-    size_t len;
-    uint8_t data[HOLD_BYTES];
-};
-
-struct handler {
-    int in_use;
-    unsigned gen;
-    char *name;
-    struct udpmux_rule *rule;
-    udpmux_handler_fn *fn;
-    void *arg;
-    uint64_t count;
-};
-
-struct timer {
-    int in_use;
-    unsigned gen;
-    uint64_t due_ns;
-    udpmux_timer_fn *fn;
-    void *arg;
-};
-
-struct udpmux {
-    struct udpmux_config cfg;
-    int epfd;
-    int wakefd;
-    volatile int stop;
-    int in_process;
-    /* Endpoints live in a fixed array of max_endpoints; an entry is
-     * written once, before neps is raised past it with a release store.
-     * udpmux_send() on another thread loads neps with acquire and reads
-     * only entries below it, so it never sees a half-written endpoint and
-     * the array never moves under it. */
-    struct endpoint *eps;
-    unsigned neps;
-    struct handler *handlers; /* max_handlers slots */
-    unsigned *order;          /* live slots in registration (= match) order */
-    unsigned nlive;
-    struct umx_rule_index *idx; /* over order[], when nlive <= UMX_RULE_INDEX_MAX */
-    int use_idx;
-    struct umx_probe_state *pstate;
-    struct held *hold;
-    unsigned nheld;
-    uint64_t hold_seq;
-    udpmux_handler_fn *deffn;
-    void *defarg;
-    struct timer *timers;
-    struct umx_rxb *rxb;
-    struct udpmux_stats st;
-};
+#include "mux/mux.h"
 
 UDPMUX_API void udpmux_config_init(struct udpmux_config *cfg)
 {
@@ -417,7 +326,7 @@ UDPMUX_API int udpmux_join(struct udpmux *m, int ep, const char *group, const ch
 
 /* Handlers ---------------------------------------------------------------- */
 
-static struct handler *handler_of(const struct udpmux *m, int id)
+struct handler *umx__handler_of(const struct udpmux *m, int id)
 {
     unsigned slot;
     struct handler *h;
@@ -498,7 +407,7 @@ UDPMUX_API int udpmux_add_handler(struct udpmux *m, const char *name, const char
 
 UDPMUX_API int udpmux_remove_handler(struct udpmux *m, int id)
 {
-    struct handler *h = handler_of(m, id);
+    struct handler *h = umx__handler_of(m, id);
     unsigned slot, k;
     if (!h)
         return -ENOENT;
@@ -527,7 +436,7 @@ UDPMUX_API void udpmux_set_default(struct udpmux *m, udpmux_handler_fn *fn, void
 
 UDPMUX_API int64_t udpmux_handler_count(const struct udpmux *m, int id)
 {
-    const struct handler *h = handler_of(m, id);
+    const struct handler *h = umx__handler_of(m, id);
     if (!h)
         return -ENOENT;
     return (int64_t)UMX_CTR_GET(h->count);
@@ -696,236 +605,7 @@ UDPMUX_API int udpmux_reply(struct udpmux *m, const struct udpmux_dgram *d, cons
     return udpmux_send(m, &msg);
 }
 
-/* Receiving and dispatch --------------------------------------------------- */
-
-/* Position in order[] of the first handler whose rule matches, or -1 (with
- * *more set when the first rule that did not refuse needs more datagrams). */
-static int classify(const struct udpmux *m, const struct umx_probe_in *in, int *more)
-{
-    if (m->use_idx)
-        return umx_rule_index_eval(m->idx, in, more);
-    /* the same answer as the index, rule by rule */
-    *more = 0;
-    for (unsigned k = 0; k < m->nlive; k++) {
-        int v = umx_rule_eval(m->handlers[m->order[k]].rule, in);
-        if (v == UMX_MATCH)
-            return (int)k;
-        if (v == UMX_MORE) {
-            *more = 1;
-            return -1;
-        }
-    }
-    return -1;
-}
-
-/* Calls handler id (or, when it is gone or -1, the default handler). */
-static void deliver(struct udpmux *m, struct udpmux_dgram *d, int id)
-{
-    struct handler *h = handler_of(m, id);
-    if (h) {
-        UMX_CTR_ADD(h->count, 1);
-        d->handler = id;
-        h->fn(m, d, h->arg);
-        return;
-    }
-    if (m->deffn) {
-        UMX_CTR_ADD(m->st.rx_default, 1);
-        d->handler = -1;
-        m->deffn(m, d, m->defarg);
-        return;
-    }
-    UMX_CTR_ADD(m->st.rx_unmatched, 1);
-}
-
-static void hold_drop(struct udpmux *m, struct held *e)
-{
-    e->used = 0;
-    m->nheld--;
-    UMX_CTR_ADD(m->st.rx_hold_dropped, 1);
-}
-
-/* Forgets held datagrams that nothing can decide any more. */
-static void hold_expire(struct udpmux *m, uint64_t now)
-{
-    for (unsigned i = 0; i < HOLD_SLOTS && m->nheld; i++)
-        if (m->hold[i].used && now - m->hold[i].t > HOLD_NS)
-            hold_drop(m, &m->hold[i]);
-}
-
-/* Keeps a copy of an undecided datagram; when the pool is full the oldest
- * held datagram is dropped (counted), as in the daemon. Returns 0, or -1
- * when the datagram is too long to hold. */
-static int hold_put(struct udpmux *m, const struct udpmux_dgram *d, uint64_t now)
-{
-    struct held *v = NULL;
-    if (d->len > HOLD_BYTES)
-        return -1;
-    for (unsigned i = 0; i < HOLD_SLOTS; i++) {
-        if (!m->hold[i].used) {
-            v = &m->hold[i];
-            break;
-        }
-        if (!v || m->hold[i].seq < v->seq)
-            v = &m->hold[i];
-    }
-    if (v->used)
-        hold_drop(m, v);
-    v->used = 1;
-    m->nheld++;
-    v->ep = d->endpoint;
-    v->t = now;
-    v->seq = ++m->hold_seq;
-    memcpy(&v->peer, d->peer, d->peer_len);
-    v->peer_len = d->peer_len;
-    memcpy(&v->local, d->local, d->local_len);
-    v->local_len = d->local_len;
-    v->ifindex = d->ifindex;
-    v->len = d->len;
-    memcpy(v->data, d->data, d->len);
-    UMX_CTR_ADD(m->st.rx_held, 1);
-    return 0;
-}
-
-/* Hands the datagrams held for this peer on this endpoint to handler id,
- * oldest first, before the datagram that decided. A handler may send from
- * its callback but not receive, so the pool cannot change under us except
- * through this loop. */
-static void hold_release(struct udpmux *m, const struct udpmux_dgram *now_d, int id)
-{
-    while (m->nheld) {
-        struct held *first = NULL;
-        struct udpmux_dgram d;
-        for (unsigned i = 0; i < HOLD_SLOTS; i++) {
-            struct held *e = &m->hold[i];
-            if (e->used && e->ep == now_d->endpoint && e->peer_len == now_d->peer_len &&
-                umx_sa_equal((const struct sockaddr *)&e->peer, now_d->peer) &&
-                (!first || e->seq < first->seq))
-                first = e;
-        }
-        if (!first)
-            return;
-        first->used = 0;
-        m->nheld--;
-        d.data = first->data;
-        d.len = first->len;
-        d.peer = (const struct sockaddr *)&first->peer;
-        d.peer_len = first->peer_len;
-        d.local = (const struct sockaddr *)&first->local;
-        d.local_len = first->local_len;
-        d.ifindex = first->ifindex;
-        d.endpoint = first->ep;
-        deliver(m, &d, id);
-    }
-}
-
-static void dispatch(struct udpmux *m, int ep, struct umx_rx_slot *s, uint64_t now)
-{
-    struct udpmux_dgram d;
-    struct umx_probe_in in;
-    int k, more, id = -1;
-
-    d.data = s->buf;
-    d.len = s->len;
-    d.peer = (const struct sockaddr *)&s->peer;
-    d.peer_len = s->peer_len;
-    if (s->has_local) {
-        d.local = (const struct sockaddr *)&s->local;
-        d.local_len = s->local_len;
-    } else {
-        d.local = (const struct sockaddr *)&m->eps[ep].addr;
-        d.local_len = m->eps[ep].addrlen;
-    }
-    d.ifindex = s->ifindex;
-    d.endpoint = ep;
-    d.handler = -1;
-    in.data = s->buf;
-    in.len = s->len;
-    in.peer = d.peer;
-    in.now_ns = now;
-    in.state = m->pstate;
-    k = classify(m, &in, &more);
-    if (k < 0 && more && hold_put(m, &d, now) == 0)
-        return;
-    if (k >= 0)
-        id = id_make(m->order[k], m->handlers[m->order[k]].gen);
-    /* decided (a handler or none): what this peer sent before goes first */
-    if (m->nheld)
-        hold_release(m, &d, id);
-    deliver(m, &d, id);
-}
-
-static int process_endpoint(struct udpmux *m, unsigned ep, unsigned budget, uint64_t now)
-{
-    struct endpoint *e = &m->eps[ep];
-    unsigned done = 0, errors = 0;
-    while (done < budget) {
-        unsigned want = budget - done < m->rxb->n ? budget - done : m->rxb->n;
-        uint32_t ovfl = e->ovfl_last;
-        int r = umx_rx(e->fd, m->rxb, want, e->family, e->port, &ovfl);
-        if (ovfl != e->ovfl_last) {
-            UMX_CTR_ADD(m->st.rx_kernel_drops, (uint32_t)(ovfl - e->ovfl_last));
-            e->ovfl_last = ovfl;
-        }
-        if (r < 0) {
-            /* ICMP errors reported on the socket (ECONNREFUSED after a send
-             * to a closed port) and the like: count, keep going */
-            UMX_CTR_ADD(m->st.rx_errors, 1);
-            if (r == -EBADF || r == -EFAULT || r == -EINVAL || r == -ENOTSOCK)
-                return r;
-            /* a pending socket error is reported once, so retrying reads
-             * the data behind it; an error that repeats (ENOMEM) must not
-             * spin here: leave it to the next call */
-            if (++errors >= 8)
-                break;
-            continue;
-        }
-        if (r == 0)
-            break;
-        for (int i = 0; i < r; i++) {
-            struct umx_rx_slot *s = &m->rxb->slots[i];
-            if (s->truncated) {
-                /* never hand over part of a datagram as if it were whole */
-                UMX_CTR_ADD(m->st.rx_truncated, 1);
-                continue;
-            }
-            UMX_CTR_ADD(m->st.rx_datagrams, 1);
-            UMX_CTR_ADD(m->st.rx_bytes, s->len);
-            dispatch(m, (int)ep, s, now);
-        }
-        done += (unsigned)r;
-        if ((unsigned)r < want)
-            break;
-    }
-    return (int)done;
-}
-
-static void run_timers(struct udpmux *m)
-{
-    uint64_t now;
-    if (!m->timers)
-        return;
-    now = umx_now_ns();
-    /* Due timers fire earliest first, not in slot order: when the loop was
-     * late and several are due at once, a 10 ms timer must not run after a
-     * 30 ms one. One scan per fired timer; at most max_timers fire per call
-     * (a timer a callback adds with delay 0 waits for the next call if the
-     * pass is used up), so this stays bounded. */
-    for (unsigned k = 0; k < m->cfg.max_timers; k++) {
-        struct timer *t = NULL;
-        for (unsigned i = 0; i < m->cfg.max_timers; i++) {
-            struct timer *c = &m->timers[i];
-            if (c->in_use && c->due_ns <= now && (!t || c->due_ns < t->due_ns))
-                t = c;
-        }
-        if (!t)
-            break;
-        /* free the slot (and retire its id) before the call: the callback
-         * may add a timer that takes this very slot */
-        t->in_use = 0;
-        t->gen = (t->gen + 1) & ID_GEN_MASK;
-        t->fn(m, t->arg);
-    }
-}
+/* The loop (receiving: dispatch.c) ------------------------------------------ */
 
 UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
 {
@@ -943,7 +623,7 @@ UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
      * batch is received within microseconds */
     now = umx_now_ns();
     if (m->nheld)
-        hold_expire(m, now);
+        umx__hold_expire(m, now);
     for (int i = 0; i < n; i++)
         if (evs[i].data.u32 != UINT32_MAX)
             nready++;
@@ -960,11 +640,11 @@ UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
             continue;
         /* fair share of the budget per ready endpoint */
         share = budget ? (budget / nready ? budget / nready : 1) : m->rxb->n;
-        r = process_endpoint(m, evs[i].data.u32, share, now);
+        r = umx__mux_process_endpoint(m, evs[i].data.u32, share, now);
         if (r > 0)
             total += r;
     }
-    run_timers(m);
+    umx__timers_run(m);
     m->in_process = 0;
     return total;
 }
@@ -972,26 +652,6 @@ UDPMUX_API int udpmux_process(struct udpmux *m, unsigned budget)
 UDPMUX_API int udpmux_fd(const struct udpmux *m)
 {
     return m ? m->epfd : -EINVAL;
-}
-
-UDPMUX_API int udpmux_next_timeout(const struct udpmux *m)
-{
-    uint64_t now, best = UINT64_MAX;
-    if (!m || !m->timers)
-        return -1;
-    now = umx_now_ns();
-    for (unsigned i = 0; i < m->cfg.max_timers; i++)
-        if (m->timers[i].in_use && m->timers[i].due_ns < best)
-            best = m->timers[i].due_ns;
-    if (best == UINT64_MAX)
-        return -1;
-    if (best <= now)
-        return 0;
-    /* a timer 2^31 ms (25 days) away must not wrap to a negative "wait
-     * forever": wait the longest we can, then look again */
-    if ((best - now + 999999) / 1000000 > INT32_MAX)
-        return INT32_MAX;
-    return (int)((best - now + 999999) / 1000000);
 }
 
 UDPMUX_API int udpmux_run(struct udpmux *m)
@@ -1026,37 +686,6 @@ UDPMUX_API void udpmux_stop(struct udpmux *m)
     if (write(m->wakefd, &one, sizeof(one)) < 0) {
         /* counter saturated: a wake-up is already pending */
     }
-}
-
-UDPMUX_API int udpmux_timer_add(struct udpmux *m, unsigned delay_ms, udpmux_timer_fn *fn, void *arg)
-{
-    if (!m || !fn)
-        return -EINVAL;
-    for (unsigned i = 0; i < m->cfg.max_timers; i++) {
-        struct timer *t = &m->timers[i];
-        if (!t->in_use) {
-            t->in_use = 1;
-            t->due_ns = umx_now_ns() + (uint64_t)delay_ms * 1000000u;
-            t->fn = fn;
-            t->arg = arg;
-            return id_make(i, t->gen);
-        }
-    }
-    return -ENOSPC;
-}
-
-UDPMUX_API int udpmux_timer_cancel(struct udpmux *m, int id)
-{
-    struct timer *t;
-    unsigned slot = (unsigned)id & ID_SLOT_MASK;
-    if (!m || id < 0 || slot >= m->cfg.max_timers)
-        return -ENOENT;
-    t = &m->timers[slot];
-    if (!t->in_use || t->gen != (unsigned)id >> ID_SLOT_BITS)
-        return -ENOENT;
-    t->in_use = 0;
-    t->gen = (t->gen + 1) & ID_GEN_MASK;
-    return 0;
 }
 
 UDPMUX_API void udpmux_get_stats(const struct udpmux *m, struct udpmux_stats *out)
