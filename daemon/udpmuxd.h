@@ -94,9 +94,9 @@ struct umxd {
      * by umxd_stats_sum and umxd_route_stats_sum; atomic) */
     uint64_t attach_tx[UMXD_MAX_SLOTS][2];
     uint64_t attach_tx_all[2];
-    int activated;      /* the listeners came from systemd (LISTEN_FDS), not [listen] */
+    int activated;            /* the listeners came from systemd (LISTEN_FDS), not [listen] */
     struct umxd_steer *steer; /* the eBPF reuseport program (steer/steer.h), NULL: classic BPF */
-    uint32_t fd_budget; /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
+    uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
     /* upgrade (upgrade.c): the flows the workers adopt at start */
     struct umxd_handoff_in *handoff_in;
     /* the control/attach/metrics listening sockets: before the module's
