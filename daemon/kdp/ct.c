@@ -193,6 +193,96 @@ out:
     return r < 0 ? r : (int)c.n;
 }
 
+struct unmarked_ctx {
+    const struct sockaddr_storage *local;
+    unsigned nlocal;
+    struct nfct_handle *h;
+    unsigned n;
+    int err;
+};
+
+static int local_match(const struct sockaddr_storage *want, const struct sockaddr_storage *got)
+{
+    if (want->ss_family == AF_INET && got->ss_family == AF_INET) {
+        struct sockaddr_in w, g;
+        memcpy(&w, want, sizeof(w));
+        memcpy(&g, got, sizeof(g));
+        return w.sin_port == g.sin_port &&
+               (w.sin_addr.s_addr == INADDR_ANY || w.sin_addr.s_addr == g.sin_addr.s_addr);
+    }
+    if (want->ss_family == AF_INET6) {
+        struct sockaddr_in6 w;
+        memcpy(&w, want, sizeof(w));
+        if (got->ss_family == AF_INET6) {
+            struct sockaddr_in6 g;
+            memcpy(&g, got, sizeof(g));
+            return w.sin6_port == g.sin6_port && (IN6_IS_ADDR_UNSPECIFIED(&w.sin6_addr) ||
+                                                  IN6_ARE_ADDR_EQUAL(&w.sin6_addr, &g.sin6_addr));
+        }
+        if (got->ss_family == AF_INET) { /* a dual-stack wildcard takes IPv4 */
+            struct sockaddr_in g;
+            memcpy(&g, got, sizeof(g));
+            return w.sin6_port == g.sin_port && IN6_IS_ADDR_UNSPECIFIED(&w.sin6_addr);
+        }
+    }
+    return 0;
+}
+
+static int on_unmarked(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+{
+    struct unmarked_ctx *c = data;
+    struct sockaddr_storage local;
+    int fam = nfct_get_attr_u8(ct, ATTR_L3PROTO);
+    (void)type;
+    if (nfct_get_attr_u8(ct, ATTR_L4PROTO) != IPPROTO_UDP || c->n >= CT_DELETE_MAX ||
+        (nfct_get_attr_u32(ct, ATTR_MARK) & UMXD_KDP_MARK_MASK) != 0)
+        return NFCT_CB_CONTINUE;
+    ct_local(ct, fam, &local);
+    for (unsigned i = 0; i < c->nlocal; i++) {
+        if (!local_match(&c->local[i], &local))
+            continue;
+        if (nfct_query(c->h, NFCT_Q_DESTROY, ct) == 0)
+            c->n++;
+        else if (errno != ENOENT && !c->err)
+            c->err = -errno;
+        break;
+    }
+    return NFCT_CB_CONTINUE;
+}
+
+int kdp_ct_delete_unmarked(const struct sockaddr_storage *local, unsigned n)
+{
+    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+    struct unmarked_ctx c = {local, n, nfct_open(CONNTRACK, 0), 0, 0};
+    int r = 0;
+    if (!h || !c.h) {
+        r = -errno;
+        goto out;
+    }
+    nfct_callback_register(h, NFCT_T_ALL, on_unmarked, &c);
+    for (int i = 0; i < 2; i++) {
+        struct nfct_filter_dump *fd = nfct_filter_dump_create();
+        struct nfct_filter_dump_mark m = {0, UMXD_KDP_MARK_MASK};
+        if (!fd) {
+            r = -ENOMEM;
+            break;
+        }
+        nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m);
+        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, i ? AF_INET6 : AF_INET);
+        if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && errno != ENOENT && !r)
+            r = -errno;
+        nfct_filter_dump_destroy(fd);
+    }
+    if (!r && c.err)
+        r = c.err;
+out:
+    if (h)
+        nfct_close(h);
+    if (c.h)
+        nfct_close(c.h);
+    return r < 0 ? r : (int)c.n;
+}
+
 static int write_sysctl(const char *path, const char *val)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);

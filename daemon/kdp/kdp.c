@@ -455,6 +455,17 @@ int umxd_kdp_init(struct umxd *d)
         return -r;
     }
     k->started = 1;
+    /* peers that sent between our bind and now made conntrack entries the
+     * queue never saw: without this, their flows would never be carried
+     * by the kernel while they keep sending (kdp_int.h) */
+    r = kdp_ct_delete_unmarked(d->cfg->listen, d->cfg->nlisten);
+    if (r > 0)
+        umxd_log(LOG_INFO, "kernel datapath: reset %d conntrack entries made before the queue", r);
+    else if (r < 0)
+        umxd_log(LOG_WARNING,
+                 "kernel datapath: cannot reset conntrack entries made before the "
+                 "queue: %s",
+                 strerror(-r));
     d->kdp = k;
     umxd_log(LOG_INFO,
              "kernel datapath: table ip/ip6 %s, NFQUEUE %u, mark mask 0x%08x; first datagrams "

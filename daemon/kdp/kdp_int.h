@@ -66,6 +66,15 @@ int kdp_ct_each(int kernel_only, kdp_ct_fn *fn, void *arg);
  * the field's slot<<4|backend, 4096 entries; NULL: deletes every udpmuxd
  * entry). Returns the number deleted, or -errno. */
 int kdp_ct_delete(const uint8_t *keep);
+/* Deletes the UDP conntrack entries to one of the n local address:ports
+ * (a wildcard address matches any) that carry no udpmuxd mark: flows
+ * whose first datagram came before the table and the queue existed. Such
+ * an entry was never queued, so it has no NAT, and as UDP conntrack calls
+ * every datagram before a reply "new", all of them would be queued and
+ * none carried by the kernel while it lives (refreshed by the traffic
+ * itself). Deleted, the next datagram makes a fresh entry that is decided.
+ * Returns the number deleted or -errno. */
+int kdp_ct_delete_unmarked(const struct sockaddr_storage *local, unsigned n);
 /* Turns conntrack accounting (and timestamps) on in this namespace. */
 int kdp_ct_accounting(void);
 

@@ -86,6 +86,12 @@ done
 it_eq "$(tables)" "1" "a killed udpmuxd leaves its table"
 [ -n "$(conntrack -L -m 0x10000000/0x10000000 2>/dev/null)" ] || it_fail "no kernel flow left behind"
 
+# a client that asks while no udpmuxd runs (the stale table's queue has no
+# reader: bypass, closed port) leaves a conntrack entry with no mark and no
+# NAT; as UDP conntrack calls every datagram before a reply "new", its flow
+# would never be carried by the kernel while it keeps sending
+dig_cli -b '10.1.0.2#6001' +time=1 www.example.test A >/dev/null 2>&1 || true
+[ -n "$(conntrack -L -p udp --orig-port-src 6001 2>/dev/null)" ] || it_fail "no entry from the asking client"
 # restart: stale table and conntrack entries removed, one table again
 it_daemon "$T/udpmux.conf" udpmuxd2
 it_log_has udpmuxd2 "removing the table a previous udpmuxd left behind"
@@ -97,6 +103,16 @@ for i in 1 2; do
     it_eq "$(dig_cli -b '10.1.0.2#6000' +short www.example.test A)" "192.0.2.10" "after restart $i"
 done
 it_eq "$(stat kernel.queued)" "1" "the old flow was removed: queued again once"
+# the entry made while udpmuxd was down was reset at start: the client's
+# flow is decided and carried by the kernel (DNAT to the backend), not
+# left to the workers
+it_log_has udpmuxd2 "reset [0-9]+ conntrack entries made before the queue"
+for i in 1 2; do
+    it_eq "$(dig_cli -b '10.1.0.2#6001' +short www.example.test A)" "192.0.2.10" "client that asked while down, $i"
+done
+ct=$(conntrack -L -p udp --orig-port-src 6001 2>/dev/null)
+it_contains "$ct" "src=10.2.0.2" "its flow is NATed to the backend"
+it_eq "$(stat rx.datagrams)" "0" "no datagram reached the workers"
 ct=$(conntrack -L -p udp --orig-port-src 6000 2>/dev/null)
 it_contains "$ct" "packets=2" "a fresh kernel flow"
 for i in $(seq 1 5); do
