@@ -34,6 +34,8 @@
 #include "log.h"
 #include "names.h"
 #include "peeruid.h"
+#include "procmetrics.h"
+#include "textbuf.h"
 #include "udpmuxd.h"
 #include "kdp/kdp.h"
 
@@ -41,18 +43,10 @@
 #define SO_MEMINFO 55
 #endif
 
-#define M_MAX_DOC (4u * 1024u * 1024u) /* a document larger than this is cut */
-#define M_CONNS 128u                   /* HTTP connections (UMXD_FD_RESERVE holds them) */
-#define M_PER_ADDR 8u                  /* of those, from one client address */
-#define M_IDLE_S 10u                   /* a connection silent this long is closed */
+#define M_CONNS 128u  /* HTTP connections (UMXD_FD_RESERVE holds them) */
+#define M_PER_ADDR 8u /* of those, from one client address */
+#define M_IDLE_S 10u  /* a connection silent this long is closed */
 #define M_PER_UID 16u /* of those, from one local user other than root (sock_diag) */
-
-/* A growable text buffer for one render (main thread). */
-struct sb {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
 
 /* Rates for the status page are computed here, over the last second,
  * rather than in the browser: the first paint already shows them, and a
@@ -82,95 +76,6 @@ struct metrics {
 };
 
 static struct metrics *g_m;
-
-static void sb_putn(struct sb *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 16384;
-        char *np;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        if (nc > M_MAX_DOC) {
-            b->oom = 1;
-            return;
-        }
-        np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    sb_putn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void sb_free(struct sb *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-/* Prometheus label value: backslash, double quote and newline escaped. */
-static void prom_label(struct sb *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\')
-            sb_puts(b, "\\\\");
-        else if (*s == '"')
-            sb_puts(b, "\\\"");
-        else if (*s == '\n')
-            sb_puts(b, "\\n");
-        else
-            sb_putn(b, s, 1);
-    }
-}
-
-/* JSON string; '<' is escaped too so the text can sit inside <script>. */
-static void json_str(struct sb *b, const char *s)
-{
-    sb_puts(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[3] = {'\\', (char)c, 0};
-            sb_puts(b, e);
-        } else if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
-            sb_printf(b, "\\u%04x", c);
-        } else {
-            sb_putn(b, s, 1);
-        }
-    }
-    sb_puts(b, "\"");
-}
-
-static void family(struct sb *b, const char *name, const char *type, const char *help)
-{
-    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
 /* "rx.datagrams" -> "rx_datagrams" */
 static void metric_suffix(char *out, size_t cap, const char *dotted)
@@ -299,50 +204,6 @@ static void take_sample(struct umxd *d, struct sample *s)
     }
 }
 
-/* The standard process_* metrics (Prometheus client conventions), from
- * the kernel's own accounting; a value that cannot be read is left out. */
-static void render_process(struct sb *b, double start)
-{
-    struct rusage ru;
-    struct rlimit rl;
-    FILE *f;
-    DIR *dir;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-        sb_printf(b, "process_cpu_seconds_total %.6f\n",
-                  (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
-    }
-    f = fopen("/proc/self/statm", "re");
-    if (f) {
-        unsigned long size, resident;
-        if (fscanf(f, "%lu %lu", &size, &resident) == 2) {
-            long page = sysconf(_SC_PAGESIZE);
-            family(b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
-            sb_printf(b, "process_resident_memory_bytes %lu\n", resident * (unsigned long)page);
-            family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size.");
-            sb_printf(b, "process_virtual_memory_bytes %lu\n", size * (unsigned long)page);
-        }
-        fclose(f);
-    }
-    dir = opendir("/proc/self/fd");
-    if (dir) {
-        unsigned long n = 0;
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL)
-            n += e->d_name[0] != '.';
-        closedir(dir);
-        family(b, "process_open_fds", "gauge", "Open file descriptors.");
-        sb_printf(b, "process_open_fds %lu\n", n > 0 ? n - 1 : 0); /* less the directory's */
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        sb_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
-    }
-    family(b, "process_start_time_seconds", "gauge", "Start time of the process (Unix time).");
-    sb_printf(b, "process_start_time_seconds %.3f\n", start);
-}
-
 /* route="R",backend="B" */
 static void backend_labels(struct sb *b, const struct umxd_route *rt, unsigned k)
 {
@@ -366,7 +227,7 @@ static void render_backends(struct umxd *d, struct sb *b)
 #define BCTR(f, n, h)                                                                              \
     metric_suffix(suf, sizeof(suf), n);                                                            \
     snprintf(name, sizeof(name), "udpmux_backend_%s_total", suf);                                  \
-    family(b, name, "counter", h ".");                                                             \
+    prom_family(b, name, "counter", h ".");                                                        \
     for (unsigned r = 0; r < c->nroutes; r++)                                                      \
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {                                    \
             sb_puts(b, name);                                                                      \
@@ -375,23 +236,23 @@ static void render_backends(struct umxd *d, struct sb *b)
         }
     UMXD_BACKEND_STATS(BCTR)
 #undef BCTR
-    family(b, "udpmux_backend_flows_active", "gauge", "Flows to this backend now.");
+    prom_family(b, "udpmux_backend_flows_active", "gauge", "Flows to this backend now.");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             sb_puts(b, "udpmux_backend_flows_active");
             backend_labels(b, &c->routes[r], k);
             sb_printf(b, " %llu\n", (unsigned long long)bs[r][k].active_flows);
         }
-    family(b, "udpmux_backend_health_checks_sent_total", "counter",
-           "Active health checks sent to this backend.");
+    prom_family(b, "udpmux_backend_health_checks_sent_total", "counter",
+                "Active health checks sent to this backend.");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             sb_puts(b, "udpmux_backend_health_checks_sent_total");
             backend_labels(b, &c->routes[r], k);
             sb_printf(b, " %llu\n", (unsigned long long)d->health[d->rs->slot[r]][k].checks_sent);
         }
-    family(b, "udpmux_backend_health_checks_total", "counter",
-           "Active health check results: ok (answered) or failed (no answer in time).");
+    prom_family(b, "udpmux_backend_health_checks_total", "counter",
+                "Active health check results: ok (answered) or failed (no answer in time).");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             const struct umxd_health *h = &d->health[d->rs->slot[r]][k];
@@ -404,8 +265,8 @@ static void render_backends(struct umxd *d, struct sb *b)
                           (unsigned long long)(ok ? h->checks_ok : h->checks_failed));
             }
         }
-    family(b, "udpmux_backend_health_transitions_total", "counter",
-           "Times active checks turned this backend down or up.");
+    prom_family(b, "udpmux_backend_health_transitions_total", "counter",
+                "Times active checks turned this backend down or up.");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             sb_puts(b, "udpmux_backend_health_transitions_total");
@@ -421,23 +282,23 @@ static void render_kernel(struct umxd *d, struct sb *b)
     struct umxd_kdp_stats k;
     if (umxd_kdp_stats(d, &k, 1) < 0)
         return;
-    family(b, "udpmux_kernel_queued_total", "counter",
-           "First datagrams of new flows the kernel queued to udpmuxd.");
+    prom_family(b, "udpmux_kernel_queued_total", "counter",
+                "First datagrams of new flows the kernel queued to udpmuxd.");
     sb_printf(b, "udpmux_kernel_queued_total %llu\n", (unsigned long long)k.queued);
-    family(b, "udpmux_kernel_verdicts_total", "counter", "Queue verdicts by outcome.");
+    prom_family(b, "udpmux_kernel_verdicts_total", "counter", "Queue verdicts by outcome.");
     sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"kernel\"} %llu\n",
               (unsigned long long)k.to_kernel);
     sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"user\"} %llu\n",
               (unsigned long long)k.to_user);
     sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"drop\"} %llu\n",
               (unsigned long long)k.dropped);
-    family(b, "udpmux_kernel_flows", "gauge", "Flows the kernel carries (conntrack entries).");
+    prom_family(b, "udpmux_kernel_flows", "gauge", "Flows the kernel carries (conntrack entries).");
     sb_printf(b, "udpmux_kernel_flows %llu\n", (unsigned long long)k.flows);
-    family(b, "udpmux_kernel_flow_datagrams", "gauge",
-           "Datagrams of the live kernel flows, both directions (conntrack accounting).");
+    prom_family(b, "udpmux_kernel_flow_datagrams", "gauge",
+                "Datagrams of the live kernel flows, both directions (conntrack accounting).");
     sb_printf(b, "udpmux_kernel_flow_datagrams %llu\n", (unsigned long long)k.pkts);
-    family(b, "udpmux_kernel_flow_bytes", "gauge",
-           "IP bytes of the live kernel flows, both directions (conntrack accounting).");
+    prom_family(b, "udpmux_kernel_flow_bytes", "gauge",
+                "IP bytes of the live kernel flows, both directions (conntrack accounting).");
     sb_printf(b, "udpmux_kernel_flow_bytes %llu\n", (unsigned long long)k.bytes);
 }
 
@@ -447,33 +308,33 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     char name[128], suf[64], probe[UMXD_NAME_MAX];
     double start = (double)time(NULL) - (double)(s->now_ns - d->start_ns) / 1e9;
 
-    family(b, "udpmux_build_info", "gauge", "Build information; the value is always 1.");
+    prom_family(b, "udpmux_build_info", "gauge", "Build information; the value is always 1.");
     sb_puts(b, "udpmux_build_info{version=\"");
     prom_label(b, udpmux_version());
     sb_puts(b, "\"} 1\n");
-    family(b, "udpmux_start_time_seconds", "gauge", "When udpmuxd started (Unix time).");
+    prom_family(b, "udpmux_start_time_seconds", "gauge", "When udpmuxd started (Unix time).");
     sb_printf(b, "udpmux_start_time_seconds %.3f\n", start);
-    render_process(b, start);
-    family(b, "udpmux_config_loaded_timestamp_seconds", "gauge",
-           "When the running configuration was loaded (Unix time).");
+    umxd_render_process(b, start);
+    prom_family(b, "udpmux_config_loaded_timestamp_seconds", "gauge",
+                "When the running configuration was loaded (Unix time).");
     sb_printf(b, "udpmux_config_loaded_timestamp_seconds %lld\n", (long long)d->loaded_at);
-    family(b, "udpmux_config_reloads_total", "counter", "Reload attempts by result.");
+    prom_family(b, "udpmux_config_reloads_total", "counter", "Reload attempts by result.");
     sb_printf(b, "udpmux_config_reloads_total{result=\"ok\"} %llu\n",
               (unsigned long long)d->reloads_ok);
     sb_printf(b, "udpmux_config_reloads_total{result=\"failed\"} %llu\n",
               (unsigned long long)d->reloads_failed);
-    family(b, "udpmux_workers", "gauge", "Worker threads.");
+    prom_family(b, "udpmux_workers", "gauge", "Worker threads.");
     sb_printf(b, "udpmux_workers %u\n", d->nworkers);
     render_kernel(d, b);
 
-    family(b, "udpmux_listener_info", "gauge", "One series per listening address; always 1.");
+    prom_family(b, "udpmux_listener_info", "gauge", "One series per listening address; always 1.");
     for (unsigned li = 0; li < c->nlisten; li++) {
         sb_puts(b, "udpmux_listener_info{listener=\"");
         prom_label(b, c->listen_text[li]);
         sb_puts(b, "\"} 1\n");
     }
-    family(b, "udpmux_listener_kernel_drops_total", "counter",
-           "Datagrams the kernel dropped on this listener's sockets (full receive buffer).");
+    prom_family(b, "udpmux_listener_kernel_drops_total", "counter",
+                "Datagrams the kernel dropped on this listener's sockets (full receive buffer).");
     for (unsigned li = 0; li < c->nlisten; li++) {
         uint64_t drops, q;
         listener_meminfo(d, li, &drops, &q);
@@ -481,8 +342,8 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         prom_label(b, c->listen_text[li]);
         sb_printf(b, "\"} %llu\n", (unsigned long long)drops);
     }
-    family(b, "udpmux_listener_receive_queue_bytes", "gauge",
-           "Bytes waiting in this listener's receive buffers.");
+    prom_family(b, "udpmux_listener_receive_queue_bytes", "gauge",
+                "Bytes waiting in this listener's receive buffers.");
     for (unsigned li = 0; li < c->nlisten; li++) {
         uint64_t drops, q;
         listener_meminfo(d, li, &drops, &q);
@@ -492,35 +353,35 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     }
 
     /* the listeners' SO_REUSEPORT groups (guard.c scans, startup.c steers) */
-    family(b, "udpmux_listener_reuseport_sockets", "gauge",
-           "Sockets in this listener's SO_REUSEPORT group: the workers' and any that joined.");
+    prom_family(b, "udpmux_listener_reuseport_sockets", "gauge",
+                "Sockets in this listener's SO_REUSEPORT group: the workers' and any that joined.");
     for (unsigned li = 0; li < c->nlisten; li++) {
         sb_puts(b, "udpmux_listener_reuseport_sockets{listener=\"");
         prom_label(b, c->listen_text[li]);
         sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_sockets[li], __ATOMIC_RELAXED));
     }
-    family(b, "udpmux_listener_reuseport_foreign_sockets", "gauge",
-           "Sockets in this listener's SO_REUSEPORT group that udpmuxd did not create.");
+    prom_family(b, "udpmux_listener_reuseport_foreign_sockets", "gauge",
+                "Sockets in this listener's SO_REUSEPORT group that udpmuxd did not create.");
     for (unsigned li = 0; li < c->nlisten; li++) {
         sb_puts(b, "udpmux_listener_reuseport_foreign_sockets{listener=\"");
         prom_label(b, c->listen_text[li]);
         sb_printf(b, "\"} %u\n", __atomic_load_n(&d->group_foreign[li], __ATOMIC_RELAXED));
     }
-    family(b, "udpmux_listener_steering_attached", "gauge",
-           "1 when the steering program that keeps datagrams on the workers is attached.");
+    prom_family(b, "udpmux_listener_steering_attached", "gauge",
+                "1 when the steering program that keeps datagrams on the workers is attached.");
     for (unsigned li = 0; li < c->nlisten; li++) {
         sb_puts(b, "udpmux_listener_steering_attached{listener=\"");
         prom_label(b, c->listen_text[li]);
         sb_printf(b, "\"} %d\n", d->steered[li] != 0);
     }
-    family(b, "udpmux_guard_foreign_sockets", "gauge",
-           "Sockets on a listen port that udpmuxd did not create, now.");
+    prom_family(b, "udpmux_guard_foreign_sockets", "gauge",
+                "Sockets on a listen port that udpmuxd did not create, now.");
     sb_printf(b, "udpmux_guard_foreign_sockets %llu\n",
               (unsigned long long)__atomic_load_n(&d->foreign_sockets, __ATOMIC_RELAXED));
 
     /* the daemon's counters (stats.h); drop.* become one family by reason */
-    family(b, "udpmux_drops_total", "counter",
-           "Datagrams or new flows dropped, by reason (see docs/metrics.md).");
+    prom_family(b, "udpmux_drops_total", "counter",
+                "Datagrams or new flows dropped, by reason (see docs/metrics.md).");
 #define DROP(f, n, h)                                                                              \
     if (strncmp(n, "drop.", 5) == 0)                                                               \
         sb_printf(b, "udpmux_drops_total{reason=\"%s\"} %llu\n", (n) + 5,                          \
@@ -531,41 +392,41 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     if (strncmp(n, "drop.", 5) != 0) {                                                             \
         metric_suffix(suf, sizeof(suf), n);                                                        \
         snprintf(name, sizeof(name), "udpmux_%s_total", suf);                                      \
-        family(b, name, "counter", h ".");                                                         \
+        prom_family(b, name, "counter", h ".");                                                    \
         sb_printf(b, "%s %llu\n", name, (unsigned long long)s->st.f);                              \
     }
     UMXD_STATS(CTR)
 #undef CTR
 
     /* attached programs (attach.c's own counts) */
-    family(b, "udpmux_attach_programs", "gauge", "Programs attached to a route now.");
+    prom_family(b, "udpmux_attach_programs", "gauge", "Programs attached to a route now.");
     sb_printf(b, "udpmux_attach_programs %llu\n", (unsigned long long)s->att.programs);
-    family(b, "udpmux_attach_delivered_total", "counter",
-           "Datagrams written to attached programs.");
+    prom_family(b, "udpmux_attach_delivered_total", "counter",
+                "Datagrams written to attached programs.");
     sb_printf(b, "udpmux_attach_delivered_total %llu\n", (unsigned long long)s->att.delivered);
-    family(b, "udpmux_attach_sent_total", "counter",
-           "Datagrams attached programs sent out of the shared port.");
+    prom_family(b, "udpmux_attach_sent_total", "counter",
+                "Datagrams attached programs sent out of the shared port.");
     sb_printf(b, "udpmux_attach_sent_total %llu\n", (unsigned long long)s->att.sent);
-    family(b, "udpmux_attach_refused_total", "counter",
-           "Attach connections refused (full, per-user cap, no hello in time).");
+    prom_family(b, "udpmux_attach_refused_total", "counter",
+                "Attach connections refused (full, per-user cap, no hello in time).");
     sb_printf(b, "udpmux_attach_refused_total %llu\n", (unsigned long long)s->att.refused);
-    family(b, "udpmux_attach_drops_total", "counter",
-           "Datagrams to or from attached programs dropped by the attach socket, by reason.");
+    prom_family(b, "udpmux_attach_drops_total", "counter",
+                "Datagrams to or from attached programs dropped by the attach socket, by reason.");
 #define ADROP(f, n, h)                                                                             \
     sb_printf(b, "udpmux_attach_drops_total{reason=\"%s\"} %llu\n", n,                             \
               (unsigned long long)s->att.drop_##f);
     UMXD_ATTACH_DROPS(ADROP)
 #undef ADROP
 
-    family(b, "udpmux_flow_table_capacity", "gauge", "Flow table slots over all workers.");
+    prom_family(b, "udpmux_flow_table_capacity", "gauge", "Flow table slots over all workers.");
     sb_printf(b, "udpmux_flow_table_capacity %llu\n",
               (unsigned long long)c->max_flows * d->nworkers);
-    family(b, "udpmux_flow_table_entries", "gauge", "Flows in the tables now.");
+    prom_family(b, "udpmux_flow_table_entries", "gauge", "Flows in the tables now.");
     sb_printf(b, "udpmux_flow_table_entries %llu\n", (unsigned long long)s->entries);
 
     /* per route */
-    family(b, "udpmux_route_info", "gauge",
-           "One series per configured route with its action and probe; always 1.");
+    prom_family(b, "udpmux_route_info", "gauge",
+                "One series per configured route with its action and probe; always 1.");
     for (unsigned r = 0; r < c->nroutes; r++) {
         route_probe(&c->routes[r], probe, sizeof(probe));
         sb_puts(b, "udpmux_route_info{route=\"");
@@ -578,7 +439,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     if (strncmp(n, "drop.", 5) != 0) {                                                             \
         metric_suffix(suf, sizeof(suf), n);                                                        \
         snprintf(name, sizeof(name), "udpmux_route_%s_total", suf);                                \
-        family(b, name, "counter", h ".");                                                         \
+        prom_family(b, name, "counter", h ".");                                                    \
         for (unsigned r = 0; r < c->nroutes; r++) {                                                \
             sb_printf(b, "%s{route=\"", name);                                                     \
             prom_label(b, c->routes[r].name);                                                      \
@@ -593,8 +454,8 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
     UMXD_ROUTE_STATS(RCTR)
 #undef RCTR
     /* the route's drops split by reason: one family, reason as a label */
-    family(b, "udpmux_route_drops_by_reason_total", "counter",
-           "Datagrams or new flows dropped on this route, by reason.");
+    prom_family(b, "udpmux_route_drops_by_reason_total", "counter",
+                "Datagrams or new flows dropped on this route, by reason.");
 #define RDROP(f, n, h)                                                                             \
     if (strncmp(n, "drop.", 5) == 0)                                                               \
         for (unsigned r = 0; r < c->nroutes; r++) {                                                \
@@ -604,21 +465,21 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
         }
     UMXD_ROUTE_STATS(RDROP)
 #undef RDROP
-    family(b, "udpmux_route_flows_active", "gauge", "Active flows of this route.");
+    prom_family(b, "udpmux_route_flows_active", "gauge", "Active flows of this route.");
     for (unsigned r = 0; r < c->nroutes; r++) {
         sb_puts(b, "udpmux_route_flows_active{route=\"");
         prom_label(b, c->routes[r].name);
         sb_printf(b, "\"} %llu\n", (unsigned long long)s->rst[r].active_flows);
     }
-    family(b, "udpmux_route_draining", "gauge",
-           "1 while the route is drained (udpmuxctl drain): no new flows.");
+    prom_family(b, "udpmux_route_draining", "gauge",
+                "1 while the route is drained (udpmuxctl drain): no new flows.");
     for (unsigned r = 0; r < c->nroutes; r++) {
         sb_puts(b, "udpmux_route_draining{route=\"");
         prom_label(b, c->routes[r].name);
         sb_printf(b, "\"} %d\n", __atomic_load_n(&d->drain[d->rs->slot[r]], __ATOMIC_RELAXED));
     }
-    family(b, "udpmux_backend_up", "gauge",
-           "1 when the backend takes new flows (healthy and not draining), else 0.");
+    prom_family(b, "udpmux_backend_up", "gauge",
+                "1 when the backend takes new flows (healthy and not draining), else 0.");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             sb_puts(b, "udpmux_backend_up{route=\"");
@@ -628,7 +489,7 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
             sb_printf(b, "\"} %d\n",
                       strcmp(umxd_backend_state(d, d->rs->slot[r], k, s->now_ns), "up") == 0);
         }
-    family(b, "udpmux_backend_draining", "gauge", "1 while the backend is drained, else 0.");
+    prom_family(b, "udpmux_backend_draining", "gauge", "1 while the backend is drained, else 0.");
     for (unsigned r = 0; r < c->nroutes; r++)
         for (unsigned k = 0; k < c->routes[r].nbackends; k++) {
             sb_puts(b, "udpmux_backend_draining{route=\"");
@@ -639,9 +500,9 @@ static void render_prom(struct umxd *d, const struct sample *s, struct sb *b)
                       __atomic_load_n(&d->health[d->rs->slot[r]][k].draining, __ATOMIC_RELAXED));
         }
     render_backends(d, b);
-    family(b, "udpmux_dropped_bytes_total", "counter",
-           "Payload bytes of the datagrams counted in udpmux_drops_total and the other drop "
-           "counters, by reason.");
+    prom_family(b, "udpmux_dropped_bytes_total", "counter",
+                "Payload bytes of the datagrams counted in udpmux_drops_total and the other drop "
+                "counters, by reason.");
     {
         static const char *const why[] = {
 #define DN(e, g, r, n) n,

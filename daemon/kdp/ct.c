@@ -133,11 +133,68 @@ int kdp_ct_each(int kernel_only, kdp_ct_fn *fn, void *arg)
     return r;
 }
 
-struct del_ctx {
-    const uint8_t *keep;
+/* Deleting entries: a dump through one handle, each match destroyed
+ * through a second one (the dump's socket is busy with the dump). Every
+ * context below starts with a struct sweep, so the dump's callback gets it
+ * as its data. */
+struct sweep {
     struct nfct_handle *h;
     unsigned n;
     int err;
+};
+
+static void sweep_destroy(struct sweep *w, struct nf_conntrack *ct)
+{
+    if (w->n >= CT_DELETE_MAX)
+        return;
+    if (nfct_query(w->h, NFCT_Q_DESTROY, ct) == 0)
+        w->n++;
+    else if (errno != ENOENT && !w->err)
+        w->err = -errno;
+}
+
+/* Dumps, in both families, the entries whose mark matches each of marks[]
+ * and hands them to cb with w (the head of its context). Returns the
+ * number cb destroyed or -errno. */
+static int sweep(const struct nfct_filter_dump_mark *marks, unsigned nmarks,
+                 int (*cb)(enum nf_conntrack_msg_type, struct nf_conntrack *, void *),
+                 struct sweep *w)
+{
+    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+    int r = 0;
+    w->h = nfct_open(CONNTRACK, 0);
+    w->n = 0;
+    w->err = 0;
+    if (!h || !w->h) {
+        r = -errno;
+        goto out;
+    }
+    nfct_callback_register(h, NFCT_T_ALL, cb, w);
+    for (unsigned i = 0; i < 2 * nmarks; i++) {
+        struct nfct_filter_dump *fd = nfct_filter_dump_create();
+        if (!fd) {
+            r = -ENOMEM;
+            break;
+        }
+        nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &marks[i % nmarks]);
+        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, i < nmarks ? AF_INET : AF_INET6);
+        if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && errno != ENOENT && !r)
+            r = -errno;
+        nfct_filter_dump_destroy(fd);
+    }
+    if (!r && w->err)
+        r = w->err;
+out:
+    if (h)
+        nfct_close(h);
+    if (w->h)
+        nfct_close(w->h);
+    return r < 0 ? r : (int)w->n;
+}
+
+struct del_ctx {
+    struct sweep sw; /* first: the dump's data */
+    const uint8_t *keep;
 };
 
 static int on_del(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
@@ -145,60 +202,29 @@ static int on_del(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
     struct del_ctx *c = data;
     uint32_t field = (nfct_get_attr_u32(ct, ATTR_MARK) & UMXD_KDP_MARK_MASK) >> UMXD_KDP_MARK_SHIFT;
     (void)type;
-    if (!field || c->n >= CT_DELETE_MAX)
+    if (!field)
         return NFCT_CB_CONTINUE;
     if (c->keep && (field & UMXD_KDP_F_KERNEL) && c->keep[field & 0xfffu])
         return NFCT_CB_CONTINUE;
     if (c->keep && (field & UMXD_KDP_F_USER))
         return NFCT_CB_CONTINUE;
-    /* a second handle: the dump's socket is busy with the dump */
-    if (nfct_query(c->h, NFCT_Q_DESTROY, ct) == 0)
-        c->n++;
-    else if (errno != ENOENT && !c->err)
-        c->err = -errno;
+    sweep_destroy(&c->sw, ct);
     return NFCT_CB_CONTINUE;
 }
 
 int kdp_ct_delete(const uint8_t *keep)
 {
-    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
-    struct del_ctx c = {keep, nfct_open(CONNTRACK, 0), 0, 0};
-    int r = 0;
-    if (!h || !c.h) {
-        r = -errno;
-        goto out;
-    }
-    nfct_callback_register(h, NFCT_T_ALL, on_del, &c);
-    for (int i = 0; i < 4; i++) {
-        struct nfct_filter_dump *fd = nfct_filter_dump_create();
-        uint32_t bit = i & 1 ? UMXD_KDP_MARK_USER : UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
-        struct nfct_filter_dump_mark m = {bit, bit};
-        if (!fd) {
-            r = -ENOMEM;
-            break;
-        }
-        nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m);
-        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, i < 2 ? AF_INET : AF_INET6);
-        if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && errno != ENOENT && !r)
-            r = -errno;
-        nfct_filter_dump_destroy(fd);
-    }
-    if (!r && c.err)
-        r = c.err;
-out:
-    if (h)
-        nfct_close(h);
-    if (c.h)
-        nfct_close(c.h);
-    return r < 0 ? r : (int)c.n;
+    const uint32_t k = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
+    const struct nfct_filter_dump_mark marks[2] = {{k, k},
+                                                   {UMXD_KDP_MARK_USER, UMXD_KDP_MARK_USER}};
+    struct del_ctx c = {.keep = keep};
+    return sweep(marks, 2, on_del, &c.sw);
 }
 
 struct unmarked_ctx {
+    struct sweep sw; /* first: the dump's data */
     const struct sockaddr_storage *local;
     unsigned nlocal;
-    struct nfct_handle *h;
-    unsigned n;
-    int err;
 };
 
 static int local_match(const struct sockaddr_storage *want, const struct sockaddr_storage *got)
@@ -232,55 +258,24 @@ static int on_unmarked(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 {
     struct unmarked_ctx *c = data;
     struct sockaddr_storage local;
-    int fam = nfct_get_attr_u8(ct, ATTR_L3PROTO);
     (void)type;
-    if (nfct_get_attr_u8(ct, ATTR_L4PROTO) != IPPROTO_UDP || c->n >= CT_DELETE_MAX ||
+    if (nfct_get_attr_u8(ct, ATTR_L4PROTO) != IPPROTO_UDP ||
         (nfct_get_attr_u32(ct, ATTR_MARK) & UMXD_KDP_MARK_MASK) != 0)
         return NFCT_CB_CONTINUE;
-    ct_local(ct, fam, &local);
-    for (unsigned i = 0; i < c->nlocal; i++) {
-        if (!local_match(&c->local[i], &local))
-            continue;
-        if (nfct_query(c->h, NFCT_Q_DESTROY, ct) == 0)
-            c->n++;
-        else if (errno != ENOENT && !c->err)
-            c->err = -errno;
-        break;
-    }
+    ct_local(ct, nfct_get_attr_u8(ct, ATTR_L3PROTO), &local);
+    for (unsigned i = 0; i < c->nlocal; i++)
+        if (local_match(&c->local[i], &local)) {
+            sweep_destroy(&c->sw, ct);
+            break;
+        }
     return NFCT_CB_CONTINUE;
 }
 
 int kdp_ct_delete_unmarked(const struct sockaddr_storage *local, unsigned n)
 {
-    struct nfct_handle *h = nfct_open(CONNTRACK, 0);
-    struct unmarked_ctx c = {local, n, nfct_open(CONNTRACK, 0), 0, 0};
-    int r = 0;
-    if (!h || !c.h) {
-        r = -errno;
-        goto out;
-    }
-    nfct_callback_register(h, NFCT_T_ALL, on_unmarked, &c);
-    for (int i = 0; i < 2; i++) {
-        struct nfct_filter_dump *fd = nfct_filter_dump_create();
-        struct nfct_filter_dump_mark m = {0, UMXD_KDP_MARK_MASK};
-        if (!fd) {
-            r = -ENOMEM;
-            break;
-        }
-        nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m);
-        nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, i ? AF_INET6 : AF_INET);
-        if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && errno != ENOENT && !r)
-            r = -errno;
-        nfct_filter_dump_destroy(fd);
-    }
-    if (!r && c.err)
-        r = c.err;
-out:
-    if (h)
-        nfct_close(h);
-    if (c.h)
-        nfct_close(c.h);
-    return r < 0 ? r : (int)c.n;
+    const struct nfct_filter_dump_mark none = {0, UMXD_KDP_MARK_MASK};
+    struct unmarked_ctx c = {.local = local, .nlocal = n};
+    return sweep(&none, 1, on_unmarked, &c.sw);
 }
 
 static int write_sysctl(const char *path, const char *val)

@@ -83,7 +83,12 @@ for i in $(seq 1 10); do
 done
 it_eq "$(stat kernel.queued)" "11" "one queued datagram per flow"
 it_eq "$(stat kernel.flows)" "11" "eleven kernel flows in conntrack"
-curl -s -m 3 http://127.0.0.1:9100/metrics >"$T/metrics.txt" || it_fail "/metrics"
+# the documents are rendered on the 250 ms tick: wait for one after the digs
+for i in $(seq 1 20); do
+    curl -s -m 3 http://127.0.0.1:9100/metrics >"$T/metrics.txt" || it_fail "/metrics"
+    grep -qx 'udpmux_kernel_flows 11' "$T/metrics.txt" && break
+    sleep 0.1
+done
 grep -qx 'udpmux_kernel_flows 11' "$T/metrics.txt" || it_fail "metrics: no udpmux_kernel_flows 11"
 grep -qx 'udpmux_kernel_queued_total 11' "$T/metrics.txt" || it_fail "metrics: queued"
 grep -qx 'udpmux_kernel_flow_datagrams 30' "$T/metrics.txt" || it_fail "metrics: kernel datagrams"
