@@ -210,6 +210,7 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
             umx_ctl_u64(o, "kernel.keys_learnt", ks.keys);
             umx_ctl_u64(o, "kernel.roamed", ks.roamed);
             umx_ctl_u64(o, "kernel.ordered", ks.ordered);
+            umx_ctl_u64(o, "kernel.queue_full", ks.queue_full);
             umx_ctl_u64(o, "kernel.flows", ks.flows);
             umx_ctl_u64(o, "kernel.datagrams", ks.pkts);
             umx_ctl_u64(o, "kernel.bytes", ks.bytes);

@@ -292,6 +292,9 @@ static void render_kernel(struct umxd *d, struct sb *b)
               (unsigned long long)k.to_user);
     sb_printf(b, "udpmux_kernel_verdicts_total{verdict=\"drop\"} %llu\n",
               (unsigned long long)k.dropped);
+    prom_family(b, "udpmux_kernel_queue_full_total", "counter",
+                "New flows' datagrams the kernel dropped because the queue was full.");
+    sb_printf(b, "udpmux_kernel_queue_full_total %llu\n", (unsigned long long)k.queue_full);
     prom_family(b, "udpmux_kernel_flows", "gauge", "Flows the kernel carries (conntrack entries).");
     sb_printf(b, "udpmux_kernel_flows %llu\n", (unsigned long long)k.flows);
     prom_family(b, "udpmux_kernel_flow_datagrams", "gauge",

@@ -156,7 +156,7 @@ static void release_holds(struct kdp *k, const struct sockaddr_storage *peer, in
             k->hold[j++] = *h;
             continue;
         }
-        kdp_nfq_verdict(k->q, h->id, verdict, h->host_mark | field);
+        kdp_nfq_verdict(k->q, UMXD_KDP_QUEUE, h->id, verdict, h->host_mark | field);
     }
     k->nhold = j;
 }
@@ -171,7 +171,7 @@ static void expire_holds(struct kdp *k, uint64_t now)
             continue;
         }
         /* never completed: the workers hold and time it out as before */
-        kdp_nfq_verdict(k->q, h->id, NF_ACCEPT, h->host_mark | UMXD_KDP_MARK_USER);
+        kdp_nfq_verdict(k->q, UMXD_KDP_QUEUE, h->id, NF_ACCEPT, h->host_mark | UMXD_KDP_MARK_USER);
         KDP_ADD(k->st.to_user, 1);
     }
     k->nhold = j;
@@ -210,7 +210,7 @@ static void on_proof(struct kdp *k, const struct kdp_pkt *p, uint64_t now)
     uint8_t rk[UMX_ROAM_MAX];
     size_t klen = 0;
     int kind = 0;
-    kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
     KDP_ADD(k->st.replies, 1);
     umx_flow_key_make(&key, (const struct sockaddr *)&p->dst, (const struct sockaddr *)&p->src, 0);
     f = umx_ft_lookup(k->ft, &key);
@@ -251,7 +251,7 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
             (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER)) {
             /* a kernel flow's early datagram kept in line behind the ones
              * still queued (nft.c, order_rule): it leaves as it came */
-            kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+            kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
             KDP_ADD(k->st.ordered, 1);
             return;
         }
@@ -281,7 +281,7 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
             KDP_ADD(k->st.held, 1);
             return;
         }
-        kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, host | UMXD_KDP_MARK_USER);
+        kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, host | UMXD_KDP_MARK_USER);
         KDP_ADD(k->st.to_user, 1);
         return;
     }
@@ -305,7 +305,7 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
         if (b >= 0 && (unsigned)b < rt->nbackends && rt->backends[b].addr.ss_family == p->family) {
             uint32_t field = umxd_kdp_mark(k->rs->slot[v.route], (unsigned)b);
             release_holds(k, &p->src, NF_ACCEPT, field);
-            kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, host | field);
+            kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, host | field);
             KDP_ADD(k->st.to_kernel, 1);
             if (v.how == UMXD_HOW_ROAMED || v.how == UMXD_HOW_SESSION)
                 KDP_ADD(k->st.roamed, 1);
@@ -317,12 +317,12 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
      * "unclaimed" is not known here (no attached programs): the workers'. */
     if (v.kind == UMXD_V_DROP && (!rt || rt->kernel || rt->action == UMXD_DROP)) {
         release_holds(k, &p->src, NF_DROP, 0);
-        kdp_nfq_verdict(k->q, p->id, NF_DROP, 0);
+        kdp_nfq_verdict(k->q, p->queue, p->id, NF_DROP, 0);
         KDP_ADD(k->st.dropped, 1);
         return;
     }
     release_holds(k, &p->src, NF_ACCEPT, UMXD_KDP_MARK_USER);
-    kdp_nfq_verdict(k->q, p->id, NF_ACCEPT, host | UMXD_KDP_MARK_USER);
+    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, host | UMXD_KDP_MARK_USER);
     KDP_ADD(k->st.to_user, 1);
 }
 
@@ -468,9 +468,9 @@ int umxd_kdp_init(struct umxd *d)
                  strerror(-r));
     d->kdp = k;
     umxd_log(LOG_INFO,
-             "kernel datapath: table ip/ip6 %s, NFQUEUE %u, mark mask 0x%08x; first datagrams "
+             "kernel datapath: table ip/ip6 %s, NFQUEUE %u and %u, mark mask 0x%08x; first datagrams "
              "of new flows are classified, the kernel carries the rest",
-             UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_MARK_MASK);
+             UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_MARK_MASK);
     return 0;
 fail:
     umxd_log(LOG_ERR, "kernel datapath: %s", strerror(-r));
@@ -629,6 +629,7 @@ int umxd_kdp_stats(struct umxd *d, struct umxd_kdp_stats *out, int with_flows)
     out->keys = __atomic_load_n(&k->st.keys, __ATOMIC_RELAXED);
     out->roamed = __atomic_load_n(&k->st.roamed, __ATOMIC_RELAXED);
     out->ordered = __atomic_load_n(&k->st.ordered, __ATOMIC_RELAXED);
+    kdp_nfq_dropped(&out->queue_full);
     if (with_flows) {
         struct flows_ctx c = {d, NULL, NULL, 0, 0, out};
         for (int i = 0; i < 3; i++) {

@@ -25,8 +25,11 @@ struct umxd_flow_info;
 #define UMXD_KDP_F_KERNEL 0x1000u
 #define UMXD_KDP_F_USER 0x2000u
 #define UMXD_KDP_MARK_USER (UMXD_KDP_F_USER << UMXD_KDP_MARK_SHIFT)
-/* The NFQUEUE number the table sends new flows to (per network namespace). */
+/* The NFQUEUE numbers (per network namespace): new flows' datagrams (a
+ * full queue drops them), and kernel flows' early datagrams kept in line or
+ * carrying a roaming key (a full queue lets them pass). */
 #define UMXD_KDP_QUEUE 4747u
+#define UMXD_KDP_QUEUE_ORDER 4748u
 /* The nftables tables: `table ip udpmuxd` and `table ip6 udpmuxd`. */
 #define UMXD_KDP_TABLE "udpmuxd"
 
@@ -67,6 +70,7 @@ struct umxd_kdp_stats {
     uint64_t keys;        /* roaming keys learnt from them */
     uint64_t roamed;      /* kernel flows given by a roaming key or a session */
     uint64_t ordered;     /* early datagrams of kernel flows kept in line */
+    uint64_t queue_full;  /* new-flow datagrams dropped: the queue was full */
     uint64_t flows;       /* kernel flows (conntrack entries) at the last count */
     uint64_t pkts, bytes; /* conntrack counters of those flows, both directions */
 };

@@ -29,7 +29,8 @@ int kdp_nft_exists(void);
 struct kdp_nfq;
 /* One datagram the queue handed over. */
 struct kdp_pkt {
-    uint32_t id;   /* packet id for the verdict */
+    uint32_t id;    /* packet id for the verdict (per queue) */
+    uint16_t queue; /* UMXD_KDP_QUEUE or UMXD_KDP_QUEUE_ORDER */
     uint32_t mark; /* its mark (the host's bits are kept in the verdict) */
     int family;
     struct sockaddr_storage src, dst;
@@ -46,8 +47,11 @@ typedef void kdp_pkt_fn(void *arg, const struct kdp_pkt *p);
 int kdp_nfq_read(struct kdp_nfq *q, int timeout_ms, kdp_pkt_fn *fn, void *arg);
 /* Queues a verdict (NF_ACCEPT with mark, NF_DROP); kdp_nfq_flush sends
  * the queued ones in one sendmsg. */
-void kdp_nfq_verdict(struct kdp_nfq *q, uint32_t id, int verdict, uint32_t mark);
+void kdp_nfq_verdict(struct kdp_nfq *q, uint16_t queue, uint32_t id, int verdict, uint32_t mark);
 int kdp_nfq_flush(struct kdp_nfq *q);
+/* New-flow datagrams the kernel dropped because the queue was full (its
+ * length or our socket buffer), from /proc/net/netfilter/nfnetlink_queue. */
+int kdp_nfq_dropped(uint64_t *out);
 
 /* ct.c */
 struct kdp_ct_flow {

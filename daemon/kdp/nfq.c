@@ -21,6 +21,7 @@
 #include <netinet/ip6.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,9 @@
 #define NFQ_VBUF (64u * 1024u)
 #define NFQ_MAXLEN 4096u /* datagrams waiting in the kernel for a verdict */
 #define NFQ_BATCH 64u    /* messages read before the verdicts leave */
+/* NFQ_MAXLEN messages of a full-size datagram each (~2.3 KiB of socket
+ * memory per 1400-byte datagram) */
+#define NFQ_SOCKBUF (16 * 1024 * 1024)
 
 struct kdp_nfq {
     struct mnl_socket *nl;
@@ -87,25 +91,44 @@ int kdp_nfq_open(struct kdp_nfq **out)
         goto fail;
     }
     q->portid = mnl_socket_get_portid(q->nl);
-    nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, UMXD_KDP_QUEUE);
-    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
-    r = nfq_config(q, nlh); /* -EBUSY: another process holds the queue */
-    if (r < 0)
-        goto fail;
-    nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, UMXD_KDP_QUEUE);
-    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
-    nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_MAXLEN);
-    /* NFQA_CFG_F_CONNTRACK (the entry with each packet) needs
-     * CONFIG_NETFILTER_NETLINK_GLUE_CT, which this kernel lacks
-     * (EOPNOTSUPP): replies are looked up in conntrack instead (ct.c) */
-    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
-    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
-    r = nfq_config(q, nlh);
-    if (r < 0)
-        goto fail;
-    /* a full socket buffer is the kernel's to handle (fail-open above);
-     * ENOBUFS would only tell us it happened */
+    for (uint16_t qn = UMXD_KDP_QUEUE; qn <= UMXD_KDP_QUEUE_ORDER; qn++) {
+        nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, qn);
+        nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+        r = nfq_config(q, nlh); /* -EBUSY: another process holds the queue */
+        if (r < 0)
+            goto fail;
+        nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, qn);
+        nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
+        nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_MAXLEN);
+        /* NFQA_CFG_F_CONNTRACK (the entry with each packet) needs
+         * CONFIG_NETFILTER_NETLINK_GLUE_CT, which this kernel lacks
+         * (EOPNOTSUPP): replies are looked up in conntrack instead (ct.c).
+         * Fail open only where that is harmless: a kernel flow's early
+         * datagram that passes a full queue is still DNATed by its entry
+         * (only its order is at stake); a new flow's datagram that passed
+         * would confirm an entry without NAT and pin the flow to the user
+         * path for as long as it keeps sending, so a full new-flow queue
+         * drops (counted by the kernel, kernel.queue_dropped). */
+        if (qn == UMXD_KDP_QUEUE_ORDER) {
+            mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
+            mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+        }
+        r = nfq_config(q, nlh);
+        if (r < 0)
+            goto fail;
+    }
+    /* a full socket buffer is the kernel's to handle (a drop or a pass,
+     * above); ENOBUFS would only tell us it happened */
     setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+    /* Room for the whole queue: with the default buffer (rmem_default,
+     * ~200 KiB) the socket, not NFQ_MAXLEN, was the limit (a few hundred
+     * messages). FORCE: above rmem_max, with the
+     * CAP_NET_ADMIN the kernel datapath keeps anyway. */
+    {
+        int sz = NFQ_SOCKBUF;
+        if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+            setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    }
     *out = q;
     return 0;
 fail:
@@ -187,10 +210,11 @@ static int on_msg(const struct nlmsghdr *nlh, void *data)
     ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
     memset(&p, 0, sizeof(p));
     p.id = ntohl(ph->packet_id);
+    p.queue = ntohs(g->res_id); /* packet ids are per queue */
     p.mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
     p.family = g->nfgen_family == NFPROTO_IPV6 ? AF_INET6 : AF_INET;
     if (!attr[NFQA_PAYLOAD]) {
-        kdp_nfq_verdict(cb->q, p.id, NF_ACCEPT, p.mark);
+        kdp_nfq_verdict(cb->q, p.queue, p.id, NF_ACCEPT, p.mark);
         return MNL_CB_OK;
     }
     /* one copy per new flow: Debian's libnetfilter-queue 1.0.5 has no
@@ -198,7 +222,7 @@ static int on_msg(const struct nlmsghdr *nlh, void *data)
     pb = pktb_alloc(p.family, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
                     mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), 0);
     if (!pb || parse(pb, p.family, &p) < 0) {
-        kdp_nfq_verdict(cb->q, p.id, NF_ACCEPT, p.mark);
+        kdp_nfq_verdict(cb->q, p.queue, p.id, NF_ACCEPT, p.mark);
     } else {
         cb->fn(cb->arg, &p);
         cb->handed++;
@@ -226,12 +250,12 @@ int kdp_nfq_read(struct kdp_nfq *q, int timeout_ms, kdp_pkt_fn *fn, void *arg)
     return cb.handed;
 }
 
-void kdp_nfq_verdict(struct kdp_nfq *q, uint32_t id, int verdict, uint32_t mark)
+void kdp_nfq_verdict(struct kdp_nfq *q, uint16_t queue, uint32_t id, int verdict, uint32_t mark)
 {
     struct nlmsghdr *nlh;
     if (q->vused + 256 > NFQ_VBUF)
         kdp_nfq_flush(q);
-    nlh = nfq_nlmsg_put(q->vbuf + q->vused, NFQNL_MSG_VERDICT, UMXD_KDP_QUEUE);
+    nlh = nfq_nlmsg_put(q->vbuf + q->vused, NFQNL_MSG_VERDICT, queue);
     nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
     if (verdict == NF_ACCEPT)
         nfq_nlmsg_verdict_put_mark(nlh, mark);
@@ -246,4 +270,26 @@ int kdp_nfq_flush(struct kdp_nfq *q)
     n = mnl_socket_sendto(q->nl, q->vbuf, q->vused);
     q->vused = 0;
     return n < 0 ? -errno : 0;
+}
+
+int kdp_nfq_dropped(uint64_t *out)
+{
+    /* queue_number peer_portid queue_total copy_mode copy_range
+     * queue_dropped user_dropped id_sequence 1 (this namespace's queues) */
+    FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
+    unsigned qn, pid, total, mode, range;
+    unsigned long long qd, ud;
+    char line[256];
+    int found = -ENOENT;
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "%u %u %u %u %u %llu %llu", &qn, &pid, &total, &mode, &range, &qd, &ud) ==
+                7 &&
+            qn == UMXD_KDP_QUEUE) {
+            *out = qd + ud;
+            found = 0;
+        }
+    fclose(f);
+    return found;
 }

@@ -10,9 +10,10 @@
  *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
  *       ct state new ct mark & MASK == 0  xt NFQUEUE num 4747 bypass
  *       (roaming routes) a kernel flow's 2nd/3rd datagram after the
- *       answer: meta mark tagged, NFQUEUE (the key it carries is learnt)
+ *       answer: meta mark tagged, NFQUEUE 4748 (the key it carries is
+ *       learnt)
  *       a kernel flow's first 16 datagrams before the answer: tagged,
- *       NFQUEUE (kept in line behind the ones still queued)
+ *       NFQUEUE 4748 (kept in line behind the ones still queued)
  *   chain dnat          nat, prerouting, priority -100 (dstnat)
  *   chain dnat-out      nat, output, priority -100
  *       meta mark & MASK == ID  ct mark set ct mark & ~MASK | ID
@@ -336,7 +337,7 @@ static int m_local_daddr(struct nftnl_rule *r)
     return e_cmp(r, NFT_CMP_EQ, &local, sizeof(local));
 }
 
-static int s_nfqueue(struct nftnl_rule *r)
+static int s_nfqueue(struct nftnl_rule *r, uint16_t queue)
 {
     struct nftnl_expr *e = ex(r, "target");
     struct xt_NFQ_info_v3 *info = calloc(1, sizeof(*info));
@@ -344,9 +345,10 @@ static int s_nfqueue(struct nftnl_rule *r)
         free(info);
         return -ENOMEM;
     }
-    info->queuenum = UMXD_KDP_QUEUE;
+    info->queuenum = queue;
     info->queues_total = 1;
-    /* fail open to udpmuxd's own socket: see kernel-datapath.md */
+    /* nobody on the queue (udpmuxd killed, its table left): pass to the
+     * port; a full queue is the queue's own policy (nfq.c) */
     info->flags = NFQ_FLAG_BYPASS;
     nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
     nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
@@ -459,7 +461,7 @@ static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsign
      * datagram with the route's kernel mark so udpmuxd tells it from a new
      * flow (the verdict takes the tag off again) */
     if (!e)
-        e = s_metamark(r, val) || s_nfqueue(r);
+        e = s_metamark(r, val) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
     rule_add(t, r, e);
 }
 
@@ -500,7 +502,7 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
         }
     }
     if (!e)
-        e = s_metamark(r, tag) || s_nfqueue(r);
+        e = s_metamark(r, tag) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
     rule_add(t, r, e);
 }
 
@@ -532,7 +534,7 @@ static void queue_rule(struct nft_tx *t, uint16_t fam, const char *chain,
         e = m_local_daddr(r);
     if (!e)
         e = m_udp(r) || e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2) ||
-            e_cmp(r, NFT_CMP_EQ, &port, 2) || m_new_unmarked(r) || s_nfqueue(r);
+            e_cmp(r, NFT_CMP_EQ, &port, 2) || m_new_unmarked(r) || s_nfqueue(r, UMXD_KDP_QUEUE);
     rule_add(t, r, e);
 }
 
