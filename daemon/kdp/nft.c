@@ -39,6 +39,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/rtnetlink.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,15 @@ static int m_udp(struct nftnl_rule *r)
     return e_meta(r, NFT_META_L4PROTO) ? -ENOMEM : e_cmp(r, NFT_CMP_EQ, &p, 1);
 }
 
+/* meta iiftype != loopback: in prerouting, a datagram this host sent
+ * (a local client, or one looped back after DNAT) was already seen by
+ * the output chains */
+static int m_not_loopback(struct nftnl_rule *r)
+{
+    uint16_t lo = ARPHRD_LOOPBACK;
+    return e_meta(r, NFT_META_IIFTYPE) ? -ENOMEM : e_cmp(r, NFT_CMP_NEQ, &lo, 2);
+}
+
 /* meta mark set meta mark & ~MASK | val */
 static int s_metamark(struct nftnl_rule *r, uint32_t val)
 {
@@ -474,7 +484,7 @@ static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsign
  * first verdict confirmed the entry, 12 arrived established and took the
  * direct path while 2..11 were being re-injected). The counter is
  * converted to network order for the comparison (nft_cmp orders bytes). */
-static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
+static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain, int prerouting)
 {
     struct nftnl_rule *r = rule_new(fam, chain);
     uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT, seen = IPS_SEEN_REPLY, zero = 0;
@@ -488,6 +498,10 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
             e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
             e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
             e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
+    /* a local client's datagram was kept in line by queue-out already;
+     * queued again when it loops back, it would cost a second verdict */
+    if (!e && prerouting)
+        e = m_not_loopback(r);
     if (!e) {
         bo = ex(r, "byteorder");
         if (!bo) {
@@ -606,8 +620,8 @@ static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_route
         proof_rule(t, fam, "queue", rs->slot[i], 2);
         proof_rule(t, fam, "queue", rs->slot[i], 3);
     }
-    order_rule(t, fam, "queue");
-    order_rule(t, fam, "queue-out");
+    order_rule(t, fam, "queue", 1);
+    order_rule(t, fam, "queue-out", 0);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
         char name[16];
