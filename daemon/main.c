@@ -287,6 +287,7 @@ int main(int argc, char **argv)
         return EX_OSERR;
     for (unsigned k = 0; k < UMX_ARRAY_LEN(d->mod_lfd); k++)
         d->mod_lfd[k] = -1;
+    d->kdp_fd = -1;
     if (load_config(d, &o, err, sizeof(err)) < 0) {
         fprintf(stderr, "udpmuxd: %s\n", err);
         free(d);
@@ -317,12 +318,6 @@ int main(int argc, char **argv)
     d->loaded_at = (int64_t)time(NULL);
     if (umx_random(d->hashkey, sizeof(d->hashkey)) < 0) {
         rc = EX_OSERR;
-        goto out;
-    }
-    if (o.upgrade && umxd_kdp_wanted(d->cfg)) {
-        umxd_log(LOG_ERR, "upgrade refused: routes with datapath = kernel need a restart "
-                          "(their kernel flows are not handed over)");
-        rc = EX_CONFIG;
         goto out;
     }
     if (o.upgrade) {
@@ -359,7 +354,7 @@ int main(int argc, char **argv)
     init_modules(d);
     /* before privileges drop: the table and the queue need CAP_NET_ADMIN */
     r = umxd_kdp_init(d);
-    if (r < 0 && umxd_kdp_wanted(d->cfg)) {
+    if (r < 0 && (umxd_kdp_wanted(d->cfg) || o.upgrade)) {
         rc = EX_OSERR;
         goto out;
     }
@@ -389,6 +384,11 @@ int main(int argc, char **argv)
             rc = EX_OSERR;
             goto out;
         }
+    }
+    /* the old queue thread stopped at FREEZE: ours reads what waited */
+    if (o.upgrade && umxd_kdp_go(d) < 0) {
+        rc = EX_OSERR;
+        goto out;
     }
     if (o.upgrade && umxd_upgrade_finish(d, &up, err, sizeof(err)) < 0) {
         umxd_log(LOG_ERR, "upgrade: %s", err);
@@ -422,6 +422,7 @@ out:
     if (up.fd >= 0 || (o.upgrade && rc != EX_OK)) {
         /* the old process keeps running (it restarts its workers if it had
          * stopped them); leave its sockets and socket files alone */
+        umxd_kdp_leave(d);
         umxd_upgrade_abort(&up, "the new process failed to start (see its log)");
         _exit(rc);
     }

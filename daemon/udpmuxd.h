@@ -99,6 +99,9 @@ struct umxd {
     uint32_t fd_budget;       /* per worker: flows with their own descriptor (RLIMIT_NOFILE) */
     /* upgrade (upgrade.c): the flows the workers adopt at start */
     struct umxd_handoff_in *handoff_in;
+    /* upgrade: the old process's kernel datapath queue socket, until
+     * umxd_kdp_init adopts it (-1: none) */
+    int kdp_fd;
     /* the control/attach/metrics listening sockets: before the module's
      * init, one the old process handed over (-1: none, the module binds
      * its own); after it, the module's own (-1: not open) */

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "kdp/kdp.h"
 #include "log.h"
 #include "startup.h"
 #include "routeset.h"
@@ -50,12 +51,21 @@
 #include "udpmuxd.h"
 #include "upgrade.h"
 
-enum { F_HELLO = 1, F_LISTEN, F_ABORT, F_FREEZE, F_FLOWS, F_END, F_DONE, F_STEER };
+enum { F_HELLO = 1, F_LISTEN, F_ABORT, F_FREEZE, F_FLOWS, F_END, F_DONE, F_STEER, F_KDP };
 
 /* F_STEER: the reuseport program's maps (steer.h), none without one */
 struct steer_hdr {
     uint32_t mirror;
     uint32_t nmaps;
+};
+
+/* F_KDP: the route slots (a kernel flow's conntrack mark names its route
+ * by slot, so the new process must number routes as the old one did) and
+ * the kernel datapath's queue socket when it runs (nqueue 1, one fd) */
+struct kdp_frame {
+    uint32_t nqueue;
+    uint32_t nslots;
+    char slot[UMXD_MAX_SLOTS][UMXD_NAME_MAX];
 };
 
 #define UP_MAGIC 0x756d7875u /* "umxu" */
@@ -274,18 +284,9 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     int fds[3], nf = 0, r;
     struct emit_state *e = NULL;
     uint64_t t0;
+    int kdp_table = 1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || !may_upgrade(d, &uc)) {
         umxd_log(LOG_WARNING, "upgrade: refused for uid %u pid %d (root only)", (unsigned)uc.uid,
-                 (int)uc.pid);
-        close(fd);
-        return;
-    }
-    if (d->kdp) {
-        /* the kernel datapath's table, queue and conntrack flows are not
-         * handed over (yet): a successor would remove them as stale */
-        umxd_log(LOG_WARNING,
-                 "upgrade: refused for pid %d: routes with datapath = kernel need "
-                 "a restart (their kernel flows are not handed over)",
                  (int)uc.pid);
         close(fd);
         return;
@@ -336,6 +337,21 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
         if (send_frame(fd, F_STEER, &sh, sizeof(sh), mf, sh.nmaps) < 0)
             goto fail;
     }
+    {
+        /* the queue socket goes while our queue thread still reads it: the
+         * new process reads it only after FREEZE, when ours has stopped */
+        struct kdp_frame *kf = calloc(1, sizeof(*kf));
+        int qfd = umxd_kdp_handoff_fd(d);
+        if (!kf)
+            goto fail;
+        kf->nqueue = qfd >= 0;
+        kf->nslots = d->nslots;
+        memcpy(kf->slot, d->slot_name, sizeof(kf->slot));
+        r = send_frame(fd, F_KDP, kf, sizeof(*kf), &qfd, kf->nqueue);
+        free(kf);
+        if (r < 0)
+            goto fail;
+    }
     /* the new process sets up (config checks, modules, privileges) */
     r = recv_frame(fd, &type, msg, sizeof(msg) - 1, &len, NULL, 0, &nfds);
     if (r < 0 || type == F_ABORT) {
@@ -347,13 +363,26 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
                      strerror(-r));
         }
         close(fd);
+        /* it may have installed its own table already */
+        umxd_kdp_resume(d, 1);
         return;
     }
     if (type != F_FREEZE)
         goto fail;
+    {
+        /* FREEZE says whether the new process installed its table (a
+         * stand-in without one says 0); unsaid: assume it did */
+        uint32_t installed = 1;
+        if (len == sizeof(installed))
+            memcpy(&installed, msg, sizeof(installed));
+        kdp_table = installed != 0;
+    }
     /* from here on nobody reads the sockets until the new workers do */
     t0 = umx_now_ns();
     umxd_path_freeze(d);
+    /* new flows' first datagrams wait in the queue (the socket stays
+     * open: the binding is its), kernel flows go on in the kernel */
+    umxd_kdp_pause(d);
     /* The group's eBPF program (steer/) stays attached to the sockets and
      * its maps went to the new process with them (F_STEER), which has set
      * its own configuration's first-byte filter by now. */
@@ -383,7 +412,8 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     umxd_notify(msg);
     /* No teardown: the control and attach socket files now belong to the
      * new process (the atexit handlers would unlink them), and every
-     * socket stays open in it. */
+     * socket stays open in it. The kernel datapath's table and kernel
+     * flows are the new process's too (umxd_kdp_fini would delete them). */
     _exit(0);
 thaw:
     umxd_log(LOG_ERR, "upgrade: hand-over to pid %d failed; resuming (nothing was closed)",
@@ -392,6 +422,7 @@ thaw:
     close(fd);
     if (umxd_path_thaw(d) < 0)
         umxd_log(LOG_ERR, "upgrade: cannot restart the workers");
+    umxd_kdp_resume(d, kdp_table);
     /* the new process may have set its configuration's filter: ours again */
     umxd_routeset_steer(d);
     d->reloads_failed++;
@@ -435,6 +466,52 @@ static int same_addr(int fd, const struct sockaddr_storage *want)
     memcpy(&a, &ss, sizeof(a));
     memcpy(&b, want, sizeof(b));
     return a.sin6_port == b.sin6_port && !memcmp(&a.sin6_addr, &b.sin6_addr, sizeof(a.sin6_addr));
+}
+
+/* F_KDP: our route slots numbered as the old process's, and its queue
+ * socket (d->kdp_fd) when it runs a kernel datapath. 1 to go on, or the
+ * join's result (-errno, err set, the old process told). */
+static int join_kdp(struct umxd *d, struct umxd_upgrade *u, char *err, size_t errlen)
+{
+    struct kdp_frame *kf = calloc(1, sizeof(*kf));
+    uint32_t type, len;
+    unsigned nfds;
+    int fds[UP_MAX_FDS], r;
+    if (!kf) {
+        snprintf(err, errlen, "out of memory");
+        umxd_upgrade_abort(u, err);
+        return -ENOMEM;
+    }
+    r = recv_frame(u->fd, &type, kf, sizeof(*kf), &len, fds, UP_MAX_FDS, &nfds);
+    if (r < 0 || type != F_KDP || len != sizeof(*kf) || kf->nqueue > 1 || nfds != kf->nqueue ||
+        kf->nslots > UMXD_MAX_SLOTS) {
+        close_all(fds, r == 0 ? nfds : 0);
+        free(kf);
+        snprintf(err, errlen, "hand-over from pid %d broke off: bad kernel datapath frame",
+                 u->old_pid);
+        return -EIO;
+    }
+    /* nothing has taken a slot yet (the route set starts after the join) */
+    d->nslots = 0;
+    for (unsigned i = 0; i < kf->nslots; i++) {
+        kf->slot[i][UMXD_NAME_MAX - 1] = '\0';
+        memcpy(d->slot_name[i], kf->slot[i], UMXD_NAME_MAX);
+        d->nslots = i + 1;
+    }
+    free(kf);
+    if (nfds) {
+        d->kdp_fd = fds[0];
+        return 1;
+    }
+    if (umxd_kdp_wanted(d->cfg)) {
+        snprintf(err, errlen,
+                 "the running udpmuxd (pid %d) has no kernel datapath: turning datapath = "
+                 "kernel on needs a restart",
+                 u->old_pid);
+        umxd_upgrade_abort(u, err);
+        return -EINVAL;
+    }
+    return 1;
 }
 
 int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t errlen)
@@ -593,6 +670,9 @@ int umxd_upgrade_join(struct umxd *d, struct umxd_upgrade *u, char *err, size_t 
             }
         }
     }
+    r = join_kdp(d, u, err, errlen);
+    if (r != 1)
+        return r;
     return 0;
 io:
     snprintf(err, errlen, "hand-over from pid %d broke off: %s", u->old_pid,
@@ -617,7 +697,10 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
     int fds[UP_MAX_FDS];
     if (!in || !buf)
         goto oom;
-    if (send_frame(u->fd, F_FREEZE, NULL, 0, NULL, 0) < 0)
+    /* whether our table replaced the old process's: if we fail from
+     * here on, it puts its own back */
+    uint32_t installed = d->kdp != NULL;
+    if (send_frame(u->fd, F_FREEZE, &installed, sizeof(installed), NULL, 0) < 0)
         goto io;
     u->t_freeze_ns = umx_now_ns();
     for (;;) {

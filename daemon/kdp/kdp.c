@@ -24,6 +24,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kdp_int.h"
 #include "log.h"
@@ -412,10 +414,53 @@ static int kdp_new(struct umxd *d, struct kdp **out)
     return 0;
 }
 
+/* An upgrade: the old process's queue socket (d->kdp_fd) is adopted, not
+ * bound; its table and its conntrack entries are the running kernel flows,
+ * not stale ones. Our route set's table replaces its table in one
+ * transaction (the slots came with the hand-over, so every kernel flow's
+ * mark still names its route and backend); the queue thread starts in
+ * umxd_kdp_go, once the old one stopped reading. */
+static int kdp_adopt(struct umxd *d)
+{
+    struct kdp *k;
+    int fd = d->kdp_fd, r;
+    d->kdp_fd = -1;
+    r = kdp_new(d, &k);
+    if (r < 0) {
+        close(fd);
+        goto fail;
+    }
+    r = kdp_nfq_adopt(&k->q, fd);
+    if (r < 0) {
+        kdp_free(k);
+        goto fail;
+    }
+    maybe_switch(k);
+    r = kdp_nft_apply(d->rs);
+    if (r < 0) {
+        /* the old process puts its own table back when we give up */
+        umxd_log(LOG_ERR, "kernel datapath: cannot install table %s %s: %s", "ip[6]",
+                 UMXD_KDP_TABLE, strerror(-r));
+        kdp_free(k);
+        return r;
+    }
+    d->kdp = k;
+    umxd_log(LOG_INFO,
+             "kernel datapath: took over NFQUEUE %u and %u and table ip/ip6 %s from the old "
+             "process; its kernel flows go on",
+             UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_TABLE);
+    return 0;
+fail:
+    umxd_log(LOG_ERR, "kernel datapath: cannot take over the queue: %s", strerror(-r));
+    return r;
+}
+
 int umxd_kdp_init(struct umxd *d)
 {
     struct kdp *k;
     int r, wanted = umxd_kdp_wanted(d->cfg);
+    if (d->kdp_fd >= 0)
+        return kdp_adopt(d);
     if (kdp_nft_exists()) {
         umxd_log(LOG_NOTICE, "kernel datapath: removing the table a previous udpmuxd left behind");
         r = kdp_nft_apply(NULL);
@@ -467,10 +512,11 @@ int umxd_kdp_init(struct umxd *d)
                  "queue: %s",
                  strerror(-r));
     d->kdp = k;
-    umxd_log(LOG_INFO,
-             "kernel datapath: table ip/ip6 %s, NFQUEUE %u and %u, mark mask 0x%08x; first datagrams "
-             "of new flows are classified, the kernel carries the rest",
-             UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_MARK_MASK);
+    umxd_log(
+        LOG_INFO,
+        "kernel datapath: table ip/ip6 %s, NFQUEUE %u and %u, mark mask 0x%08x; first datagrams "
+        "of new flows are classified, the kernel carries the rest",
+        UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_MARK_MASK);
     return 0;
 fail:
     umxd_log(LOG_ERR, "kernel datapath: %s", strerror(-r));
@@ -504,6 +550,84 @@ void umxd_kdp_reload(struct umxd *d)
     free(keep);
     if (r > 0)
         umxd_log(LOG_NOTICE, "kernel datapath: ended %d kernel flows of removed routes", r);
+}
+
+int umxd_kdp_go(struct umxd *d)
+{
+    struct kdp *k = d->kdp;
+    int r;
+    if (!k || k->started)
+        return 0;
+    __atomic_store_n(&k->stop, 0, __ATOMIC_RELEASE);
+    r = pthread_create(&k->th, NULL, queue_main, k);
+    if (r) {
+        umxd_log(LOG_ERR, "kernel datapath: cannot start the queue thread: %s", strerror(r));
+        return -r;
+    }
+    k->started = 1;
+    return 0;
+}
+
+/* Stops the queue thread between two reads (its verdicts flushed; what it
+ * held goes to the workers' path, as at exit) and closes nothing. */
+static void kdp_stop(struct kdp *k)
+{
+    __atomic_store_n(&k->stop, 1, __ATOMIC_RELEASE);
+    if (k->started)
+        pthread_join(k->th, NULL);
+    k->started = 0;
+}
+
+int umxd_kdp_handoff_fd(const struct umxd *d)
+{
+    const struct kdp *k = d->kdp;
+    return k ? kdp_nfq_fd(k->q) : -1;
+}
+
+void umxd_kdp_pause(struct umxd *d)
+{
+    if (d->kdp)
+        kdp_stop(d->kdp);
+}
+
+void umxd_kdp_resume(struct umxd *d, int table)
+{
+    struct kdp *k = d->kdp;
+    int r;
+    if (!k)
+        return;
+    if (umxd_kdp_go(d) < 0)
+        umxd_log(LOG_ERR, "kernel datapath: the queue is not read: new flows' first datagrams "
+                          "are dropped (restart udpmuxd)");
+    if (!table)
+        return;
+    /* The new process may have installed its route set's table: ours
+     * again, once the datagrams that waited in the queue have their
+     * verdicts (a table that is replaced takes its hooks' queued datagrams
+     * with it). Bounded: a queue that never empties is a busy one, whose
+     * datagrams each wait only a moment. */
+    for (int i = 0; i < 200; i++) {
+        unsigned n;
+        struct timespec ts = {0, 1000000};
+        if (kdp_nfq_waiting(&n) < 0 || n == 0)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    r = kdp_nft_apply(d->rs);
+    if (r < 0)
+        umxd_log(LOG_ERR, "kernel datapath: cannot put the table back: %s", strerror(-r));
+}
+
+void umxd_kdp_leave(struct umxd *d)
+{
+    struct kdp *k = d->kdp;
+    if (!k)
+        return;
+    /* verdicts for what we read go out before the socket is the old
+     * process's alone again */
+    kdp_stop(k);
+    d->kdp = NULL;
+    kdp_free(k);
 }
 
 void umxd_kdp_fini(struct umxd *d)

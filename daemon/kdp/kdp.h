@@ -48,6 +48,20 @@ int umxd_kdp_init(struct umxd *d);
 /* After a reload published d->rs: rebuilds the table for the new routes and
  * ends the kernel flows of routes that are gone. */
 void umxd_kdp_reload(struct umxd *d);
+/* Upgrade (daemon/upgrade.c). New process: with d->kdp_fd set (the old
+ * process's queue socket), umxd_kdp_init adopts it and installs the table
+ * without removing anything; umxd_kdp_go starts the queue thread once the
+ * old one stopped; umxd_kdp_leave (giving up) stops it and lets the socket
+ * go, table and conntrack entries untouched. Old process: the socket to
+ * send (-1: no kernel datapath), umxd_kdp_pause stops the queue thread
+ * keeping everything, umxd_kdp_resume reads again and, when table is set
+ * (the new process installed its own), puts our table back (the hand-over
+ * failed). */
+int umxd_kdp_go(struct umxd *d);
+void umxd_kdp_leave(struct umxd *d);
+int umxd_kdp_handoff_fd(const struct umxd *d);
+void umxd_kdp_pause(struct umxd *d);
+void umxd_kdp_resume(struct umxd *d, int table);
 /* Stops the queue thread, deletes the table and udpmuxd's conntrack entries. */
 void umxd_kdp_fini(struct umxd *d);
 /* The route-set epoch the queue thread runs (umxd_collect keeps older sets

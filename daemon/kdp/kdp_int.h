@@ -31,13 +31,16 @@ struct kdp_nfq;
 struct kdp_pkt {
     uint32_t id;    /* packet id for the verdict (per queue) */
     uint16_t queue; /* UMXD_KDP_QUEUE or UMXD_KDP_QUEUE_ORDER */
-    uint32_t mark; /* its mark (the host's bits are kept in the verdict) */
+    uint32_t mark;  /* its mark (the host's bits are kept in the verdict) */
     int family;
     struct sockaddr_storage src, dst;
     const uint8_t *payload; /* UDP payload (inside the receive buffer) */
     size_t len;
 };
 int kdp_nfq_open(struct kdp_nfq **out);
+/* Takes over fd, the queue socket an upgrade's old process bound (closed
+ * on error). 0 or -errno. */
+int kdp_nfq_adopt(struct kdp_nfq **out, int fd);
 void kdp_nfq_close(struct kdp_nfq *q);
 int kdp_nfq_fd(const struct kdp_nfq *q);
 /* Reads what the queue holds (waits at most timeout_ms) and calls fn for
@@ -52,6 +55,8 @@ int kdp_nfq_flush(struct kdp_nfq *q);
 /* New-flow datagrams the kernel dropped because the queue was full (its
  * length or our socket buffer), from /proc/net/netfilter/nfnetlink_queue. */
 int kdp_nfq_dropped(uint64_t *out);
+/* Datagrams waiting in both queues for a verdict (read or not). */
+int kdp_nfq_waiting(unsigned *out);
 
 /* ct.c */
 struct kdp_ct_flow {

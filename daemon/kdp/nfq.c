@@ -136,6 +136,51 @@ fail:
     return r;
 }
 
+/* The queue socket an upgrade's old process handed over: the binding of
+ * both queues and their configuration belong to the socket (its port id),
+ * so there is nothing to send; datagrams queued while nobody read wait in
+ * it. */
+int kdp_nfq_adopt(struct kdp_nfq **out, int fd)
+{
+    struct kdp_nfq *q = calloc(1, sizeof(*q));
+    struct sockaddr_nl sa;
+    socklen_t sl = sizeof(sa);
+    int r;
+    if (!q)
+        return -ENOMEM;
+    memset(&sa, 0, sizeof(sa));
+    /* a netlink netfilter socket, bound: anything else is refused */
+    if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0 || sa.nl_family != AF_NETLINK ||
+        !sa.nl_pid) {
+        r = -EBADF;
+        goto fail;
+    }
+    {
+        int proto = -1;
+        socklen_t pl = sizeof(proto);
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) < 0 ||
+            proto != NETLINK_NETFILTER) {
+            r = -EBADF;
+            goto fail;
+        }
+    }
+    q->rbuf = malloc(NFQ_RBUF);
+    q->vbuf = malloc(NFQ_VBUF);
+    q->nl = mnl_socket_fdopen(fd);
+    if (!q->rbuf || !q->vbuf || !q->nl) {
+        r = q->nl ? -ENOMEM : -errno;
+        goto fail;
+    }
+    q->portid = mnl_socket_get_portid(q->nl);
+    *out = q;
+    return 0;
+fail:
+    if (!q->nl)
+        close(fd);
+    kdp_nfq_close(q);
+    return r;
+}
+
 void kdp_nfq_close(struct kdp_nfq *q)
 {
     if (!q)
@@ -292,4 +337,20 @@ int kdp_nfq_dropped(uint64_t *out)
         }
     fclose(f);
     return found;
+}
+
+int kdp_nfq_waiting(unsigned *out)
+{
+    FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
+    unsigned qn, pid, total;
+    char line[256];
+    if (!f)
+        return -errno;
+    *out = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "%u %u %u", &qn, &pid, &total) == 3 &&
+            (qn == UMXD_KDP_QUEUE || qn == UMXD_KDP_QUEUE_ORDER))
+            *out += total;
+    fclose(f);
+    return 0;
 }

@@ -49,7 +49,9 @@ int umxd_slot(struct umxd *d, const char *name);
  * flow as it travels to the new process, next to its upstream socket. Both
  * ends run the same UMXD_HANDOFF_VERSION (upgrade.c refuses others), so the
  * record is copied as is. */
-#define UMXD_HANDOFF_VERSION 2 /* 2: the steering program's maps move (F_STEER) */
+/* 2: the steering program's maps move (F_STEER); 3: the route slots and the
+ * kernel datapath's queue socket (F_KDP) */
+#define UMXD_HANDOFF_VERSION 3
 enum {
     UMXD_HO_FLOW,   /* a flow with its own upstream socket (travels with it) */
     UMXD_HO_SHARED, /* a flow on its worker's shared socket (upsrc says which) */
