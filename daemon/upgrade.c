@@ -11,7 +11,8 @@
  *   new -> old  "upgrade-handoff" request line (root only, SO_PEERCRED)
  *   old -> new  HELLO (hash key, workers, paths) + control/attach/metrics
  *               listening sockets; LISTEN per listener + its socket per
- *               worker (SCM_RIGHTS)
+ *               worker (SCM_RIGHTS); STEER (the eBPF program's maps); KDP
+ *               (route slot names, the kernel datapath's queue socket)
  *   new         checks they fit its config (ABORT with the reason if not),
  *               sets up as a normal start does, drops privileges
  *   new -> old  FREEZE
@@ -22,8 +23,9 @@
  *
  * Between FREEZE and the new workers' first read nobody reads: datagrams
  * wait in the sockets' receive queues (listeners and upstream sockets
- * alike), which is why nothing is lost as long as the switch is shorter
- * than what rcvbuf holds. If the new process fails or goes away after
+ * alike; new flows' first datagrams of kernel routes in the NFQUEUE),
+ * which is why nothing is lost as long as the switch is shorter than what
+ * rcvbuf holds. If the new process fails or goes away after
  * FREEZE, the old one restarts its workers on the state it kept.
  *
  * Frames: an 8-byte header (type, length) and the payload in one sendmsg,

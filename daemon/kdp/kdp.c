@@ -436,19 +436,15 @@ static int kdp_adopt(struct umxd *d)
         goto fail;
     }
     maybe_switch(k);
-    r = kdp_nft_apply(d->rs);
-    if (r < 0) {
-        /* the old process puts its own table back when we give up */
-        umxd_log(LOG_ERR, "kernel datapath: cannot install table %s %s: %s", "ip[6]",
-                 UMXD_KDP_TABLE, strerror(-r));
-        kdp_free(k);
-        return r;
-    }
     d->kdp = k;
     umxd_log(LOG_INFO,
              "kernel datapath: took over NFQUEUE %u and %u and table ip/ip6 %s from the old "
              "process; its kernel flows go on",
              UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_TABLE);
+    /* our configuration replaces the old one as a reload would: the table
+     * for our routes, the kernel flows of routes we lack end (the old
+     * process puts its own table back if we give up) */
+    umxd_kdp_reload(d);
     return 0;
 fail:
     umxd_log(LOG_ERR, "kernel datapath: cannot take over the queue: %s", strerror(-r));
@@ -592,9 +588,7 @@ void umxd_kdp_pause(struct umxd *d)
 
 void umxd_kdp_resume(struct umxd *d, int table)
 {
-    struct kdp *k = d->kdp;
-    int r;
-    if (!k)
+    if (!d->kdp)
         return;
     if (umxd_kdp_go(d) < 0)
         umxd_log(LOG_ERR, "kernel datapath: the queue is not read: new flows' first datagrams "
@@ -613,9 +607,9 @@ void umxd_kdp_resume(struct umxd *d, int table)
             break;
         nanosleep(&ts, NULL);
     }
-    r = kdp_nft_apply(d->rs);
-    if (r < 0)
-        umxd_log(LOG_ERR, "kernel datapath: cannot put the table back: %s", strerror(-r));
+    /* our table as a reload makes it; the kernel flows of routes only
+     * the new process had end */
+    umxd_kdp_reload(d);
 }
 
 void umxd_kdp_leave(struct umxd *d)

@@ -221,6 +221,10 @@ it_eq "$(stat kernel.queued)" $((qn + 1)) "the new flow was queued and decided b
 it_eq "$(stat kernel.to_kernel)" $((qn + 1)) "and given to the kernel"
 it_eq "$(ask --bind 10.1.0.2:6202 --data gen2=1)" "gen2=1" "the route the new configuration added"
 grep -q '^Seccomp:[[:space:]]*2' "/proc/$new/status" || it_fail "no seccomp filter in the new process"
+for st in /proc/"$new"/task/*/status; do
+    it_eq "$(awk '/^CapEff|^CapPrm/ {printf "%s ", $2}' "$st")" "0000000000001000 0000000000001000 " \
+        "new process, thread $(basename "$(dirname "$st")"): only CAP_NET_ADMIN"
+done
 # the new configuration puts route echo first: the running kernel flow's
 # mark still names route k (the slots came with the hand-over)
 timeout 5 "$UDPMUXCTL" -s "$S" -j flows -r k -p 10.1.0.2:6200 >"$T/flows.json"
