@@ -289,6 +289,18 @@ static int write_sysctl(const char *path, const char *val)
     return n < 0 ? -errno : 0;
 }
 
+int kdp_ct_accounting_on(void)
+{
+    char c = 0;
+    int fd = open("/proc/sys/net/netfilter/nf_conntrack_acct", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    if (fd < 0)
+        return -errno;
+    n = read(fd, &c, 1);
+    close(fd);
+    return n == 1 ? c != '0' : -EIO;
+}
+
 int kdp_ct_accounting(void)
 {
     /* per network namespace; flows created before this have no counters */

@@ -61,6 +61,8 @@ struct kdp {
     uint64_t route_flows[UMXD_MAX_SLOTS];
     struct kdp_hold hold[KDP_HOLDS];
     unsigned nhold;
+    uint64_t acct_checked; /* watch_accounting() */
+    int acct_off;
     struct umxd_kdp_stats st; /* atomic adds */
 };
 
@@ -328,6 +330,32 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
     KDP_ADD(k->st.to_user, 1);
 }
 
+/* The order rule counts a kernel flow's datagrams with conntrack's packet
+ * counters (nft.c, order_rule): with accounting off they read 0, and every
+ * unanswered datagram of the flows created meanwhile is queued for the
+ * flow's whole life (still carried, slowly). udpmuxd turns it on at start;
+ * after that the seccomp list allows only read-only opens, so someone
+ * turning it off is told (once per change, within KDP_ACCT_NS), not
+ * overruled. */
+#define KDP_ACCT_NS (2000ull * 1000000ull)
+static void watch_accounting(struct kdp *k, uint64_t now)
+{
+    int on;
+    if (now - k->acct_checked < KDP_ACCT_NS)
+        return;
+    k->acct_checked = now;
+    on = kdp_ct_accounting_on();
+    if (on < 0 || on == !k->acct_off)
+        return;
+    k->acct_off = !on;
+    if (k->acct_off)
+        umxd_log(LOG_WARNING, "kernel datapath: net.netfilter.nf_conntrack_acct was turned off: "
+                              "every unanswered datagram of new kernel flows now goes through "
+                              "the queue; turn it back on");
+    else
+        umxd_log(LOG_NOTICE, "kernel datapath: net.netfilter.nf_conntrack_acct is on again");
+}
+
 static void *queue_main(void *arg)
 {
     struct kdp *k = arg;
@@ -342,6 +370,7 @@ static void *queue_main(void *arg)
         umx_ft_expire(k->ft, now, 256, release, k);
         if (kdp_nfq_flush(k->q) < 0)
             KDP_ADD(k->st.verdict_err, 1);
+        watch_accounting(k, now);
         if (n < 0 && n != -EINTR)
             KDP_ADD(k->st.verdict_err, 1);
     }

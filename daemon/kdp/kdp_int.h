@@ -86,5 +86,7 @@ int kdp_ct_delete(const uint8_t *keep);
 int kdp_ct_delete_unmarked(const struct sockaddr_storage *local, unsigned n);
 /* Turns conntrack accounting (and timestamps) on in this namespace. */
 int kdp_ct_accounting(void);
+/* 1 if conntrack accounting is on, 0 if off, or -errno. */
+int kdp_ct_accounting_on(void);
 
 #endif

@@ -8,6 +8,7 @@
 # path for as long as it keeps sending (bench/run found it: 100 flows at
 # 0.17x direct, udpmuxd at 63 % CPU). A full queue drops instead, counted
 # (kernel.queue_full), and the flow's next datagram is decided.
+# Also: conntrack accounting turned off while udpmuxd runs is reported.
 # The queue is filled for real: udpmuxd is stopped (SIGSTOP) while one new
 # flow sends more datagrams than the queue holds (4096).
 . "$(dirname "$0")/lib.sh"
@@ -66,5 +67,15 @@ it_contains "$ct" "src=10.2.0.2 dst=10.2.0.1 sport=5001" "the flow is DNATed to 
 case "$ct" in *"mark=0 "*) it_fail "the entry still has no udpmuxd mark: $ct" ;; esac
 it_eq "$(stat rx.datagrams)" "$rx0" "the workers no longer see the flow"
 [ "$(stat kernel.queue_full)" -ge 1 ] || it_fail "the queue never filled (kernel.queue_full 0)"
+
+# conntrack accounting turned off by someone: udpmuxd says so (the order
+# rule counts datagrams with it; without, every unanswered datagram of a
+# new kernel flow is queued for the flow's whole life), and when it is on
+# again; seccomp lets it read the setting, not write it
+sysctl -qw net.netfilter.nf_conntrack_acct=0
+it_wait_log "$T/udpmuxd.log" "nf_conntrack_acct was turned off"
+sysctl -qw net.netfilter.nf_conntrack_acct=1
+it_wait_log "$T/udpmuxd.log" "nf_conntrack_acct is on again"
+it_log_lacks udpmuxd "seccomp: refused"
 it_alive udpmuxd || it_fail "udpmuxd died"
 it_pass

@@ -22,16 +22,15 @@ RATE=400
 it_echo a 127.0.0.1:5001
 it_wait_udp 5001
 SHARED=$([ "${IT_UPSTREAM:-}" = shared ] && printf 'upstream = shared\nsource = 127.66.0.0/16' || true)
+# conf [EXTRA_ROUTES]: the two routes of both generations, after EXTRA_ROUTES
 conf()
 {
     IT_CONF_EXTRA="user = nobody
 group = nogroup
-metrics = 127.0.0.1:9533" it_conf "$T/udpmux.conf"
-}
-conf <<CONF
+metrics = 127.0.0.1:9533" it_conf "$T/udpmux.conf" <<CONF
 [listen]
 address = 127.0.0.1:$IT_PORT
-
+${1:-}
 [route stream]
 match = prefix 7365713d
 forward = 127.0.0.1:5001
@@ -43,6 +42,8 @@ match = wireguard
 forward = 127.0.0.1:5820
 $SHARED
 CONF
+}
+conf
 # systemd's side, without systemd: a stand-in notification socket that
 # records who sent what (MAINPID= must come from the old process, the
 # watchdog pings then from the new one)
@@ -87,25 +88,11 @@ streams()
 # 1. the upgrade, under load, to a configuration with one more route
 streams up
 sleep 2
-conf <<CONF
-[listen]
-address = 127.0.0.1:$IT_PORT
-
+conf "
 [route gen2]
 match = prefix 67656e323d
 action = echo
-
-[route stream]
-match = prefix 7365713d
-forward = 127.0.0.1:5001
-idle-timeout = 30s
-$SHARED
-
-[route wireguard]
-match = wireguard
-forward = 127.0.0.1:5820
-$SHARED
-CONF
+"
 t0=$(it_now_ms)
 rc=0
 timeout 30 "$UDPMUXCTL" upgrade -c "$T/udpmux.conf" -d "$UDPMUXD" >"$T/upgrade.out" \
