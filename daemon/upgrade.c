@@ -392,7 +392,8 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
     if (!e)
         goto thaw;
     e->fd = fd;
-    if (umxd_path_export(d, emit, e, &skipped) < 0 || emit_flush(e) < 0)
+    if (umxd_path_export(d, emit, e, &skipped) < 0 || umxd_kdp_export(d, emit, e) < 0 ||
+        emit_flush(e) < 0)
         goto thaw;
     {
         struct end en = {e->total, skipped};
@@ -729,7 +730,7 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
             /* descriptors belong to the records that carry one, in order */
             unsigned want = 0;
             for (unsigned i = 0; i < n; i++)
-                want += buf[i].kind != UMXD_HO_SHARED;
+                want += umxd_handoff_has_fd(buf[i].kind);
             if (want != nfds) {
                 close_all(fds, nfds);
                 goto io;
@@ -750,7 +751,7 @@ int umxd_upgrade_flows(struct umxd *d, struct umxd_upgrade *u, char *err, size_t
         }
         memcpy(&in->rec[in->n], buf, len);
         for (unsigned i = 0, k = 0; i < n; i++)
-            in->fd[in->n + i] = buf[i].kind != UMXD_HO_SHARED ? fds[k++] : -1;
+            in->fd[in->n + i] = umxd_handoff_has_fd(buf[i].kind) ? fds[k++] : -1;
         in->n += n;
     }
     free(buf);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kdp_int.h"
+#include "path/path.h"
 #include "log.h"
 #include "rules/probe.h"
 #include "rules/roam.h"
@@ -577,12 +578,129 @@ void umxd_kdp_reload(struct umxd *d)
         umxd_log(LOG_NOTICE, "kernel datapath: ended %d kernel flows of removed routes", r);
 }
 
+int umxd_kdp_export(struct umxd *d, int (*emit)(void *, const struct umxd_handoff_rec *, int),
+                    void *arg)
+{
+    struct kdp *k = d->kdp;
+    if (!k || k->started)
+        return 0;
+    for (uint32_t i = 0; i < umx_ft_capacity(k->ft); i++) {
+        struct umx_flow *f = umx_ft_at(k->ft, i);
+        const struct umxd_route *rt;
+        struct umxd_handoff_rec rec;
+        const struct umxd_flow *fl;
+        int r;
+        if (!f)
+            continue;
+        fl = umxd_fl(f);
+        if (fl->route >= k->rs->cfg->nroutes)
+            continue;
+        rt = &k->rs->cfg->routes[fl->route];
+        memset(&rec, 0, sizeof(rec));
+        rec.worker = UMXD_HO_KDP_WORKER;
+        rec.kind = UMXD_HO_KDP;
+        memcpy(rec.route, rt->name, sizeof(rec.route));
+        if (fl->backend < rt->nbackends)
+            memcpy(rec.backend, rt->backends[fl->backend].text, sizeof(rec.backend));
+        rec.backend_idx = fl->backend;
+        rec.listener = fl->listener;
+        rec.answered = fl->answered;
+        rec.established = fl->established;
+        rec.tagged = f->key.tag != 0;
+        rec.key = f->key;
+        rec.peer = fl->peer;
+        rec.local = fl->local;
+        rec.roam_len = f->roam_len;
+        memcpy(rec.roam, f->roam, sizeof(rec.roam));
+        rec.created_ns = f->created_ns;
+        rec.last_ns = f->last_ns;
+        rec.rx_dgrams = fl->rx_dgrams;
+        rec.rx_bytes = fl->rx_bytes;
+        r = emit(arg, &rec, -1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* One flow of the old queue thread into ours, by route name and backend
+ * text as the workers adopt theirs (handoff.c); 0 or -errno (skipped). */
+static int kdp_adopt_flow(struct kdp *k, const struct umxd_handoff_rec *rec)
+{
+    const struct umxd_config *c = k->rs->cfg;
+    struct umx_flow_key key = rec->key;
+    const struct umxd_route *rt;
+    struct umxd_flow *fl;
+    struct umx_flow *f;
+    char name[UMXD_NAME_MAX];
+    int nr, b = -1;
+    memcpy(name, rec->route, sizeof(name));
+    name[sizeof(name) - 1] = '\0';
+    nr = umxd_config_route(c, name);
+    if (nr < 0 || !c->routes[nr].kernel || rec->listener >= c->nlisten)
+        return -ENOENT;
+    rt = &c->routes[nr];
+    for (unsigned i = 0; i < rt->nbackends && b < 0; i++)
+        if (strncmp(rt->backends[i].text, rec->backend, sizeof(rec->backend)) == 0)
+            b = (int)i;
+    if (b < 0)
+        return -ENOENT;
+    if (rec->tagged)
+        key.tag = (uint32_t)nr + 1;
+    if (umx_ft_lookup(k->ft, &key))
+        return -EEXIST;
+    f = umx_ft_insert(k->ft, &key, umxd_cls_unanswered((unsigned)nr), rec->last_ns, release, k);
+    if (!f)
+        return -ENOSPC;
+    fl = umxd_fl(f);
+    fl->up_fd = -1;
+    fl->gen = ++k->eng.gen;
+    fl->route = (uint16_t)nr;
+    fl->slot = k->rs->slot[nr];
+    fl->backend = (uint8_t)b;
+    fl->listener = rec->listener;
+    fl->answered = rec->answered;
+    fl->established = rec->established;
+    fl->peer = rec->peer;
+    fl->local = rec->local;
+    fl->rx_dgrams = rec->rx_dgrams;
+    fl->rx_bytes = rec->rx_bytes;
+    f->created_ns = rec->created_ns;
+    umx_ft_touch(k->ft, f, umxd_cls_of(fl, (unsigned)nr), rec->last_ns);
+    umxd_flow_adopted(&k->eng, f);
+    if (fl->slot < UMXD_MAX_SLOTS)
+        k->route_flows[fl->slot]++;
+    if (rec->roam_len && rec->roam_len <= UMX_ROAM_MAX &&
+        umx_ft_roam_set(k->ft, f, rec->roam, rec->roam_len) == 0)
+        k->eng.roam_lens |= rec->roam[0] == UMX_ROAM_QUIC ? 1u << (rec->roam_len - 1) : 1u;
+    return 0;
+}
+
 int umxd_kdp_go(struct umxd *d)
 {
     struct kdp *k = d->kdp;
+    const struct umxd_handoff_in *in = d->handoff_in;
     int r;
     if (!k || k->started)
         return 0;
+    if (in) {
+        /* the old queue thread's flows, before our first read (the workers
+         * read the same records, nobody writes them) */
+        unsigned ok = 0, gone = 0;
+        for (unsigned i = 0; i < in->n; i++) {
+            if (in->rec[i].kind != UMXD_HO_KDP)
+                continue;
+            if (kdp_adopt_flow(k, &in->rec[i]) == 0)
+                ok++;
+            else
+                gone++;
+        }
+        if (ok || gone)
+            umxd_log(LOG_INFO,
+                     "kernel datapath: the queue thread adopted %u flow%s (roaming keys, "
+                     "stickiness), %u gone with their route or backend",
+                     ok, ok == 1 ? "" : "s", gone);
+    }
     __atomic_store_n(&k->stop, 0, __ATOMIC_RELEASE);
     r = pthread_create(&k->th, NULL, queue_main, k);
     if (r) {

@@ -58,6 +58,13 @@ void umxd_kdp_reload(struct umxd *d);
  * (the new process installed its own), puts our table back (the hand-over
  * failed). */
 int umxd_kdp_go(struct umxd *d);
+/* Old process, queue thread paused: the queue thread's flows (roaming
+ * keys, stickiness, per-route counts) as UMXD_HO_KDP records through emit
+ * (path.h), which umxd_kdp_go adopts from d->handoff_in. 0 or emit's
+ * error. */
+struct umxd_handoff_rec;
+int umxd_kdp_export(struct umxd *d, int (*emit)(void *, const struct umxd_handoff_rec *, int),
+                    void *arg);
 void umxd_kdp_leave(struct umxd *d);
 int umxd_kdp_handoff_fd(const struct umxd *d);
 void umxd_kdp_pause(struct umxd *d);

@@ -53,10 +53,18 @@ int umxd_slot(struct umxd *d, const char *name);
  * kernel datapath's queue socket (F_KDP) */
 #define UMXD_HANDOFF_VERSION 3
 enum {
-    UMXD_HO_FLOW,   /* a flow with its own upstream socket (travels with it) */
-    UMXD_HO_SHARED, /* a flow on its worker's shared socket (upsrc says which) */
-    UMXD_HO_SHRSOCK /* a worker's shared socket; backend_idx: 0 IPv4, 1 IPv6 */
+    UMXD_HO_FLOW,    /* a flow with its own upstream socket (travels with it) */
+    UMXD_HO_SHARED,  /* a flow on its worker's shared socket (upsrc says which) */
+    UMXD_HO_SHRSOCK, /* a worker's shared socket; backend_idx: 0 IPv4, 1 IPv6 */
+    UMXD_HO_KDP      /* a flow of the kernel datapath's queue thread (no socket;
+                      * worker is UMXD_HO_KDP_WORKER; daemon/kdp/) */
 };
+#define UMXD_HO_KDP_WORKER 0xffffu
+/* whether a record comes with a descriptor */
+static inline int umxd_handoff_has_fd(unsigned kind)
+{
+    return kind == UMXD_HO_FLOW || kind == UMXD_HO_SHRSOCK;
+}
 struct umxd_handoff_rec {
     uint16_t worker;
     uint8_t kind; /* UMXD_HO_*: FLOW and SHRSOCK records carry a descriptor */
