@@ -328,45 +328,54 @@ static int tmo_cb(const struct nlmsghdr *nlh, void *arg)
     return MNL_CB_OK;
 }
 
-/* The ct timeout objects of `table FAM udpmuxd` (none when it is absent),
- * by a dump on the transaction's socket before the batch is sent. A dump
- * that a ruleset change interrupted (anyone's, EINTR) is taken again. */
-static int tmo_list(struct nft_tx *t, uint16_t fam, struct tmo_list *l)
+/* One dump of the ct timeout objects of `table FAM udpmuxd` into l, on a
+ * socket of its own: what is left of a dump cut short (an error, EINTR)
+ * goes with it instead of reaching the next dump or the transaction's
+ * answers. 0 or -errno. */
+static int tmo_dump(uint16_t fam, struct tmo_list *l, char *buf)
 {
-    char *buf = malloc(NFT_DUMP_BUF);
-    uint32_t portid = mnl_socket_get_portid(t->nl);
-    int r = -EINTR;
-    if (!buf)
-        return -ENOMEM;
-    for (int tries = 0; tries < 3 && r == -EINTR; tries++) {
-        uint32_t seq = t->seq++;
-        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, fam, NLM_F_DUMP, seq);
-        struct nftnl_obj *o = nftnl_obj_alloc();
-        ssize_t n;
-        int cb = MNL_CB_OK;
-        if (!o) {
-            r = -ENOMEM;
-            break;
-        }
+    struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, fam, NLM_F_DUMP, 1);
+    struct nftnl_obj *o = nftnl_obj_alloc();
+    int cb = MNL_CB_ERROR, r;
+    if (!o)
+        errno = ENOMEM;
+    else if (nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
         /* the kernel filters the dump by table and type */
         nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
         nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
         nftnl_obj_nlmsg_build_payload(nlh, o);
-        nftnl_obj_free(o);
+        cb = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
+    }
+    while (cb == MNL_CB_OK) {
+        ssize_t n = mnl_socket_recvfrom(nl, buf, NFT_DUMP_BUF);
+        cb = n < 0 ? MNL_CB_ERROR
+                   : mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), tmo_cb, l);
+    }
+    r = cb == MNL_CB_STOP ? 0 : -errno;
+    if (r == -ENOENT) { /* no such table: nothing in it */
         l->n = 0;
-        if (mnl_socket_sendto(t->nl, nlh, nlh->nlmsg_len) < 0) {
-            r = -errno;
-            break;
-        }
-        while (cb == MNL_CB_OK) {
-            n = mnl_socket_recvfrom(t->nl, buf, NFT_DUMP_BUF);
-            cb = n < 0 ? MNL_CB_ERROR : mnl_cb_run(buf, (size_t)n, seq, portid, tmo_cb, l);
-        }
-        if (cb == MNL_CB_ERROR && errno == ENOENT) {
-            l->n = 0; /* no such table */
-            cb = MNL_CB_STOP;
-        }
-        r = cb == MNL_CB_STOP ? 0 : -errno;
+        r = 0;
+    }
+    if (o)
+        nftnl_obj_free(o);
+    if (nl)
+        mnl_socket_close(nl);
+    return r;
+}
+
+/* The ct timeout objects of `table FAM udpmuxd` (none when it is absent).
+ * A dump that a ruleset change interrupted (anyone's: EINTR) is taken
+ * again. 0 or -errno. */
+static int tmo_list(uint16_t fam, struct tmo_list *l)
+{
+    char *buf = malloc(NFT_DUMP_BUF);
+    int r = -EINTR;
+    if (!buf)
+        return -ENOMEM;
+    for (int tries = 0; tries < 3 && r == -EINTR; tries++) {
+        l->n = 0;
+        r = tmo_dump(fam, l, buf);
     }
     free(buf);
     return r;
@@ -772,7 +781,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
     have = malloc(sizeof(*have));
     if (!have)
         return -ENOMEM;
-    err = tmo_list(t, fam, have);
+    err = tmo_list(fam, have);
     if (err < 0) {
         free(have);
         return err;
