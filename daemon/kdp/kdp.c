@@ -467,10 +467,11 @@ int umxd_kdp_init(struct umxd *d)
                  "queue: %s",
                  strerror(-r));
     d->kdp = k;
-    umxd_log(LOG_INFO,
-             "kernel datapath: table ip/ip6 %s, NFQUEUE %u and %u, mark mask 0x%08x; first datagrams "
-             "of new flows are classified, the kernel carries the rest",
-             UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_MARK_MASK);
+    umxd_log(
+        LOG_INFO,
+        "kernel datapath: table ip/ip6 %s, NFQUEUE %u and %u, mark mask 0x%08x; first datagrams "
+        "of new flows are classified, the kernel carries the rest",
+        UMXD_KDP_TABLE, UMXD_KDP_QUEUE, UMXD_KDP_QUEUE_ORDER, UMXD_KDP_MARK_MASK);
     return 0;
 fail:
     umxd_log(LOG_ERR, "kernel datapath: %s", strerror(-r));

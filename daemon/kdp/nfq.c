@@ -2,7 +2,7 @@
  * nfq.c - the queue udpmuxd's table sends first datagrams to (NFQUEUE
  * UMXD_KDP_QUEUE), through libmnl and libnetfilter_queue's message helpers:
  * read the queued packets (whole, up to 64 KiB: a QUIC Initial is parsed
- * whole), parse IP/UDP with the pktb helpers, and answer with verdicts
+ * whole), read IP/UDP in place (ippkt.c), and answer with verdicts
  * gathered into one sendmsg per batch.
  *
  * The queue is configured fail-open (NFQA_CFG_F_FAIL_OPEN) and the rules
@@ -17,9 +17,6 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
-#include <netinet/ip.h>
-#include <netinet/ip6.h>
-#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +25,8 @@
 
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
-#include <libnetfilter_queue/libnetfilter_queue_ipv4.h>
-#include <libnetfilter_queue/libnetfilter_queue_ipv6.h>
-#include <libnetfilter_queue/libnetfilter_queue_udp.h>
-#include <libnetfilter_queue/pktbuff.h>
 
+#include "ippkt.h"
 #include "kdp_int.h"
 
 #define NFQ_RBUF (0xffffu + 4096u)
@@ -152,58 +146,12 @@ int kdp_nfq_fd(const struct kdp_nfq *q)
     return mnl_socket_get_fd(q->nl);
 }
 
-static void set_addr(struct sockaddr_storage *ss, int family, const void *addr, uint16_t port)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        memcpy(&a->sin_addr, addr, 4);
-        a->sin_port = port;
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        memcpy(&a->sin6_addr, addr, 16);
-        a->sin6_port = port;
-    }
-}
-
-/* IP/UDP through libnetfilter_queue's pktb helpers. 0 and p filled, or -1
- * (not a whole UDP datagram). */
-static int parse(struct pkt_buff *pb, int family, struct kdp_pkt *p)
-{
-    struct udphdr *uh;
-    const void *sa, *da;
-    if (family == AF_INET) {
-        struct iphdr *ih = nfq_ip_get_hdr(pb);
-        if (!ih || ih->protocol != IPPROTO_UDP || nfq_ip_set_transport_header(pb, ih) < 0)
-            return -1;
-        sa = &ih->saddr;
-        da = &ih->daddr;
-    } else {
-        struct ip6_hdr *ih = nfq_ip6_get_hdr(pb);
-        if (!ih || nfq_ip6_set_transport_header(pb, ih, IPPROTO_UDP) != 1)
-            return -1;
-        sa = &ih->ip6_src;
-        da = &ih->ip6_dst;
-    }
-    uh = nfq_udp_get_hdr(pb);
-    if (!uh)
-        return -1;
-    set_addr(&p->src, family, sa, uh->source);
-    set_addr(&p->dst, family, da, uh->dest);
-    p->payload = nfq_udp_get_payload(uh, pb);
-    p->len = nfq_udp_get_payload_len(uh, pb);
-    return p->payload ? 0 : -1;
-}
-
 static int on_msg(const struct nlmsghdr *nlh, void *data)
 {
     struct nfq_cb *cb = data;
     struct nlattr *attr[NFQA_MAX + 1] = {0};
     const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
     const struct nfqnl_msg_packet_hdr *ph;
-    struct pkt_buff *pb;
     struct kdp_pkt p;
     if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
         return MNL_CB_OK;
@@ -217,18 +165,22 @@ static int on_msg(const struct nlmsghdr *nlh, void *data)
         kdp_nfq_verdict(cb->q, p.queue, p.id, NF_ACCEPT, p.mark);
         return MNL_CB_OK;
     }
-    /* one copy per new flow: Debian's libnetfilter-queue 1.0.5 has no
-     * pktb_setup_raw() to parse in place */
-    pb = pktb_alloc(p.family, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
-                    mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), 0);
-    if (!pb || parse(pb, p.family, &p) < 0) {
-        kdp_nfq_verdict(cb->q, p.queue, p.id, NF_ACCEPT, p.mark);
-    } else {
-        cb->fn(cb->arg, &p);
-        cb->handed++;
+    {
+        const uint8_t *pkt = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+        struct kdp_ip_udp ip;
+        /* read in place (ippkt.c says why not the pktb helpers) */
+        if (kdp_ip_udp_parse(p.family, pkt, mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), &ip) <
+            0) {
+            kdp_nfq_verdict(cb->q, p.queue, p.id, NF_ACCEPT, p.mark);
+        } else {
+            p.src = ip.src;
+            p.dst = ip.dst;
+            p.payload = pkt + ip.off;
+            p.len = ip.len;
+            cb->fn(cb->arg, &p);
+            cb->handed++;
+        }
     }
-    if (pb)
-        pktb_free(pb);
     return MNL_CB_OK;
 }
 
