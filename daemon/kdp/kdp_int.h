@@ -19,8 +19,13 @@
  * constant) */
 #define KDP_NL_BUF 8192
 
-/* nft.c: replaces both tables with the ones route set rs needs (rs NULL:
- * removes them). One transaction. 0 or -errno. */
+/* nft.c: makes both tables what route set rs needs (rs NULL: removes
+ * them), in one transaction. A table that exists is updated in place: the
+ * ct timeout policy of a route whose timeouts did not change stays, so its
+ * running flows keep it; policies no route uses any more are deleted, and
+ * the flows that used them fall back to the kernel's default UDP timeouts.
+ * Returns the number of kernel routes of rs whose policy was replaced
+ * (their timeouts changed), or -errno (then nothing changed). */
 int kdp_nft_apply(const struct umxd_routeset *rs);
 /* 1 if `table ip udpmuxd` or `table ip6 udpmuxd` exists. */
 int kdp_nft_exists(void);
@@ -31,7 +36,7 @@ struct kdp_nfq;
 struct kdp_pkt {
     uint32_t id;    /* packet id for the verdict (per queue) */
     uint16_t queue; /* UMXD_KDP_QUEUE or UMXD_KDP_QUEUE_ORDER */
-    uint32_t mark; /* its mark (the host's bits are kept in the verdict) */
+    uint32_t mark;  /* its mark (the host's bits are kept in the verdict) */
     int family;
     struct sockaddr_storage src, dst;
     const uint8_t *payload; /* UDP payload (inside the receive buffer) */
