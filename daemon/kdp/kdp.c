@@ -562,9 +562,16 @@ void umxd_kdp_reload(struct umxd *d)
                                   "the workers carry those routes)");
         return;
     }
+    /* the table is updated in place: running flows of routes whose
+     * timeouts stay keep their conntrack timeout policy (nft.c) */
     r = kdp_nft_apply(rs);
     if (r < 0)
-        umxd_log(LOG_ERR, "kernel datapath: cannot rebuild the table: %s", strerror(-r));
+        umxd_log(LOG_ERR, "kernel datapath: cannot update the table: %s", strerror(-r));
+    else if (r > 0)
+        umxd_log(LOG_NOTICE,
+                 "kernel datapath: timeouts changed on %d kernel route%s: new flows get the new "
+                 "values, running flows the kernel's default UDP timeouts",
+                 r, r == 1 ? "" : "s");
     keep = calloc(4096, 1);
     if (!keep)
         return;

@@ -19,8 +19,13 @@
  * constant) */
 #define KDP_NL_BUF 8192
 
-/* nft.c: replaces both tables with the ones route set rs needs (rs NULL:
- * removes them). One transaction. 0 or -errno. */
+/* nft.c: makes both tables what route set rs needs (rs NULL: removes
+ * them), in one transaction. A table that exists is updated in place: the
+ * ct timeout policy of a route whose timeouts did not change stays, so its
+ * running flows keep it; policies no route uses any more are deleted, and
+ * the flows that used them fall back to the kernel's default UDP timeouts.
+ * Returns the number of kernel routes of rs whose policy was replaced
+ * (their timeouts changed), or -errno (then nothing changed). */
 int kdp_nft_apply(const struct umxd_routeset *rs);
 /* 1 if `table ip udpmuxd` or `table ip6 udpmuxd` exists. */
 int kdp_nft_exists(void);

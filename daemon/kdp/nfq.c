@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -29,7 +30,8 @@
 #include "ippkt.h"
 #include "kdp_int.h"
 
-#define NFQ_RBUF (0xffffu + 4096u)
+#define NFQ_RBUF (0xffffu + 4096u) /* one message: a whole datagram + attributes */
+#define NFQ_SLOTS 16u              /* messages per recvmmsg */
 #define NFQ_VBUF (64u * 1024u)
 #define NFQ_MAXLEN 4096u /* datagrams waiting in the kernel for a verdict */
 #define NFQ_BATCH 64u    /* messages read before the verdicts leave */
@@ -73,7 +75,7 @@ int kdp_nfq_open(struct kdp_nfq **out)
     int one = 1, r;
     if (!q)
         return -ENOMEM;
-    q->rbuf = malloc(NFQ_RBUF);
+    q->rbuf = malloc((size_t)NFQ_SLOTS * NFQ_RBUF);
     q->vbuf = malloc(NFQ_VBUF);
     q->nl = mnl_socket_open(NETLINK_NETFILTER);
     if (!q->rbuf || !q->vbuf || !q->nl) {
@@ -236,13 +238,29 @@ int kdp_nfq_read(struct kdp_nfq *q, int timeout_ms, kdp_pkt_fn *fn, void *arg)
     int r = poll(&pfd, 1, timeout_ms);
     if (r < 0)
         return errno == EINTR ? 0 : -errno;
-    for (unsigned i = 0; r > 0 && i < NFQ_BATCH; i++) {
-        ssize_t n = recv(pfd.fd, q->rbuf, NFQ_RBUF, MSG_DONTWAIT);
-        if (n < 0)
+    /* every queued datagram is one netlink message: many per system call
+     * (a new flow's burst is queued whole) */
+    for (unsigned got = 0; r > 0 && got < NFQ_BATCH;) {
+        struct mmsghdr m[NFQ_SLOTS];
+        struct iovec iov[NFQ_SLOTS];
+        int n;
+        memset(m, 0, sizeof(m));
+        for (unsigned i = 0; i < NFQ_SLOTS; i++) {
+            iov[i].iov_base = q->rbuf + (size_t)i * NFQ_RBUF;
+            iov[i].iov_len = NFQ_RBUF;
+            m[i].msg_hdr.msg_iov = &iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
+        n = recvmmsg(pfd.fd, m, NFQ_SLOTS, MSG_DONTWAIT, NULL);
+        if (n <= 0)
             break;
         /* an error message answers a verdict the kernel refused (packet
          * already gone): nothing to redo */
-        mnl_cb_run(q->rbuf, (size_t)n, 0, q->portid, on_msg, &cb);
+        for (int i = 0; i < n; i++)
+            mnl_cb_run(iov[i].iov_base, m[i].msg_len, 0, q->portid, on_msg, &cb);
+        got += (unsigned)n;
+        if ((unsigned)n < NFQ_SLOTS)
+            break;
     }
     return cb.handed;
 }

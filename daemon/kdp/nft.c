@@ -3,8 +3,9 @@
  * libmnl in one transaction each (the kernel applies all of it or none).
  * `table ip udpmuxd` and `table ip6 udpmuxd` hold, per family:
  *
- *   ct timeout rSLOT    per kernel route: unreplied = unanswered-timeout,
- *                       replied = idle-timeout (the route's timer classes)
+ *   ct timeout rSLOT_U_R
+ *                       per kernel route: unreplied = unanswered-timeout
+ *                       (U s), replied = idle-timeout (R s)
  *   chain queue         filter, prerouting, priority -150 (mangle)
  *   chain queue-out     filter, output, priority -150 (local clients)
  *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
@@ -17,7 +18,7 @@
  *   chain dnat          nat, prerouting, priority -100 (dstnat)
  *   chain dnat-out      nat, output, priority -100
  *       meta mark & MASK == ID  ct mark set ct mark & ~MASK | ID
- *                               ct timeout set rSLOT  dnat to BACKEND
+ *                               ct timeout set rSLOT_U_R  dnat to BACKEND
  *       meta mark & MASK == USER  ct mark set ct mark & ~MASK | USER
  *   chain snat          nat, postrouting, priority 100 (srcnat)
  *       ct mark & MASK == ID  masquerade     (routes without transparent)
@@ -25,8 +26,26 @@
  * The nft `queue` statement is not built into every kernel (CONFIG_NFT_QUEUE
  * is off on the development VM); the xtables NFQUEUE target through
  * nft_compat is what iptables-nft emits and works there, so the table uses
- * it. A table is replaced by adding it, deleting it and adding it again in
- * one transaction: no moment without rules, and no error when it was absent.
+ * it.
+ *
+ * A table is updated in place, never replaced, because destroying a ct
+ * timeout object makes the kernel detach it from every conntrack entry
+ * that uses it (nf_ct_untimeout): a reload that replaced the table sent
+ * every running kernel flow back to the kernel's default UDP timeouts. So
+ * one transaction adds the table and chains (no-ops when they exist),
+ * flushes the rules, adds the timeout objects it lacks, adds the rules and
+ * deletes the objects no rule needs any more (last: the kernel refuses to
+ * delete an object a rule still uses, and the flush drops the uses). The
+ * kernel applies all of it or none, with no moment without rules.
+ *
+ * Objects cannot be changed in place (a NEWOBJ for an existing ct timeout
+ * is accepted and ignored), so an object's name carries its values,
+ * rSLOT_UNREPLIED_REPLIED: a route whose timeouts are unchanged keeps its
+ * object and its flows keep their policy; a changed route gets a new
+ * object, and its running flows, like those of a removed route, lose the
+ * old one and fall back to the kernel's defaults (nothing moves an entry
+ * to another policy). A table no longer needed is deleted after adding it,
+ * so its absence is no error.
  */
 #include <netinet/in.h> /* before the linux/ headers (uapi guards) */
 #include <arpa/inet.h>
@@ -56,8 +75,12 @@
 
 #include "kdp_int.h"
 #include "rules/rule.h"
+#include "udpmuxd.h"
 
 #define NFT_BUF (512u * 1024u)
+/* a dump's answers: the kernel fills messages up to the reader's buffer
+ * size, at most 32 KiB (later libmnl's MNL_SOCKET_DUMP_SIZE) */
+#define NFT_DUMP_BUF 32768u
 
 struct nft_tx {
     struct mnl_socket *nl;
@@ -192,6 +215,170 @@ static void add_timeout(struct nft_tx *t, uint16_t fam, const char *name, uint32
         mnl_nlmsg_batch_next(t->b);
     }
     nftnl_obj_free(o);
+}
+
+static void del_timeout(struct nft_tx *t, uint16_t fam, const char *name)
+{
+    struct nftnl_obj *o = nftnl_obj_alloc();
+    struct nlmsghdr *nlh;
+    if (!o) {
+        t->oom = 1;
+        return;
+    }
+    nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
+    nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+    nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
+    nlh = tx_msg(t, NFT_MSG_DELOBJ, fam, 0);
+    if (nlh) {
+        nftnl_obj_nlmsg_build_payload(nlh, o);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_obj_free(o);
+}
+
+/* Every rule of the table (a DELRULE naming no chain flushes them all). */
+static void flush_rules(struct nft_tx *t, uint16_t fam)
+{
+    struct nftnl_rule *r = nftnl_rule_alloc();
+    struct nlmsghdr *nlh;
+    if (!r) {
+        t->oom = 1;
+        return;
+    }
+    nftnl_rule_set_str(r, NFTNL_RULE_TABLE, UMXD_KDP_TABLE);
+    nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, fam);
+    nlh = tx_msg(t, NFT_MSG_DELRULE, fam, 0);
+    if (nlh) {
+        nftnl_rule_nlmsg_build_payload(nlh, r);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_rule_free(r);
+}
+
+/* The ct timeout objects a table holds ------------------------------------------ */
+
+/* Our names are short (rSLOT_U_R); a table holds one per kernel route once
+ * a transaction went through. Longer names or more objects are not
+ * udpmuxd's: they are left alone (the table goes at exit). */
+#define TMO_NAME 40
+#define TMO_MAX (2 * UMXD_MAX_ROUTES)
+
+struct tmo_list {
+    unsigned n;
+    char name[TMO_MAX][TMO_NAME];
+};
+
+/* The object of route i of rs: its name says its values, which is what
+ * lets a reload keep it (see the top of the file). */
+static void tmo_name(char *buf, size_t len, const struct umxd_routeset *rs, unsigned i)
+{
+    const struct umxd_route *rt = &rs->cfg->routes[i];
+    snprintf(buf, len, "r%u_%u_%u", rs->slot[i],
+             (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
+             (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
+}
+
+static int tmo_wanted(const struct umxd_routeset *rs, const char *name)
+{
+    char want[TMO_NAME];
+    for (unsigned i = 0; i < rs->cfg->nroutes; i++) {
+        if (!rs->cfg->routes[i].kernel)
+            continue;
+        tmo_name(want, sizeof(want), rs, i);
+        if (strcmp(want, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int tmo_has(const struct tmo_list *l, const char *name)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (strcmp(l->name[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the list holds an object of route slot (with other values). */
+static int tmo_slot_has(const struct tmo_list *l, unsigned slot)
+{
+    char pre[16];
+    int len = snprintf(pre, sizeof(pre), "r%u_", slot);
+    for (unsigned i = 0; i < l->n; i++)
+        if (strncmp(l->name[i], pre, (size_t)len) == 0)
+            return 1;
+    return 0;
+}
+
+static int tmo_cb(const struct nlmsghdr *nlh, void *arg)
+{
+    struct tmo_list *l = arg;
+    struct nftnl_obj *o = nftnl_obj_alloc();
+    const char *name, *table;
+    if (!o) {
+        errno = ENOMEM;
+        return MNL_CB_ERROR;
+    }
+    if (nftnl_obj_nlmsg_parse(nlh, o) == 0 &&
+        nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) == NFT_OBJECT_CT_TIMEOUT &&
+        (table = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)) && strcmp(table, UMXD_KDP_TABLE) == 0 &&
+        (name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME)) && strlen(name) < TMO_NAME && l->n < TMO_MAX)
+        snprintf(l->name[l->n++], TMO_NAME, "%s", name);
+    nftnl_obj_free(o);
+    return MNL_CB_OK;
+}
+
+/* One dump of the ct timeout objects of `table FAM udpmuxd` into l, on a
+ * socket of its own: what is left of a dump cut short (an error, EINTR)
+ * goes with it instead of reaching the next dump or the transaction's
+ * answers. 0 or -errno. */
+static int tmo_dump(uint16_t fam, struct tmo_list *l, char *buf)
+{
+    struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, fam, NLM_F_DUMP, 1);
+    struct nftnl_obj *o = nftnl_obj_alloc();
+    int cb = MNL_CB_ERROR, r;
+    if (!o)
+        errno = ENOMEM;
+    else if (nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
+        /* the kernel filters the dump by table and type */
+        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
+        nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
+        nftnl_obj_nlmsg_build_payload(nlh, o);
+        cb = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
+    }
+    while (cb == MNL_CB_OK) {
+        ssize_t n = mnl_socket_recvfrom(nl, buf, NFT_DUMP_BUF);
+        cb = n < 0 ? MNL_CB_ERROR
+                   : mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), tmo_cb, l);
+    }
+    r = cb == MNL_CB_STOP ? 0 : -errno;
+    if (r == -ENOENT) { /* no such table: nothing in it */
+        l->n = 0;
+        r = 0;
+    }
+    if (o)
+        nftnl_obj_free(o);
+    if (nl)
+        mnl_socket_close(nl);
+    return r;
+}
+
+/* The ct timeout objects of `table FAM udpmuxd` (none when it is absent).
+ * A dump that a ruleset change interrupted (anyone's: EINTR) is taken
+ * again. 0 or -errno. */
+static int tmo_list(uint16_t fam, struct tmo_list *l)
+{
+    char *buf = malloc(NFT_DUMP_BUF);
+    int r = -EINTR;
+    if (!buf)
+        return -ENOMEM;
+    for (int tries = 0; tries < 3 && r == -EINTR; tries++) {
+        l->n = 0;
+        r = tmo_dump(fam, l, buf);
+    }
+    free(buf);
+    return r;
 }
 
 /* Expressions ---------------------------------------------------------------- */
@@ -559,15 +746,12 @@ static int listener_family(const struct sockaddr_storage *ls, uint16_t fam)
     return ls->ss_family == AF_INET6;
 }
 
-/* The whole table of one family for route set rs (NULL: delete only). */
-static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routeset *rs)
+/* Whether family fam gets a table for config c: it needs a kernel backend
+ * and a listener of that family (a dual-stack [::]:PORT listener also takes
+ * IPv4). */
+static int family_wanted(const struct umxd_config *c, uint16_t fam)
 {
-    const struct umxd_config *c = rs ? rs->cfg : NULL;
     int any = 0;
-    add_table(t, fam, NFT_MSG_NEWTABLE);
-    add_table(t, fam, NFT_MSG_DELTABLE);
-    if (!c)
-        return;
     for (unsigned i = 0; i < c->nroutes; i++)
         if (c->routes[i].kernel)
             for (unsigned b = 0; b < c->routes[i].nbackends; b++)
@@ -578,23 +762,50 @@ static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_route
             (fam == NFPROTO_IPV4 && c->listen[l].ss_family == AF_INET6 &&
              IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&c->listen[l])->sin6_addr)))
             any |= 2;
-    if (any != 3)
-        return;
-    add_table(t, fam, NFT_MSG_NEWTABLE);
-    for (unsigned i = 0; i < c->nroutes; i++) {
-        const struct umxd_route *rt = &c->routes[i];
-        char name[16];
-        if (!rt->kernel)
-            continue;
-        snprintf(name, sizeof(name), "r%u", rs->slot[i]);
-        add_timeout(t, fam, name, (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
-                    (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
+    return any == 3;
+}
+
+/* The table of one family for route set rs (NULL: deleted), updated in
+ * place (see the top of the file). 0 or -errno (nothing sent then). */
+static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routeset *rs,
+                        uint8_t *changed)
+{
+    const struct umxd_config *c = rs ? rs->cfg : NULL;
+    struct tmo_list *have;
+    int err;
+    if (!c || !family_wanted(c, fam)) {
+        add_table(t, fam, NFT_MSG_NEWTABLE);
+        add_table(t, fam, NFT_MSG_DELTABLE);
+        return 0;
     }
+    have = malloc(sizeof(*have));
+    if (!have)
+        return -ENOMEM;
+    err = tmo_list(fam, have);
+    if (err < 0) {
+        free(have);
+        return err;
+    }
+    add_table(t, fam, NFT_MSG_NEWTABLE);
     add_chain(t, fam, "queue", "filter", NF_INET_PRE_ROUTING, -150);
     add_chain(t, fam, "queue-out", "filter", NF_INET_LOCAL_OUT, -150);
     add_chain(t, fam, "dnat", "nat", NF_INET_PRE_ROUTING, -100);
     add_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
     add_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
+    flush_rules(t, fam);
+    for (unsigned i = 0; i < c->nroutes; i++) {
+        const struct umxd_route *rt = &c->routes[i];
+        char name[TMO_NAME];
+        if (!rt->kernel)
+            continue;
+        tmo_name(name, sizeof(name), rs, i);
+        if (tmo_has(have, name))
+            continue;
+        add_timeout(t, fam, name, (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
+                    (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
+        if (tmo_slot_has(have, rs->slot[i]))
+            changed[rs->slot[i]] = 1;
+    }
     for (unsigned l = 0; l < c->nlisten; l++) {
         struct sockaddr_storage ls = c->listen[l];
         if (!listener_family(&ls, fam)) {
@@ -624,10 +835,10 @@ static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_route
     order_rule(t, fam, "queue-out", 0);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
-        char name[16];
+        char name[TMO_NAME];
         if (!rt->kernel)
             continue;
-        snprintf(name, sizeof(name), "r%u", rs->slot[i]);
+        tmo_name(name, sizeof(name), rs, i);
         for (unsigned b = 0; b < rt->nbackends; b++) {
             uint32_t id = umxd_kdp_mark(rs->slot[i], b);
             struct nftnl_rule *r;
@@ -649,19 +860,32 @@ static void build_family(struct nft_tx *t, uint16_t fam, const struct umxd_route
         struct nftnl_rule *r = rule_new(fam, out ? "dnat-out" : "dnat");
         rule_add(t, r, !r || m_mark(r, 0, UMXD_KDP_MARK_USER) || s_ctmark(r, UMXD_KDP_MARK_USER));
     }
+    /* after the flush: no rule uses these any more */
+    for (unsigned i = 0; i < have->n; i++) {
+        if (tmo_wanted(rs, have->name[i]))
+            continue;
+        del_timeout(t, fam, have->name[i]);
+    }
+    free(have);
+    return 0;
 }
 
 int kdp_nft_apply(const struct umxd_routeset *rs)
 {
+    uint8_t changed[UMXD_MAX_SLOTS] = {0};
     struct nft_tx t;
-    int r = tx_begin(&t);
+    int r = tx_begin(&t), n = 0;
     if (r < 0)
         return r;
-    build_family(&t, NFPROTO_IPV4, rs);
-    build_family(&t, NFPROTO_IPV6, rs);
-    r = tx_commit(&t);
+    r = build_family(&t, NFPROTO_IPV4, rs, changed);
+    if (r == 0)
+        r = build_family(&t, NFPROTO_IPV6, rs, changed);
+    if (r == 0)
+        r = tx_commit(&t);
     tx_free(&t);
-    return r;
+    for (unsigned s = 0; s < UMXD_MAX_SLOTS; s++)
+        n += changed[s];
+    return r < 0 ? r : n;
 }
 
 int kdp_nft_exists(void)
