@@ -67,19 +67,35 @@ static int nfq_config(struct kdp_nfq *q, struct nlmsghdr *nlh)
     return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -errno : 0;
 }
 
+/* The receive and verdict buffers, the same for a queue we bind and one we
+ * adopt (kdp_nfq_read fills NFQ_SLOTS messages of up to NFQ_RBUF). */
+static struct kdp_nfq *nfq_alloc(void)
+{
+    struct kdp_nfq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->rbuf = malloc((size_t)NFQ_SLOTS * NFQ_RBUF);
+    q->vbuf = malloc(NFQ_VBUF);
+    if (!q->rbuf || !q->vbuf) {
+        free(q->rbuf);
+        free(q->vbuf);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
 int kdp_nfq_open(struct kdp_nfq **out)
 {
     char buf[KDP_NL_BUF];
-    struct kdp_nfq *q = calloc(1, sizeof(*q));
+    struct kdp_nfq *q = nfq_alloc();
     struct nlmsghdr *nlh;
     int one = 1, r;
     if (!q)
         return -ENOMEM;
-    q->rbuf = malloc((size_t)NFQ_SLOTS * NFQ_RBUF);
-    q->vbuf = malloc(NFQ_VBUF);
     q->nl = mnl_socket_open(NETLINK_NETFILTER);
-    if (!q->rbuf || !q->vbuf || !q->nl) {
-        r = q->nl ? -ENOMEM : -errno;
+    if (!q->nl) {
+        r = -errno;
         goto fail;
     }
     if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -138,12 +154,14 @@ fail:
  * it. */
 int kdp_nfq_adopt(struct kdp_nfq **out, int fd)
 {
-    struct kdp_nfq *q = calloc(1, sizeof(*q));
+    struct kdp_nfq *q = nfq_alloc();
     struct sockaddr_nl sa;
     socklen_t sl = sizeof(sa);
     int r;
-    if (!q)
+    if (!q) {
+        close(fd);
         return -ENOMEM;
+    }
     memset(&sa, 0, sizeof(sa));
     /* a netlink netfilter socket, bound: anything else is refused */
     if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0 || sa.nl_family != AF_NETLINK ||
@@ -160,11 +178,9 @@ int kdp_nfq_adopt(struct kdp_nfq **out, int fd)
             goto fail;
         }
     }
-    q->rbuf = malloc(NFQ_RBUF);
-    q->vbuf = malloc(NFQ_VBUF);
     q->nl = mnl_socket_fdopen(fd);
-    if (!q->rbuf || !q->vbuf || !q->nl) {
-        r = q->nl ? -ENOMEM : -errno;
+    if (!q->nl) {
+        r = -errno;
         goto fail;
     }
     q->portid = mnl_socket_get_portid(q->nl);

@@ -252,6 +252,11 @@ read -r id1 p1 <<<"$(ct_of 6200)"
 it_eq "$id1" "$id0" "the flow's conntrack entry id"
 it_eq "$p1" "$sent" "packets the one entry carried (never reset: all of them)"
 [ "$p0" -ge 1 ] || it_fail "packets before the upgrade: $p0"
+it_log "new process: $(timeout 5 "$UDPMUXCTL" -s "$S" stats | tr ' ' '\n' | grep '^kernel\.' | tr '\n' ' ')"
+it_log "queues: $(tr '\n' ';' </proc/net/netfilter/nfnetlink_queue); burst: $(cat "$T/up-burst.err")"
+# queue_total: datagrams waiting for a verdict (none may be left behind)
+it_eq "$(awk '$1 == 4747 || $1 == 4748 {n += $3} END {print n + 0}' /proc/net/netfilter/nfnetlink_queue)" \
+    0 "datagrams left in the queues without a verdict"
 it_eq "$(cat "$T/up-burst.out")" 300 "new flows answered across the upgrade"
 it_eq "$(cat "$T/up-burst.err")" "wrong answers: 0" "new flows' answers"
 # the new process decided the burst's flows that came after the old one
