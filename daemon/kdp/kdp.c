@@ -24,7 +24,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kdp_int.h"
@@ -749,20 +748,9 @@ void umxd_kdp_resume(struct umxd *d, int table)
                           "are dropped (restart udpmuxd)");
     if (!table)
         return;
-    /* The new process may have installed its route set's table: ours
-     * again, once the datagrams that waited in the queue have their
-     * verdicts (a table that is replaced takes its hooks' queued datagrams
-     * with it). Bounded: a queue that never empties is a busy one, whose
-     * datagrams each wait only a moment. */
-    for (int i = 0; i < 200; i++) {
-        unsigned n;
-        struct timespec ts = {0, 1000000};
-        if (kdp_nfq_waiting(&n) < 0 || n == 0)
-            break;
-        nanosleep(&ts, NULL);
-    }
-    /* our table as a reload makes it; the kernel flows of routes only
-     * the new process had end */
+    /* the new process installed its route set's table: ours again, as a
+     * reload makes it (in place: what waits in the queue stays there); the
+     * kernel flows of routes only the new process had end */
     umxd_kdp_reload(d);
 }
 

@@ -60,8 +60,6 @@ int kdp_nfq_flush(struct kdp_nfq *q);
 /* New-flow datagrams the kernel dropped because the queue was full (its
  * length or our socket buffer), from /proc/net/netfilter/nfnetlink_queue. */
 int kdp_nfq_dropped(uint64_t *out);
-/* Datagrams waiting in both queues for a verdict (read or not). */
-int kdp_nfq_waiting(unsigned *out);
 
 /* ct.c */
 struct kdp_ct_flow {

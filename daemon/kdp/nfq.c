@@ -324,19 +324,3 @@ int kdp_nfq_dropped(uint64_t *out)
     fclose(f);
     return found;
 }
-
-int kdp_nfq_waiting(unsigned *out)
-{
-    FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
-    unsigned qn, pid, total;
-    char line[256];
-    if (!f)
-        return -errno;
-    *out = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "%u %u %u", &qn, &pid, &total) == 3 &&
-            (qn == UMXD_KDP_QUEUE || qn == UMXD_KDP_QUEUE_ORDER))
-            *out += total;
-    fclose(f);
-    return 0;
-}

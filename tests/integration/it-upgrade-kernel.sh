@@ -180,7 +180,7 @@ assert frame()[0] == 8              # STEER
 t, nq, _ = frame()
 assert t == 9 and nq == 1, (t, nq)  # KDP: the queue socket
 import time
-s.sendall(struct.pack("=III", 4, 4, 0))  # FREEZE: no table of its own installed
+s.sendall(struct.pack("=III", 4, 4, 1))  # FREEZE, "installed its table": the old one re-applies its own
 while frame()[0] != 6:              # FLOWS... END
     pass
 time.sleep(0.3)                     # the queue waits meanwhile
