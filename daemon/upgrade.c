@@ -369,8 +369,10 @@ void umxd_upgrade_serve(struct umxd *d, int fd)
         umxd_kdp_resume(d, 1);
         return;
     }
-    if (type != F_FREEZE)
+    if (type != F_FREEZE) {
+        umxd_kdp_resume(d, 1);
         goto fail;
+    }
     {
         /* FREEZE says whether the new process installed its table (a
          * stand-in without one says 0); unsaid: assume it did */
