@@ -34,7 +34,7 @@
  * slot after the first starts aligned for the netlink headers read from it. */
 #define NFQ_RBUF (0x10000u + 4096u)
 _Static_assert(NFQ_RBUF % 8u == 0, "nfq slots must stay aligned");
-#define NFQ_SLOTS 16u              /* messages per recvmmsg */
+#define NFQ_SLOTS 16u /* messages per recvmmsg */
 #define NFQ_VBUF (64u * 1024u)
 #define NFQ_MAXLEN 4096u /* datagrams waiting in the kernel for a verdict */
 #define NFQ_BATCH 64u    /* messages read before the verdicts leave */
