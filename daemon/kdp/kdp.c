@@ -602,26 +602,9 @@ int umxd_kdp_export(struct umxd *d, int (*emit)(void *, const struct umxd_handof
         if (fl->route >= k->rs->cfg->nroutes)
             continue;
         rt = &k->rs->cfg->routes[fl->route];
-        memset(&rec, 0, sizeof(rec));
+        umxd_handoff_rec_of(&rec, f, rt);
         rec.worker = UMXD_HO_KDP_WORKER;
         rec.kind = UMXD_HO_KDP;
-        memcpy(rec.route, rt->name, sizeof(rec.route));
-        if (fl->backend < rt->nbackends)
-            memcpy(rec.backend, rt->backends[fl->backend].text, sizeof(rec.backend));
-        rec.backend_idx = fl->backend;
-        rec.listener = fl->listener;
-        rec.answered = fl->answered;
-        rec.established = fl->established;
-        rec.tagged = f->key.tag != 0;
-        rec.key = f->key;
-        rec.peer = fl->peer;
-        rec.local = fl->local;
-        rec.roam_len = f->roam_len;
-        memcpy(rec.roam, f->roam, sizeof(rec.roam));
-        rec.created_ns = f->created_ns;
-        rec.last_ns = f->last_ns;
-        rec.rx_dgrams = fl->rx_dgrams;
-        rec.rx_bytes = fl->rx_bytes;
         r = emit(arg, &rec, -1);
         if (r < 0)
             return r;
@@ -639,16 +622,14 @@ static int kdp_adopt_flow(struct kdp *k, const struct umxd_handoff_rec *rec)
     struct umxd_flow *fl;
     struct umx_flow *f;
     char name[UMXD_NAME_MAX];
-    int nr, b = -1;
+    int nr, b;
     memcpy(name, rec->route, sizeof(name));
     name[sizeof(name) - 1] = '\0';
     nr = umxd_config_route(c, name);
     if (nr < 0 || !c->routes[nr].kernel || rec->listener >= c->nlisten)
         return -ENOENT;
     rt = &c->routes[nr];
-    for (unsigned i = 0; i < rt->nbackends && b < 0; i++)
-        if (strncmp(rt->backends[i].text, rec->backend, sizeof(rec->backend)) == 0)
-            b = (int)i;
+    b = umxd_handoff_backend(rt, rec);
     if (b < 0)
         return -ENOENT;
     if (rec->tagged)

@@ -64,6 +64,30 @@ static int exportable(const struct umxd_flow *fl)
     return !fl->relay && !fl->attach && fl->up_fd >= 0;
 }
 
+void umxd_handoff_rec_of(struct umxd_handoff_rec *rec, struct umx_flow *f,
+                         const struct umxd_route *rt)
+{
+    const struct umxd_flow *fl = umxd_fl(f);
+    memset(rec, 0, sizeof(*rec));
+    memcpy(rec->route, rt->name, sizeof(rec->route));
+    if (fl->backend < rt->nbackends)
+        memcpy(rec->backend, rt->backends[fl->backend].text, sizeof(rec->backend));
+    rec->backend_idx = fl->backend;
+    rec->listener = fl->listener;
+    rec->answered = fl->answered;
+    rec->established = fl->established;
+    rec->tagged = f->key.tag != 0;
+    rec->key = f->key;
+    rec->peer = fl->peer;
+    rec->local = fl->local;
+    rec->roam_len = f->roam_len;
+    memcpy(rec->roam, f->roam, sizeof(rec->roam));
+    rec->created_ns = f->created_ns;
+    rec->last_ns = f->last_ns;
+    rec->rx_dgrams = fl->rx_dgrams;
+    rec->rx_bytes = fl->rx_bytes;
+}
+
 int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsigned *skipped)
 {
     *skipped = 0;
@@ -100,28 +124,11 @@ int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsi
                 continue;
             }
             rt = route_of(w, fl->route);
-            memset(&rec, 0, sizeof(rec));
+            umxd_handoff_rec_of(&rec, f, rt);
             rec.worker = (uint16_t)i;
             rec.kind = fl->shared ? UMXD_HO_SHARED : UMXD_HO_FLOW;
-            memcpy(rec.route, rt->name, sizeof(rec.route));
-            if (fl->backend < rt->nbackends)
-                memcpy(rec.backend, rt->backends[fl->backend].text, sizeof(rec.backend));
-            rec.backend_idx = fl->backend;
-            rec.listener = fl->listener;
-            rec.answered = fl->answered;
-            rec.established = fl->established;
-            rec.tagged = f->key.tag != 0;
-            rec.key = f->key;
-            rec.peer = fl->peer;
-            rec.local = fl->local;
             rec.upaddr = fl->upaddr;
             rec.upsrc = fl->upsrc;
-            rec.roam_len = f->roam_len;
-            memcpy(rec.roam, f->roam, sizeof(rec.roam));
-            rec.created_ns = f->created_ns;
-            rec.last_ns = f->last_ns;
-            rec.rx_dgrams = fl->rx_dgrams;
-            rec.rx_bytes = fl->rx_bytes;
             rec.tx_dgrams = fl->tx_dgrams;
             rec.tx_bytes = fl->tx_bytes;
             r = emit(arg, &rec, fl->shared ? -1 : fl->up_fd);
@@ -159,9 +166,7 @@ void umxd_path_import_sort(struct umxd_handoff_in *in)
         in->fd[i] = r[i].fd;
 }
 
-/* The new route's backend index for the record's backend (by its text as
- * configured), or -1 when it is gone. */
-static int backend_of(const struct umxd_route *rt, const struct umxd_handoff_rec *rec)
+int umxd_handoff_backend(const struct umxd_route *rt, const struct umxd_handoff_rec *rec)
 {
     if (rec->backend_idx < rt->nbackends &&
         strncmp(rt->backends[rec->backend_idx].text, rec->backend, sizeof(rec->backend)) == 0)
@@ -188,7 +193,7 @@ static int adopt_one(struct umxd_worker *w, const struct umxd_handoff_rec *rec, 
     rt = route_of(w, (unsigned)nr);
     if (rt->action != UMXD_FORWARD || rec->listener >= w->rs->cfg->nlisten)
         return -ENOENT;
-    b = backend_of(rt, rec);
+    b = umxd_handoff_backend(rt, rec);
     if (b < 0)
         return -ENOENT;
     if (rec->tagged)

@@ -96,6 +96,14 @@ int umxd_path_thaw(struct umxd *d);
  * for every flow that can move; *skipped counts those that cannot
  * (attached programs'). */
 int umxd_path_export(struct umxd *d, umxd_handoff_emit_fn *emit, void *arg, unsigned *skipped);
+/* A record of flow f of route rt: every field the workers' and the queue
+ * thread's flows share (the caller sets worker, kind and its own extras). */
+struct umx_flow;
+void umxd_handoff_rec_of(struct umxd_handoff_rec *rec, struct umx_flow *f,
+                         const struct umxd_route *rt);
+/* The new route's backend index for the record's backend (by its text as
+ * configured), or -1 when it is gone. */
+int umxd_handoff_backend(const struct umxd_route *rt, const struct umxd_handoff_rec *rec);
 /* New process, before umxd_worker_start: the flows the workers adopt. */
 void umxd_path_import_set(struct umxd *d, struct umxd_handoff_in *in);
 void umxd_path_import_sort(struct umxd_handoff_in *in);

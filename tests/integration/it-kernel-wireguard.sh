@@ -35,54 +35,35 @@ datapath = kernel
 CONF
 it_daemon "$T/udpmux.conf"
 
-it_private_dir /run/wireguard
-(umask 077 && wg genkey >"$T/k0" && wg genkey >"$T/k1")
-wg pubkey <"$T/k0" >"$T/p0"
-wg pubkey <"$T/k1" >"$T/p1"
-WG_PROCESS_FOREGROUND=1 it_bg wg0 120 ip netns exec "$(it_ns be)" wireguard-go -f wg0
-WG_PROCESS_FOREGROUND=1 it_bg wg1 120 ip netns exec "$(it_ns cli)" wireguard-go -f wg1
-for i in $(seq 1 100); do
-    [ -S /run/wireguard/wg0.sock ] && [ -S /run/wireguard/wg1.sock ] && break
-    sleep 0.05
-done
-[ -S /run/wireguard/wg1.sock ] || it_fail "wireguard-go did not start"
-wg set wg0 listen-port 5820 private-key "$T/k0" peer "$(cat "$T/p1")" allowed-ips 10.9.0.2/32
-wg set wg1 listen-port 5821 private-key "$T/k1" peer "$(cat "$T/p0")" allowed-ips 10.9.0.1/32 \
-    endpoint "10.1.0.1:$IT_PORT" persistent-keepalive 1
-ip -n "$(it_ns be)" addr add 10.9.0.1/24 dev wg0
-ip -n "$(it_ns be)" link set wg0 up
-ip -n "$(it_ns cli)" addr add 10.9.0.2/24 dev wg1
-ip -n "$(it_ns cli)" link set wg1 up
-poke() { timeout 5 ip netns exec "$(it_ns cli)" bash -c 'echo udpmux >/dev/udp/10.9.0.1/9' || true; }
-hs() { wg show "$1" latest-handshakes | awk '{print $2}' | head -n 1; }
+it_wg_pair_ns be cli 5820 5821 "10.1.0.1:$IT_PORT"
 
 ctl() { timeout 5 "$UDPMUXCTL" -s "$T/control.sock" "$@"; }
 stat() { ctl stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 for i in $(seq 1 50); do
-    poke
-    [ "$(hs wg0)" != 0 ] && break
+    it_wg_poke
+    [ "$(it_wg_handshake wg0)" != 0 ] && break
     sleep 0.2
 done
-[ "$(hs wg1)" != 0 ] || it_fail "no handshake through the kernel route"
+[ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake through the kernel route"
 sleep 1.2
 it_eq "$(stat kernel.queued)" "1" "one new flow: the handshake initiation"
 [ "$(stat kernel.replies)" -le 2 ] || it_fail "more than two proof datagrams queued"
 [ "$(stat kernel.keys_learnt)" -ge 1 ] || it_fail "no session index learnt from the client's proof datagrams"
 it_eq "$(stat rx.datagrams)" "0" "the workers saw none of the tunnel"
-hs_before=$(hs wg1)
-read -r rx0 _ <<<"$(wg show wg1 transfer | awk '{print $2, $3}')"
+hs_before=$(it_wg_handshake wg1)
+read -r rx0 _ <<<"$(it_wg_transfer wg1)"
 
 it_log "moving wg1 from port 5821 to 5822"
 wg set wg1 listen-port 5822
 for _ in 1 2 3 4 5; do
-    poke
+    it_wg_poke
     sleep 0.3
 done
-read -r rx1 _ <<<"$(wg show wg1 transfer | awk '{print $2, $3}')"
+read -r rx1 _ <<<"$(it_wg_transfer wg1)"
 [ "$rx1" -gt "$rx0" ] || it_fail "no data reached wg1 at its new port"
 it_eq "$(stat kernel.roamed)" "1" "the new address got its kernel flow by the session index"
-it_eq "$(hs wg1)" "$hs_before" "no new handshake"
+it_eq "$(it_wg_handshake wg1)" "$hs_before" "no new handshake"
 ct=$(conntrack -L -p udp --orig-port-src 5822 2>/dev/null)
 it_contains "$ct" "src=10.2.0.2 dst=10.2.0.1 sport=5820" "a kernel flow from the new port to the same backend"
 it_alive udpmuxd || it_fail "udpmuxd died"

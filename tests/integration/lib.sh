@@ -389,22 +389,23 @@ it_private_dir()
     mount -t tmpfs -o mode=0755,size=1m it-tmpfs "$1"
 }
 
-# it_wg_pair SERVER_PORT CLIENT_PORT ENDPOINT: two wireguard-go devices.
-# wg0 (server, 10.9.0.1) listens on SERVER_PORT with no endpoint for its
-# peer (it learns it from the first handshake); wg1 (client, 10.9.0.2)
-# listens on CLIENT_PORT and talks to ENDPOINT (the mux). wg1's tun device
-# moves to the child namespace "wgc" so the two tunnel addresses are not
-# both local; its UDP socket stays here. Send through the tunnel with
-# it_wg_poke.
-it_wg_pair()
+# it_wg_devices SERVER_NS CLIENT_NS SERVER_PORT CLIENT_PORT ENDPOINT: keys and
+# two wireguard-go devices, wg0 (server) run in SERVER_NS and wg1 (client)
+# in CLIENT_NS (namespace names as it_ns takes them; "" for this one). wg0
+# has no endpoint for its peer (it learns it from the first handshake); wg1
+# listens on CLIENT_PORT and talks to ENDPOINT (the mux). No addresses yet.
+it_wg_devices()
 {
-    local sport=$1 cport=$2 ep=$3 i
+    local sns=$1 cns=$2 sport=$3 cport=$4 ep=$5 i
+    local -a sx=() cx=()
+    [ -n "$sns" ] && sx=(ip netns exec "$(it_ns "$sns")")
+    [ -n "$cns" ] && cx=(ip netns exec "$(it_ns "$cns")")
     it_private_dir /run/wireguard
     (umask 077 && wg genkey >"$T/k0" && wg genkey >"$T/k1")
     wg pubkey <"$T/k0" >"$T/p0"
     wg pubkey <"$T/k1" >"$T/p1"
-    WG_PROCESS_FOREGROUND=1 it_bg wg0 120 wireguard-go -f wg0
-    WG_PROCESS_FOREGROUND=1 it_bg wg1 120 wireguard-go -f wg1
+    WG_PROCESS_FOREGROUND=1 it_bg wg0 120 "${sx[@]}" wireguard-go -f wg0
+    WG_PROCESS_FOREGROUND=1 it_bg wg1 120 "${cx[@]}" wireguard-go -f wg1
     for i in $(seq 1 100); do
         [ -S /run/wireguard/wg0.sock ] && [ -S /run/wireguard/wg1.sock ] && break
         sleep 0.05
@@ -414,6 +415,15 @@ it_wg_pair()
         allowed-ips 10.9.0.2/32
     wg set wg1 listen-port "$cport" private-key "$T/k1" peer "$(cat "$T/p0")" \
         allowed-ips 10.9.0.1/32 endpoint "$ep" persistent-keepalive 1
+}
+
+# it_wg_pair SERVER_PORT CLIENT_PORT ENDPOINT: it_wg_devices here; wg0 is
+# 10.9.0.1, wg1 10.9.0.2 with its tun device moved to the child namespace
+# "wgc" so the two tunnel addresses are not both local; its UDP socket stays
+# here. Send through the tunnel with it_wg_poke.
+it_wg_pair()
+{
+    it_wg_devices "" "" "$@"
     ip addr add 10.9.0.1/24 dev wg0
     ip link set wg0 up
     ip netns add "$(it_ns wgc)"
@@ -422,6 +432,20 @@ it_wg_pair()
     ip -n "$(it_ns wgc)" link set lo up
     ip -n "$(it_ns wgc)" addr add 10.9.0.2/24 dev wg1
     ip -n "$(it_ns wgc)" link set wg1 up
+    IT_WG_CLIENT=wgc
+}
+
+# it_wg_pair_ns SERVER_NS CLIENT_NS SERVER_PORT CLIENT_PORT ENDPOINT: the
+# same tunnel with each side, its UDP socket and tun device, in its own
+# child namespace (a backend and a client apart from udpmuxd's).
+it_wg_pair_ns()
+{
+    it_wg_devices "$@"
+    ip -n "$(it_ns "$1")" addr add 10.9.0.1/24 dev wg0
+    ip -n "$(it_ns "$1")" link set wg0 up
+    ip -n "$(it_ns "$2")" addr add 10.9.0.2/24 dev wg1
+    ip -n "$(it_ns "$2")" link set wg1 up
+    IT_WG_CLIENT=$2
 }
 
 # it_wg_poke: one datagram from the client's tunnel address to the server's
@@ -429,7 +453,7 @@ it_wg_pair()
 # unreachable, so data flows both ways through the tunnel).
 it_wg_poke()
 {
-    timeout 5 ip netns exec "$(it_ns wgc)" bash -c 'echo udpmux >/dev/udp/10.9.0.1/9' || true
+    timeout 5 ip netns exec "$(it_ns "$IT_WG_CLIENT")" bash -c 'echo udpmux >/dev/udp/10.9.0.1/9' || true
 }
 
 # it_wg_handshake DEV: latest handshake time (0: none yet).
