@@ -208,6 +208,8 @@ static void cmd_stats(struct umxd *d, struct umx_ctl_out *o)
             umx_ctl_u64(o, "kernel.verdict_errors", ks.verdict_err);
             umx_ctl_u64(o, "kernel.replies", ks.replies);
             umx_ctl_u64(o, "kernel.keys_learnt", ks.keys);
+            umx_ctl_u64(o, "kernel.handshakes", ks.handshakes);
+            umx_ctl_u64(o, "kernel.reply_keys", ks.reply_keys);
             umx_ctl_u64(o, "kernel.roamed", ks.roamed);
             umx_ctl_u64(o, "kernel.ordered", ks.ordered);
             umx_ctl_u64(o, "kernel.queue_full", ks.queue_full);

@@ -238,6 +238,37 @@ static void on_proof(struct kdp *k, const struct kdp_pkt *p, uint64_t now)
     }
 }
 
+/* A backend's handshake datagram to the peer of a kernel flow on a route
+ * that roams (nft.c, learn_rule; queued after the NAT is undone, so it
+ * reads listener -> peer): the session key it names is learnt for the
+ * flow, as the workers learn it from every reply (umxd_flow_reply). It
+ * leaves unchanged. */
+static void on_learn(struct kdp *k, const struct kdp_pkt *p)
+{
+    struct umx_flow_key key;
+    struct umx_flow *f;
+    struct umxd_flow *fl;
+    uint8_t rk[UMX_ROAM_MAX];
+    size_t klen = 0;
+    int kind = 0;
+    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+    KDP_ADD(k->st.handshakes, 1);
+    umx_flow_key_make(&key, (const struct sockaddr *)&p->src, (const struct sockaddr *)&p->dst, 0);
+    f = umx_ft_lookup(k->ft, &key);
+    if (!f)
+        return;
+    fl = umxd_fl(f);
+    if (k->eng.protos[fl->route] &&
+        umx_roam_key(p->payload, p->len, UMX_ROAM_FROM_SERVER, k->eng.protos[fl->route], 0, rk + 1,
+                     &klen, &kind) == 1 &&
+        klen) {
+        rk[0] = (uint8_t)kind;
+        if (umx_ft_roam_set(k->ft, f, rk, klen + 1) == 0)
+            KDP_ADD(k->st.reply_keys, 1);
+        k->eng.roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+    }
+}
+
 static void on_pkt(void *arg, const struct kdp_pkt *p)
 {
     struct kdp *k = arg;
@@ -257,6 +288,10 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
              * still queued (nft.c, order_rule): it leaves as it came */
             kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
             KDP_ADD(k->st.ordered, 1);
+            return;
+        }
+        if ((tag & UMXD_KDP_F_KERNEL) && p->hook == NF_INET_POST_ROUTING) {
+            on_learn(k, p);
             return;
         }
         if (tag & UMXD_KDP_F_KERNEL) {
@@ -868,6 +903,8 @@ int umxd_kdp_stats(struct umxd *d, struct umxd_kdp_stats *out, int with_flows)
     out->verdict_err = __atomic_load_n(&k->st.verdict_err, __ATOMIC_RELAXED);
     out->replies = __atomic_load_n(&k->st.replies, __ATOMIC_RELAXED);
     out->keys = __atomic_load_n(&k->st.keys, __ATOMIC_RELAXED);
+    out->handshakes = __atomic_load_n(&k->st.handshakes, __ATOMIC_RELAXED);
+    out->reply_keys = __atomic_load_n(&k->st.reply_keys, __ATOMIC_RELAXED);
     out->roamed = __atomic_load_n(&k->st.roamed, __ATOMIC_RELAXED);
     out->ordered = __atomic_load_n(&k->st.ordered, __ATOMIC_RELAXED);
     kdp_nfq_dropped(&out->queue_full);

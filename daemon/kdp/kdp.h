@@ -89,6 +89,8 @@ struct umxd_kdp_stats {
     uint64_t verdict_err; /* verdicts the kernel refused */
     uint64_t replies;     /* kernel flows' proof datagrams queued (roaming keys) */
     uint64_t keys;        /* roaming keys learnt from them */
+    uint64_t handshakes;  /* backends' handshake datagrams queued (keys named later) */
+    uint64_t reply_keys;  /* roaming keys learnt from them */
     uint64_t roamed;      /* kernel flows given by a roaming key or a session */
     uint64_t ordered;     /* early datagrams of kernel flows kept in line */
     uint64_t queue_full;  /* new-flow datagrams dropped: the queue was full */

@@ -37,6 +37,7 @@ struct kdp_pkt {
     uint32_t id;    /* packet id for the verdict (per queue) */
     uint16_t queue; /* UMXD_KDP_QUEUE or UMXD_KDP_QUEUE_ORDER */
     uint32_t mark;  /* its mark (the host's bits are kept in the verdict) */
+    uint8_t hook;   /* NF_INET_*: where the table queued it */
     int family;
     struct sockaddr_storage src, dst;
     const uint8_t *payload; /* UDP payload (inside the receive buffer) */

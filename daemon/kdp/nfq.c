@@ -225,6 +225,7 @@ static int on_msg(const struct nlmsghdr *nlh, void *data)
     memset(&p, 0, sizeof(p));
     p.id = ntohl(ph->packet_id);
     p.queue = ntohs(g->res_id); /* packet ids are per queue */
+    p.hook = ph->hook;
     p.mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
     p.family = g->nfgen_family == NFPROTO_IPV6 ? AF_INET6 : AF_INET;
     if (!attr[NFQA_PAYLOAD]) {

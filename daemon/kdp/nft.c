@@ -22,6 +22,11 @@
  *       meta mark & MASK == USER  ct mark set ct mark & ~MASK | USER
  *   chain snat          nat, postrouting, priority 100 (srcnat)
  *       ct mark & MASK == ID  masquerade     (routes without transparent)
+ *   chain learn         filter, postrouting, priority 300 (after srcnat; only
+ *                       while a roaming kernel route needs it)
+ *       (roaming routes) a backend's handshake datagram to the peer (WireGuard
+ *       type 1/2, QUIC long header) of a kernel flow: meta mark tagged,
+ *       NFQUEUE 4748 (the new session key it names is learnt)
  *
  * The nft `queue` statement is not built into every kernel (CONFIG_NFT_QUEUE
  * is off on the development VM); the xtables NFQUEUE target through
@@ -74,6 +79,7 @@
 #include <libnftnl/table.h>
 
 #include "kdp_int.h"
+#include "rules/roam.h"
 #include "rules/rule.h"
 #include "udpmuxd.h"
 
@@ -184,6 +190,27 @@ static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const ch
     nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
     nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
     nlh = tx_msg(t, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE);
+    if (nlh) {
+        nftnl_chain_nlmsg_build_payload(nlh, c);
+        mnl_nlmsg_batch_next(t->b);
+    }
+    nftnl_chain_free(c);
+}
+
+/* Deletes a chain the same transaction added (a no-op add when it existed)
+ * and emptied (flush_rules): the kernel refuses a chain that still has
+ * rules, and refuses to delete one that does not exist. */
+static void del_chain(struct nft_tx *t, uint16_t fam, const char *name)
+{
+    struct nftnl_chain *c = nftnl_chain_alloc();
+    struct nlmsghdr *nlh;
+    if (!c) {
+        t->oom = 1;
+        return;
+    }
+    nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
+    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+    nlh = tx_msg(t, NFT_MSG_DELCHAIN, fam, 0);
     if (nlh) {
         nftnl_chain_nlmsg_build_payload(nlh, c);
         mnl_nlmsg_batch_next(t->b);
@@ -662,6 +689,49 @@ static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsign
     rule_add(t, r, e);
 }
 
+/* A backend's datagram to the peer that names a new session key (the
+ * WireGuard handshake messages a backend sends, a QUIC server's long
+ * headers), on a roaming route's kernel flow: queued after the NAT is
+ * undone (postrouting, after srcnat: the datagram reads listener -> peer,
+ * so udpmuxd finds its flow by address) and left unchanged, to learn the
+ * key as the workers learn it from every reply (engine.c,
+ * umxd_reply_check). Without it a key that appears after the flow's 3rd
+ * datagram was never learnt: WireGuard rekeys every two minutes, and a
+ * peer that moved after a rekey was a stranger. Only these first bytes
+ * are queued, never the data: a WireGuard initiation (148 B) or response
+ * (92 B) is udp length 156 or 100 with type 1 or 2 and zero reserved
+ * bytes; a QUIC long header has its top bit set (a server sends them
+ * during a handshake only). */
+enum learn_what { LEARN_WG_INIT, LEARN_WG_RESP, LEARN_QUIC_LONG };
+static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn_what what)
+{
+    struct nftnl_rule *r = rule_new(fam, "learn");
+    uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
+    uint32_t val = umxd_kdp_mark(slot, 0);
+    uint8_t dir8 = IP_CT_DIR_REPLY;
+    int e = r ? 0 : -ENOMEM;
+    if (!e)
+        e = m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
+            e_ct(r, NFT_CT_MARK) || e_bitwise(r, mask, 0) || e_cmp(r, NFT_CMP_EQ, &val, 4);
+    if (!e && what == LEARN_QUIC_LONG) {
+        const uint8_t top[4] = {0x80, 0, 0, 0};
+        uint32_t tm;
+        memcpy(&tm, top, sizeof(tm));
+        e = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 8, 4) || e_bitwise(r, tm, 0) ||
+            e_cmp(r, NFT_CMP_EQ, &tm, 4);
+    } else if (!e) {
+        const uint8_t type[4] = {what == LEARN_WG_INIT ? 1 : 2, 0, 0, 0};
+        uint16_t ulen = htons(what == LEARN_WG_INIT ? 8 + 148 : 8 + 92);
+        e = e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 4, 2) || e_cmp(r, NFT_CMP_EQ, &ulen, 2) ||
+            e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 8, 4) || e_cmp(r, NFT_CMP_EQ, type, 4);
+    }
+    /* tagged with the route's kernel mark like a proof datagram; udpmuxd
+     * tells the two apart by the hook (postrouting) */
+    if (!e)
+        e = s_metamark(r, val) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
+    rule_add(t, r, e);
+}
+
 /* Order: a kernel flow's datagrams that arrive while earlier ones of the
  * same flow may still wait in the queue (their entries were new as well)
  * must not overtake them: until the backend answers, the flow's first 16
@@ -680,15 +750,19 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain, int pr
     uint8_t dir8 = IP_CT_DIR_ORIGINAL;
     struct nftnl_expr *bo;
     int e = r ? 0 : -ENOMEM;
+    /* a local client's datagram was kept in line by queue-out already;
+     * queued again when it loops back, it would cost a second verdict.
+     * First: every match loads register 1, so it must not sit between the
+     * counter's load and its comparison (it did: the interface type
+     * replaced the count, and every datagram of an unanswered flow from
+     * another host was queued), and it is the cheapest to fail. */
+    if (!e && prerouting)
+        e = m_not_loopback(r);
     if (!e)
         e = m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
             e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
             e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
             e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
-    /* a local client's datagram was kept in line by queue-out already;
-     * queued again when it loops back, it would cost a second verdict */
-    if (!e && prerouting)
-        e = m_not_loopback(r);
     if (!e) {
         bo = ex(r, "byteorder");
         if (!bo) {
@@ -772,7 +846,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
 {
     const struct umxd_config *c = rs ? rs->cfg : NULL;
     struct tmo_list *have;
-    int err;
+    int err, learning = 0;
     if (!c || !family_wanted(c, fam)) {
         add_table(t, fam, NFT_MSG_NEWTABLE);
         add_table(t, fam, NFT_MSG_DELTABLE);
@@ -792,6 +866,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
     add_chain(t, fam, "dnat", "nat", NF_INET_PRE_ROUTING, -100);
     add_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
     add_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
+    add_chain(t, fam, "learn", "filter", NF_INET_POST_ROUTING, 300);
     flush_rules(t, fam);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
@@ -830,7 +905,20 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
             continue;
         proof_rule(t, fam, "queue", rs->slot[i], 2);
         proof_rule(t, fam, "queue", rs->slot[i], 3);
+        if (umx_rule_roam_protos(rt->rule) & UMX_ROAM_P_WG) {
+            learn_rule(t, fam, rs->slot[i], LEARN_WG_INIT);
+            learn_rule(t, fam, rs->slot[i], LEARN_WG_RESP);
+            learning = 1;
+        }
+        if (umx_rule_roam_protos(rt->rule) & UMX_ROAM_P_QUIC) {
+            learn_rule(t, fam, rs->slot[i], LEARN_QUIC_LONG);
+            learning = 1;
+        }
     }
+    /* an empty base chain still costs every forwarded datagram a hook
+     * call: the learn chain exists only while a route needs it */
+    if (!learning)
+        del_chain(t, fam, "learn");
     order_rule(t, fam, "queue", 1);
     order_rule(t, fam, "queue-out", 0);
     for (unsigned i = 0; i < c->nroutes; i++) {

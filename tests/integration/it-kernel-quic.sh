@@ -4,7 +4,7 @@
 # through a kernel route chosen by the SNI in the QUIC Initial: the server
 # in its own namespace, the client in another. udpmuxd's queue sees the
 # client's first datagram(s) (and, the route roaming, at most two proof
-# datagrams); a 100 kB file arrives byte-exact over the kernel's flow; an
+# datagrams and the server's handshake datagrams); a 100 kB file arrives byte-exact over the kernel's flow; an
 # Initial with another SNI is dropped in the queue.
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
@@ -50,6 +50,12 @@ cmp "$T/htdocs/blob.bin" "$T/dl/blob.bin" || it_fail "downloaded file differs"
 q=$(stat kernel.queued)
 [ "$q" -ge 1 ] && [ "$q" -le 3 ] || it_fail "the queue saw $q datagrams (want the first ones only)"
 [ "$(stat kernel.replies)" -le 2 ] || it_fail "more than two proof datagrams queued"
+# the server's long headers (its handshake) are queued to learn its
+# connection id, none of the 1-RTT data that carried the file
+hsk=$(stat kernel.handshakes)
+it_log "server handshake datagrams queued: $hsk, keys learnt from them: $(stat kernel.reply_keys)"
+[ "$hsk" -ge 1 ] && [ "$hsk" -le 12 ] || it_fail "$hsk of the server's datagrams queued (want its handshake only)"
+[ "$(stat kernel.reply_keys)" -ge 1 ] || it_fail "no connection id learnt from the server's handshake"
 it_eq "$(stat rx.datagrams)" "0" "the workers saw none of the connection"
 # the reply direction's bytes (GSO trains count as one datagram there)
 rb=$(conntrack -L -p udp --orig-port-dst "$IT_PORT" 2>/dev/null |

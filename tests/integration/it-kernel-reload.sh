@@ -15,8 +15,17 @@ it_child_ns be 10.2.0.1 10.2.0.2
 sysctl -qw net.ipv4.ip_forward=1
 it_bg echo 60 ip netns exec "$(it_ns be)" $IT_UDP echo --listen 10.2.0.2:5001 --tag be \
     --max-seconds 55
+# a backend that never answers (route c: a one-way flow)
+it_bg sink 60 ip netns exec "$(it_ns be)" "$IT_PY" -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.2.0.2", 5009))
+s.settimeout(55)
+while True:
+    s.recv(2048)'
 for i in $(seq 1 50); do
-    ip netns exec "$(it_ns be)" ss -Hlun "sport = :5001" | grep -q . && break
+    ip netns exec "$(it_ns be)" ss -Hlun "sport = :5001" | grep -q . &&
+        ip netns exec "$(it_ns be)" ss -Hlun "sport = :5009" | grep -q . && break
     sleep 0.1
 done
 routes()
@@ -30,6 +39,7 @@ match = prefix 61
 forward = 10.2.0.2:5001
 datapath = kernel
 CONF
+    printf '\n[route c]\nmatch = prefix 63\nforward = 10.2.0.2:5009\ndatapath = kernel\n'
     [ "$1" = both ] && printf '\n[route b]\nmatch = prefix 62\nforward = 10.2.0.2:5001\ndatapath = kernel\n'
     return 0
 }
@@ -86,6 +96,26 @@ read -r n first inv <<<"$burst"
 it_log "burst of 100 on a new flow: $n answered, first seq $first, $inv inversions, ordered=$(stat kernel.ordered)"
 it_eq "$n" "100" "a 100-datagram burst on a new flow: none lost"
 it_eq "$first" "0" "the first datagram is answered first"
+
+# a one-way flow (its backend never answers: syslog, NetFlow, statsd): only
+# its first 16 datagrams go through the queue to keep them in line, the
+# rest take the kernel path (fails on 2c52777: every datagram was queued)
+q0=$(stat kernel.queued)
+o0=$(stat kernel.ordered)
+timeout 10 ip netns exec "$(it_ns cli)" "$IT_PY" - <<'PY'
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.2", 6300))
+for i in range(60):
+    s.sendto(b"c-seq=%d" % i, ("10.1.0.1", 4000))
+    time.sleep(0.002)
+PY
+sleep 0.3
+it_contains "$(ct_of 6300)" "packets=60" "the one-way flow's 60 datagrams reached the kernel flow"
+it_eq "$(($(stat kernel.queued) - q0))" "1" "the one-way flow was decided once"
+ord=$(($(stat kernel.ordered) - o0))
+it_log "one-way flow: $ord of 60 datagrams kept in line through the queue"
+[ "$ord" -le 16 ] || it_fail "$ord of a one-way flow's 60 datagrams went through the queue (window: 16)"
 ctl drain a >/dev/null || it_fail "drain refused"
 ask --bind 10.1.0.2:6003 --data a3 --timeout 0.3 --tries 1 >/dev/null 2>&1 &&
     it_fail "a new flow of a drained route was answered"

@@ -10,7 +10,12 @@
 # receiver index the server gave). The client then re-binds to a new port: its next
 # datagram is a new conntrack flow, and udpmuxd finds its session by the
 # receiver index (kernel.roamed) and gives it a kernel flow to the same
-# backend, without a new handshake.
+# backend, without a new handshake. Then a new session on the running flow
+# (what a rekey does every two minutes: the client drops its session and
+# handshakes again from the same port, a conntrack flow long past its 3rd
+# datagram): the table queues the server's handshake response after the
+# NAT (chain learn), udpmuxd learns the new index (kernel.reply_keys), and
+# a second move with that index finds the same backend again.
 #
 #   cli ns (wg1 10.9.0.2) 10.1.0.2 --- 10.1.0.1:4000 [udpmuxd] 10.2.0.1 --- 10.2.0.2:5820 be ns (wg0 10.9.0.1)
 . "$(dirname "$0")/lib.sh"
@@ -66,5 +71,44 @@ it_eq "$(stat kernel.roamed)" "1" "the new address got its kernel flow by the se
 it_eq "$(it_wg_handshake wg1)" "$hs_before" "no new handshake"
 ct=$(conntrack -L -p udp --orig-port-src 5822 2>/dev/null)
 it_contains "$ct" "src=10.2.0.2 dst=10.2.0.1 sport=5820" "a kernel flow from the new port to the same backend"
+
+it_log "a new session from port 5822 (a rekey), then a move to port 5823"
+hs_prev=$(it_wg_handshake wg1)
+rk0=$(stat kernel.reply_keys)
+q0=$(stat kernel.queued)
+wg set wg1 peer "$(cat "$T/p0")" remove
+wg set wg1 peer "$(cat "$T/p0")" allowed-ips 10.9.0.1/32 endpoint "10.1.0.1:$IT_PORT" \
+    persistent-keepalive 1
+sleep 1.1 # handshake times have a resolution of one second
+for i in $(seq 1 50); do
+    it_wg_poke
+    h=$(it_wg_handshake wg1)
+    [ "$h" != 0 ] && [ "$h" != "$hs_prev" ] && break
+    sleep 0.2
+done
+[ "$(it_wg_handshake wg1)" != "$hs_prev" ] || it_fail "no new handshake from port 5822"
+for i in $(seq 1 20); do
+    [ "$(stat kernel.reply_keys)" -gt "$rk0" ] && break
+    sleep 0.1
+done
+it_log "handshakes=$(stat kernel.handshakes) reply_keys=$rk0 -> $(stat kernel.reply_keys) queued=$(stat kernel.queued)"
+it_eq "$(stat kernel.queued)" "$q0" "the rekey is no new flow"
+hs_before=$(it_wg_handshake wg1)
+read -r rx0 _ <<<"$(it_wg_transfer wg1)"
+wg set wg1 listen-port 5823
+for _ in 1 2 3 4 5; do
+    it_wg_poke
+    sleep 0.3
+done
+read -r rx1 _ <<<"$(it_wg_transfer wg1)"
+[ "$rx1" -gt "$rx0" ] || it_fail "no data reached wg1 at port 5823"
+it_eq "$(stat kernel.roamed)" "2" "the move after the rekey found its backend by the new index"
+it_eq "$(it_wg_handshake wg1)" "$hs_before" "no new handshake after the second move"
+ct=$(conntrack -L -p udp --orig-port-src 5823 2>/dev/null)
+it_contains "$ct" "src=10.2.0.2 dst=10.2.0.1 sport=5820" "a kernel flow from port 5823 to the same backend"
+# learnt from the server's handshake response; only handshake datagrams
+# are queued, never the tunnel's data
+[ "$(stat kernel.reply_keys)" -gt "$rk0" ] || it_fail "the server's new handshake response taught no index"
+[ "$(stat kernel.handshakes)" -le 4 ] || it_fail "more than the handshakes queued: $(stat kernel.handshakes)"
 it_alive udpmuxd || it_fail "udpmuxd died"
 it_pass
