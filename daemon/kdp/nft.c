@@ -742,18 +742,19 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
     uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT, seen = IPS_SEEN_REPLY, zero = 0;
     uint32_t tag = (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT;
     uint64_t lim = htobe64(17);
-    uint8_t dir8 = IP_CT_DIR_ORIGINAL;
     struct nftnl_expr *bo;
     int e = r ? 0 : -ENOMEM;
-    /* the counter last: every match loads register 1, so none may sit
+    /* The counter last: every match loads register 1, so none may sit
      * between the counter's load and its comparison (the loopback test
      * once did: the interface type replaced the count, and every datagram
-     * of an unanswered flow from another host was queued) */
+     * of an unanswered flow from another host was queued). No direction
+     * test: conntrack sets seen-reply on the first reply before any chain
+     * runs, so a reply never passes the status test (ct loads are the
+     * dearer expressions: not among nf_tables' inlined ones). */
     if (!e)
         e = e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
             e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
-            m_udp(r) || e_ct(r, NFT_CT_DIRECTION) || e_cmp(r, NFT_CMP_EQ, &dir8, 1) ||
-            e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
+            m_udp(r) || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
     if (!e) {
         bo = ex(r, "byteorder");
         if (!bo) {
