@@ -200,24 +200,49 @@ static uint64_t now_ns(void)
     return umx_now_ns();
 }
 
+/* The session key datagram p names for kernel flow f (dir: whose datagram
+ * it is), learnt for roaming; 1 when f gained it. The key lengths are kept
+ * for QUIC short-header lookups, as umxd_flow_reply does. */
+static int learn_key(struct kdp *k, struct umx_flow *f, const struct kdp_pkt *p,
+                     enum umx_roam_dir dir)
+{
+    const struct umxd_flow *fl = umxd_fl(f);
+    uint8_t rk[UMX_ROAM_MAX];
+    size_t klen = 0;
+    int kind = 0;
+    if (!k->eng.protos[fl->route] ||
+        umx_roam_key(p->payload, p->len, dir, k->eng.protos[fl->route], 0, rk + 1, &klen, &kind) !=
+            1 ||
+        !klen)
+        return 0;
+    rk[0] = (uint8_t)kind;
+    k->eng.roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
+    return umx_ft_roam_set(k->ft, f, rk, klen + 1) == 0;
+}
+
+/* The queue thread's flow of a queued datagram (from, to: its peer and our
+ * listener in the flow key's order), NULL when it has none. The datagram
+ * leaves unchanged (its tag taken off) whatever is learnt from it. */
+static struct umx_flow *pass_flow(struct kdp *k, const struct kdp_pkt *p,
+                                  const struct sockaddr_storage *local,
+                                  const struct sockaddr_storage *peer)
+{
+    struct umx_flow_key key;
+    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+    umx_flow_key_make(&key, (const struct sockaddr *)local, (const struct sockaddr *)peer, 0);
+    return umx_ft_lookup(k->ft, &key);
+}
+
 /* A kernel flow's 2nd or 3rd datagram from the peer after the backend
  * answered (the table queues it for routes that roam): the flow is
  * established, as the workers mark a flow whose peer sends after the
  * answer, and the session key the datagram carries (the WireGuard receiver
- * index or QUIC connection ID the backend gave) is learnt for roaming. The
- * backend's replies themselves never reach udpmuxd; the key is the same. */
+ * index or QUIC connection ID the backend gave) is learnt for roaming. */
 static void on_proof(struct kdp *k, const struct kdp_pkt *p, uint64_t now)
 {
-    struct umx_flow_key key;
-    struct umx_flow *f;
+    struct umx_flow *f = pass_flow(k, p, &p->dst, &p->src);
     struct umxd_flow *fl;
-    uint8_t rk[UMX_ROAM_MAX];
-    size_t klen = 0;
-    int kind = 0;
-    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
     KDP_ADD(k->st.replies, 1);
-    umx_flow_key_make(&key, (const struct sockaddr *)&p->dst, (const struct sockaddr *)&p->src, 0);
-    f = umx_ft_lookup(k->ft, &key);
     if (!f)
         return;
     fl = umxd_fl(f);
@@ -226,47 +251,21 @@ static void on_proof(struct kdp *k, const struct kdp_pkt *p, uint64_t now)
         fl->established = 1;
         umx_ft_touch(k->ft, f, umxd_cls_of(fl, fl->route), now);
     }
-    if (k->eng.protos[fl->route] &&
-        umx_roam_key(p->payload, p->len, UMX_ROAM_FROM_CLIENT, k->eng.protos[fl->route], 0, rk + 1,
-                     &klen, &kind) == 1 &&
-        klen) {
-        rk[0] = (uint8_t)kind;
-        if (umx_ft_roam_set(k->ft, f, rk, klen + 1) == 0)
-            KDP_ADD(k->st.keys, 1);
-        /* key lengths for QUIC short-header lookups, as umxd_flow_reply */
-        k->eng.roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
-    }
+    if (learn_key(k, f, p, UMX_ROAM_FROM_CLIENT))
+        KDP_ADD(k->st.keys, 1);
 }
 
 /* A backend's handshake datagram to the peer of a kernel flow on a route
  * that roams (nft.c, learn_rule; queued after the NAT is undone, so it
- * reads listener -> peer): the session key it names is learnt for the
- * flow, as the workers learn it from every reply (umxd_flow_reply). It
- * leaves unchanged. */
+ * reads listener -> peer): the session key it names (a WireGuard rekey's
+ * index, a QUIC server's connection ID) is learnt for the flow, as the
+ * workers learn it from every reply (umxd_flow_reply). */
 static void on_learn(struct kdp *k, const struct kdp_pkt *p)
 {
-    struct umx_flow_key key;
-    struct umx_flow *f;
-    struct umxd_flow *fl;
-    uint8_t rk[UMX_ROAM_MAX];
-    size_t klen = 0;
-    int kind = 0;
-    kdp_nfq_verdict(k->q, p->queue, p->id, NF_ACCEPT, p->mark & ~UMXD_KDP_MARK_MASK);
+    struct umx_flow *f = pass_flow(k, p, &p->src, &p->dst);
     KDP_ADD(k->st.handshakes, 1);
-    umx_flow_key_make(&key, (const struct sockaddr *)&p->src, (const struct sockaddr *)&p->dst, 0);
-    f = umx_ft_lookup(k->ft, &key);
-    if (!f)
-        return;
-    fl = umxd_fl(f);
-    if (k->eng.protos[fl->route] &&
-        umx_roam_key(p->payload, p->len, UMX_ROAM_FROM_SERVER, k->eng.protos[fl->route], 0, rk + 1,
-                     &klen, &kind) == 1 &&
-        klen) {
-        rk[0] = (uint8_t)kind;
-        if (umx_ft_roam_set(k->ft, f, rk, klen + 1) == 0)
-            KDP_ADD(k->st.reply_keys, 1);
-        k->eng.roam_lens |= kind == UMX_ROAM_QUIC ? 1u << klen : 1u;
-    }
+    if (f && learn_key(k, f, p, UMX_ROAM_FROM_SERVER))
+        KDP_ADD(k->st.reply_keys, 1);
 }
 
 static void on_pkt(void *arg, const struct kdp_pkt *p)

@@ -80,6 +80,7 @@
 #include <libnftnl/table.h>
 
 #include "kdp_int.h"
+#include "nftexpr.h"
 #include "rules/roam.h"
 #include "rules/rule.h"
 #include "udpmuxd.h"
@@ -175,6 +176,9 @@ static void add_table(struct nft_tx *t, uint16_t fam, uint16_t type)
     nftnl_table_free(tb);
 }
 
+/* A base chain (type: "filter" or "nat"), added if missing; with type NULL
+ * the chain is deleted instead, which must be empty by then (flush_rules
+ * earlier in the same transaction) and must exist (added earlier in it). */
 static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const char *type,
                       uint32_t hook, int prio)
 {
@@ -186,32 +190,14 @@ static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const ch
     }
     nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
     nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-    nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-    nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-    nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-    nlh = tx_msg(t, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE);
-    if (nlh) {
-        nftnl_chain_nlmsg_build_payload(nlh, c);
-        mnl_nlmsg_batch_next(t->b);
+    if (type) {
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+        nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
     }
-    nftnl_chain_free(c);
-}
-
-/* Deletes a chain the same transaction added (a no-op add when it existed)
- * and emptied (flush_rules): the kernel refuses a chain that still has
- * rules, and refuses to delete one that does not exist. */
-static void del_chain(struct nft_tx *t, uint16_t fam, const char *name)
-{
-    struct nftnl_chain *c = nftnl_chain_alloc();
-    struct nlmsghdr *nlh;
-    if (!c) {
-        t->oom = 1;
-        return;
-    }
-    nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
-    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-    nlh = tx_msg(t, NFT_MSG_DELCHAIN, fam, 0);
+    nlh =
+        type ? tx_msg(t, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE) : tx_msg(t, NFT_MSG_DELCHAIN, fam, 0);
     if (nlh) {
         nftnl_chain_nlmsg_build_payload(nlh, c);
         mnl_nlmsg_batch_next(t->b);
@@ -407,225 +393,6 @@ static int tmo_list(uint16_t fam, struct tmo_list *l)
     }
     free(buf);
     return r;
-}
-
-/* Expressions ---------------------------------------------------------------- */
-
-static struct nftnl_expr *ex(struct nftnl_rule *r, const char *name)
-{
-    struct nftnl_expr *e = nftnl_expr_alloc(name);
-    if (e)
-        nftnl_rule_add_expr(r, e);
-    return e;
-}
-
-static int e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
-{
-    struct nftnl_expr *e = ex(r, "payload");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-    return 0;
-}
-
-static int e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-    struct nftnl_expr *e = ex(r, "cmp");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-    return 0;
-}
-
-static int e_meta(struct nftnl_rule *r, uint32_t key)
-{
-    struct nftnl_expr *e = ex(r, "meta");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-    return 0;
-}
-
-static int e_ct(struct nftnl_rule *r, uint32_t key)
-{
-    struct nftnl_expr *e = ex(r, "ct");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    return 0;
-}
-
-/* reg1 = (reg1 & mask) ^ xor, 32 bits */
-static int e_bitwise(struct nftnl_rule *r, uint32_t mask, uint32_t xor)
-{
-    struct nftnl_expr *e = ex(r, "bitwise");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
-    return 0;
-}
-
-/* (meta mark | ct mark) & MASK == val */
-static int m_mark(struct nftnl_rule *r, int ct, uint32_t val)
-{
-    uint32_t m = UMXD_KDP_MARK_MASK;
-    int e = ct ? e_ct(r, NFT_CT_MARK) : e_meta(r, NFT_META_MARK);
-    if (e == 0)
-        e = e_bitwise(r, m, 0);
-    return e ? e : e_cmp(r, NFT_CMP_EQ, &val, sizeof(val));
-}
-
-/* ct mark set ct mark & ~MASK | val */
-static int s_ctmark(struct nftnl_rule *r, uint32_t val)
-{
-    struct nftnl_expr *e;
-    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
-        return -ENOMEM;
-    e = ex(r, "ct");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-    return 0;
-}
-
-static int m_udp(struct nftnl_rule *r)
-{
-    uint8_t p = IPPROTO_UDP;
-    return e_meta(r, NFT_META_L4PROTO) ? -ENOMEM : e_cmp(r, NFT_CMP_EQ, &p, 1);
-}
-
-/* meta mark set meta mark & ~MASK | val */
-static int s_metamark(struct nftnl_rule *r, uint32_t val)
-{
-    struct nftnl_expr *e;
-    if (e_meta(r, NFT_META_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
-        return -ENOMEM;
-    e = ex(r, "meta");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-    return 0;
-}
-
-/* ct KEY of one direction (packets: 8 bytes) */
-static int e_ct_dir(struct nftnl_rule *r, uint32_t key, uint8_t dir)
-{
-    struct nftnl_expr *e = ex(r, "ct");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-    nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, dir);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    return 0;
-}
-
-/* the first datagram of a flow the udpmuxd table has not marked yet */
-static int m_new_unmarked(struct nftnl_rule *r)
-{
-    uint32_t bit = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
-    /* the mark first: every datagram of a decided flow fails there */
-    if (m_mark(r, 1, 0))
-        return -ENOMEM;
-    return e_ct(r, NFT_CT_STATE) || e_bitwise(r, bit, 0) || e_cmp(r, NFT_CMP_NEQ, &zero, 4)
-               ? -ENOMEM
-               : 0;
-}
-
-static int m_local_daddr(struct nftnl_rule *r)
-{
-    struct nftnl_expr *e = ex(r, "fib");
-    uint32_t local = RTN_LOCAL;
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-    return e_cmp(r, NFT_CMP_EQ, &local, sizeof(local));
-}
-
-static int s_nfqueue(struct nftnl_rule *r, uint16_t queue)
-{
-    struct nftnl_expr *e = ex(r, "target");
-    struct xt_NFQ_info_v3 *info = calloc(1, sizeof(*info));
-    if (!e || !info) {
-        free(info);
-        return -ENOMEM;
-    }
-    info->queuenum = queue;
-    info->queues_total = 1;
-    /* nobody on the queue (udpmuxd killed, its table left): pass to the
-     * port; a full queue is the queue's own policy (nfq.c) */
-    info->flags = NFQ_FLAG_BYPASS;
-    nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
-    /* libnftnl takes ownership of the info buffer */
-    nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
-    return 0;
-}
-
-static int s_imm(struct nftnl_rule *r, uint32_t reg, const void *data, uint32_t len)
-{
-    struct nftnl_expr *e = ex(r, "immediate");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
-    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
-    return 0;
-}
-
-static int s_dnat(struct nftnl_rule *r, uint16_t fam, const struct sockaddr_storage *to)
-{
-    struct nftnl_expr *e;
-    uint16_t port;
-    if (fam == NFPROTO_IPV4) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)to;
-        port = a->sin_port;
-        if (s_imm(r, NFT_REG_1, &a->sin_addr, 4))
-            return -ENOMEM;
-    } else {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)to;
-        port = a->sin6_port;
-        if (s_imm(r, NFT_REG_1, &a->sin6_addr, 16))
-            return -ENOMEM;
-    }
-    if (s_imm(r, NFT_REG_2, &port, 2))
-        return -ENOMEM;
-    e = ex(r, "nat");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, fam);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
-    return 0;
-}
-
-static int s_timeout(struct nftnl_rule *r, const char *name)
-{
-    struct nftnl_expr *e = ex(r, "objref");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_TIMEOUT);
-    nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, name);
-    return 0;
-}
-
-static int s_masq(struct nftnl_rule *r)
-{
-    return ex(r, "masq") ? 0 : -ENOMEM;
 }
 
 static struct nftnl_rule *rule_new(uint16_t fam, const char *chain)
@@ -945,7 +712,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
     /* an empty base chain still costs every forwarded datagram a hook
      * call: the learn chain exists only while a route needs it */
     if (!learning)
-        del_chain(t, fam, "learn");
+        add_chain(t, fam, "learn", NULL, 0, 0);
     order_rule(t, fam, "queue");
     order_rule(t, fam, "queue-out");
     for (unsigned i = 0; i < c->nroutes; i++) {

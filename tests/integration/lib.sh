@@ -462,6 +462,21 @@ it_wg_handshake()
     wg show "$1" latest-handshakes | awk '{print $2}' | head -n 1
 }
 
+# it_wg_move PORT: the client (wg1) re-binds to PORT and sends through the
+# tunnel; fails unless data reached it at the new port.
+it_wg_move()
+{
+    local rx0 rx1 _
+    read -r rx0 _ <<<"$(it_wg_transfer wg1)"
+    wg set wg1 listen-port "$1"
+    for _ in 1 2 3 4 5; do
+        it_wg_poke
+        sleep 0.3
+    done
+    read -r rx1 _ <<<"$(it_wg_transfer wg1)"
+    [ "$rx1" -gt "$rx0" ] || it_fail "no data reached wg1 at port $1"
+}
+
 # it_wg_transfer DEV: "rx tx" bytes of the first peer.
 it_wg_transfer()
 {
