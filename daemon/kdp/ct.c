@@ -206,7 +206,8 @@ static int on_del(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
         return NFCT_CB_CONTINUE;
     if (c->keep && (field & UMXD_KDP_F_KERNEL) && c->keep[field & 0xfffu])
         return NFCT_CB_CONTINUE;
-    if (c->keep && (field & UMXD_KDP_F_USER))
+    /* a workers' flow (USER alone; KERNEL|USER is a steady kernel flow) */
+    if (c->keep && !(field & UMXD_KDP_F_KERNEL) && (field & UMXD_KDP_F_USER))
         return NFCT_CB_CONTINUE;
     sweep_destroy(&c->sw, ct);
     return NFCT_CB_CONTINUE;

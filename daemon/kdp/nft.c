@@ -11,11 +11,14 @@
  *   chain queue-out     filter, output, priority -150 (local clients)
  *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
  *       ct state new ct mark & MASK == 0  xt NFQUEUE num 4747 bypass
+ *       ct mark & KERNEL|USER == KERNEL|USER  accept   (a steady flow,
+ *       right after the queue rules: one test for all its datagrams)
  *       (roaming routes) a kernel flow's 2nd/3rd datagram after the
  *       answer: meta mark tagged, NFQUEUE 4748 (the key it carries is
  *       learnt)
  *       a kernel flow's first 16 datagrams before the answer: tagged,
  *       NFQUEUE 4748 (kept in line behind the ones still queued)
+ *       its 17th: ct mark set ct mark | USER  (steady from then on)
  *   chain dnat          nat, prerouting, priority -100 (dstnat)
  *   chain dnat-out      nat, output, priority -100
  *       meta mark & MASK == ID  ct mark set ct mark & ~MASK | ID
@@ -468,7 +471,8 @@ enum learn_what { LEARN_WG_INIT, LEARN_WG_RESP, LEARN_QUIC_LONG };
 static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn_what what)
 {
     struct nftnl_rule *r = rule_new(fam, "learn");
-    uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
+    /* any backend, in its ordering window or steady (see steady_rule) */
+    uint32_t mask = UMXD_KDP_MARK_MASK & ~((0xfu | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT);
     uint32_t val = umxd_kdp_mark(slot, 0);
     uint8_t dir8 = IP_CT_DIR_REPLY;
     int e = r ? 0 : -ENOMEM;
@@ -519,7 +523,7 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
      * runs, so a reply never passes the status test (ct loads are the
      * dearer expressions: not among nf_tables' inlined ones). */
     if (!e)
-        e = e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
+        e = e_ct(r, NFT_CT_MARK) || e_bitwise(r, tag, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
             e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
             m_udp(r) || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
     if (!e) {
@@ -549,20 +553,41 @@ static void loopback_rule(struct nft_tx *t, uint16_t fam)
 {
     struct nftnl_rule *r = rule_new(fam, "queue");
     uint16_t lo = ARPHRD_LOOPBACK;
-    struct nftnl_expr *v;
-    int e = r ? 0 : -ENOMEM;
-    if (!e)
-        e = e_meta(r, NFT_META_IIFTYPE) || e_cmp(r, NFT_CMP_EQ, &lo, 2);
-    if (!e) {
-        v = ex(r, "immediate");
-        if (!v) {
-            e = -ENOMEM;
-        } else {
-            nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-            nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
-        }
-    }
-    rule_add(t, r, e);
+    rule_add(t, r,
+             !r || e_meta(r, NFT_META_IIFTYPE) || e_cmp(r, NFT_CMP_EQ, &lo, 2) || s_accept(r));
+}
+
+/* Steady kernel flows. Past its ordering window (its 17th datagram from
+ * the peer, answered or not) a kernel flow's ct mark gets the USER bit
+ * beside KERNEL (steady_rule), and from then on one test ends the chain
+ * for its datagrams (steady_gate, after the queue rules): a one-way flow
+ * (syslog, NetFlow, statsd: never answered) used to run the order rule's
+ * status and packet-counter loads on every datagram, 0.86x of a static
+ * DNAT without GSO (230k against 267k datagrams/s, by hand). The USER bit
+ * alone still means a flow of the workers; KERNEL|USER as a packet mark is
+ * the order tag, a different namespace (the ct mark is never copied to the
+ * packet). The proof rules need the window (datagrams 2 and 3), the learn
+ * rules ignore the bit. */
+#define KU ((UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT)
+static void steady_gate(struct nft_tx *t, uint16_t fam, const char *chain)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    uint32_t ku = KU;
+    rule_add(t, r,
+             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, ku, 0) || e_cmp(r, NFT_CMP_EQ, &ku, 4) ||
+                 s_accept(r));
+}
+
+static void steady_rule(struct nft_tx *t, uint16_t fam, const char *chain)
+{
+    struct nftnl_rule *r = rule_new(fam, chain);
+    uint32_t ku = KU, kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
+    uint32_t ubit = UMXD_KDP_F_USER << UMXD_KDP_MARK_SHIFT;
+    uint64_t nth = 17; /* host order: equality only (see proof_rule) */
+    rule_add(t, r,
+             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, ku, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
+                 e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8) ||
+                 s_ctmark_or(r, ubit));
 }
 
 /* The queue rule for one listener, in one of the queue chains. */
@@ -689,6 +714,8 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
         queue_rule(t, fam, "queue", &ls);
         queue_rule(t, fam, "queue-out", &ls);
     }
+    steady_gate(t, fam, "queue");
+    steady_gate(t, fam, "queue-out");
     /* the peer's proof datagrams of routes that roam (roaming = yes and a
      * rule that can carry a protocol with session keys) */
     for (unsigned i = 0; i < c->nroutes; i++) {
@@ -715,6 +742,8 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
         add_chain(t, fam, "learn", NULL, 0, 0);
     order_rule(t, fam, "queue");
     order_rule(t, fam, "queue-out");
+    steady_rule(t, fam, "queue");
+    steady_rule(t, fam, "queue-out");
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
         char name[TMO_NAME];

@@ -108,6 +108,30 @@ int s_ctmark(struct nftnl_rule *r, uint32_t val)
     return 0;
 }
 
+/* ct mark set ct mark | bits */
+int s_ctmark_or(struct nftnl_rule *r, uint32_t bits)
+{
+    struct nftnl_expr *e;
+    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, ~bits, bits))
+        return -ENOMEM;
+    e = ex(r, "ct");
+    if (!e)
+        return -ENOMEM;
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+    return 0;
+}
+
+int s_accept(struct nftnl_rule *r)
+{
+    struct nftnl_expr *v = ex(r, "immediate");
+    if (!v)
+        return -ENOMEM;
+    nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+    nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
+    return 0;
+}
+
 int m_udp(struct nftnl_rule *r)
 {
     uint8_t p = IPPROTO_UDP;

@@ -37,5 +37,8 @@ int s_imm(struct nftnl_rule *r, uint32_t reg, const void *data, uint32_t len);
 int s_dnat(struct nftnl_rule *r, uint16_t fam, const struct sockaddr_storage *to);
 int s_timeout(struct nftnl_rule *r, const char *name);
 int s_masq(struct nftnl_rule *r);
+/* ct mark set ct mark | bits; an accept verdict */
+int s_ctmark_or(struct nftnl_rule *r, uint32_t bits);
+int s_accept(struct nftnl_rule *r);
 
 #endif

@@ -39,7 +39,7 @@ match = prefix 61
 forward = 10.2.0.2:5001
 datapath = kernel
 CONF
-    printf '\n[route c]\nmatch = prefix 63\nforward = 10.2.0.2:5009\ndatapath = kernel\n'
+    [ "$1" = noc ] || printf '\n[route c]\nmatch = prefix 63\nforward = 10.2.0.2:5009\ndatapath = kernel\n'
     [ "$1" = both ] && printf '\n[route b]\nmatch = prefix 62\nforward = 10.2.0.2:5001\ndatapath = kernel\n'
     return 0
 }
@@ -116,6 +116,10 @@ it_eq "$(($(stat kernel.queued) - q0))" "1" "the one-way flow was decided once"
 ord=$(($(stat kernel.ordered) - o0))
 it_log "one-way flow: $ord of 60 datagrams kept in line through the queue"
 [ "$ord" -le 16 ] || it_fail "$ord of a one-way flow's 60 datagrams went through the queue (window: 16)"
+# past its window the flow is steady: KERNEL|USER in the ct mark, and one
+# test ends the queue chains for its datagrams (nft.c, steady_rule)
+mark=$(sed -n 's/.*mark=\([0-9]*\).*/\1/p' <<<"$(ct_of 6300)")
+[ $(((mark >> 16) & 0x3000)) = $((0x3000)) ] || it_fail "the one-way flow is not steady: mark $mark"
 ctl drain a >/dev/null || it_fail "drain refused"
 ask --bind 10.1.0.2:6003 --data a3 --timeout 0.3 --tries 1 >/dev/null 2>&1 &&
     it_fail "a new flow of a drained route was answered"
@@ -123,6 +127,13 @@ it_eq "$(stat kernel.dropped)" "2" "the drained route's new flow dropped in the 
 it_eq "$(ask --bind 10.1.0.2:6001 --data a4)" "be|from=10.2.0.1:6001|a4" "a's running flow goes on"
 ctl undrain a >/dev/null
 it_eq "$(ask --bind 10.1.0.2:6004 --data a5)" "be|from=10.2.0.1:6004|a5" "new flows again after undrain"
+ctl -j flows -r c | grep -q '"datapath":"kernel"' || it_fail "flows: the steady flow is not listed"
+# a steady flow ends with its route like any kernel flow (its ct mark also
+# has the USER bit, which alone means a workers' flow: those are kept)
+routes noc | it_conf "$T/udpmux.conf"
+ctl reload >/dev/null || it_fail "reload refused"
+for _ in $(seq 50); do [ -z "$(ct_of 6300)" ] && break; sleep 0.1; done
+[ -z "$(ct_of 6300)" ] || it_fail "the steady flow survived its route: $(ct_of 6300)"
 ctl -j flows | grep -q '"datapath":"kernel"' || it_fail "flows: no kernel flow"
 it_alive udpmuxd || it_fail "udpmuxd died (seccomp kill mode)"
 it_log_lacks udpmuxd "seccomp: refused"

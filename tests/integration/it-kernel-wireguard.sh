@@ -65,6 +65,11 @@ it_eq "$(it_wg_handshake wg1)" "$hs_before" "no new handshake"
 ct=$(conntrack -L -p udp --orig-port-src 5822 2>/dev/null)
 it_contains "$ct" "src=10.2.0.2 dst=10.2.0.1 sport=5820" "a kernel flow from the new port to the same backend"
 
+# past 17 datagrams the flow is steady (KERNEL|USER in its ct mark, nft.c
+# steady_rule): the rekey below must still be learnt from it
+for i in $(seq 1 20); do it_wg_poke; done
+mark=$(sed -n 's/.*mark=\([0-9]*\).*/\1/p' <<<"$(conntrack -L -p udp --orig-port-src 5822 2>/dev/null)")
+[ $(((mark >> 16) & 0x3000)) = $((0x3000)) ] || it_fail "the flow from 5822 is not steady: mark $mark"
 it_log "a new session from port 5822 (a rekey), then a move to port 5823"
 hs_prev=$(it_wg_handshake wg1)
 rk0=$(stat kernel.reply_keys)
