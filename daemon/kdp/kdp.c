@@ -27,46 +27,12 @@
 #include <unistd.h>
 
 #include "kdp_int.h"
+#include "kdp_self.h"
 #include "path/path.h"
 #include "log.h"
 #include "rules/probe.h"
 #include "rules/roam.h"
 #include "udpmuxd.h"
-
-#define KDP_FLOWS_MAX 65536u
-#define KDP_HOLDS 64u
-#define KDP_HOLD_NS (2000ull * 1000000ull)
-
-struct kdp_hold {
-    uint32_t id, host_mark;
-    uint64_t since;
-    struct sockaddr_storage peer;
-};
-
-struct kdp {
-    struct umxd *d;
-    struct kdp_nfq *q;
-    pthread_t th;
-    int started;
-    int stop;            /* atomic */
-    uint64_t seen_epoch; /* atomic */
-    const struct umxd_routeset *rs;
-    struct umx_ft *ft;
-    struct umx_probe_state *pstate;
-    struct umxd_rate_slot *rate_flows, *rate_replies;
-    struct umxd_prefix_slot *prefix;
-    struct umxd_session *sessions;
-    struct umxd_engine eng;
-    struct umxd_env env;
-    uint64_t route_flows[UMXD_MAX_SLOTS];
-    struct kdp_hold hold[KDP_HOLDS];
-    unsigned nhold;
-    uint64_t acct_checked; /* watch_accounting() */
-    int acct_off;
-    struct umxd_kdp_stats st; /* atomic adds */
-};
-
-#define KDP_ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
 
 /* The engine's questions -------------------------------------------------------- */
 
@@ -92,7 +58,7 @@ static uint64_t env_route_flows(void *ctx, unsigned slot)
     return slot < UMXD_MAX_SLOTS ? k->route_flows[slot] : 0;
 }
 
-static void release(struct umx_flow *f, void *arg, int reason)
+void kdp_flow_release(struct umx_flow *f, void *arg, int reason)
 {
     struct kdp *k = arg;
     const struct umxd_flow *fl = umxd_fl(f);
@@ -126,7 +92,7 @@ static void maybe_switch(struct kdp *k)
             nr = umxd_config_route(rs->cfg, old->cfg->routes[fl->route].name);
             if (nr < 0 || !rs->cfg->routes[nr].kernel ||
                 fl->backend >= rs->cfg->routes[nr].nbackends) {
-                release(f, k, 0);
+                kdp_flow_release(f, k, 0);
                 umx_ft_remove(k->ft, f);
                 continue;
             }
@@ -327,7 +293,7 @@ static void on_pkt(void *arg, const struct kdp_pkt *p)
         int b = v.backend;
         if (umxd_verdict_new(&v)) {
             struct umx_flow *f =
-                umxd_flow_add(&k->eng, &v, &s, listener_of(c, &p->dst), now, release, k);
+                umxd_flow_add(&k->eng, &v, &s, listener_of(c, &p->dst), now, kdp_flow_release, k);
             /* a full table only costs stickiness: conntrack has the flow */
             if (f && umxd_fl(f)->slot < UMXD_MAX_SLOTS)
                 k->route_flows[umxd_fl(f)->slot]++;
@@ -401,7 +367,7 @@ static void *queue_main(void *arg)
         n = kdp_nfq_read(k->q, k->nhold ? 100 : 250, on_pkt, k);
         now = now_ns();
         expire_holds(k, now);
-        umx_ft_expire(k->ft, now, 256, release, k);
+        umx_ft_expire(k->ft, now, 256, kdp_flow_release, k);
         if (kdp_nfq_flush(k->q) < 0)
             KDP_ADD(k->st.verdict_err, 1);
         watch_accounting(k, now);
@@ -618,85 +584,6 @@ void umxd_kdp_reload(struct umxd *d)
         umxd_log(LOG_NOTICE, "kernel datapath: ended %d kernel flows of removed routes", r);
 }
 
-int umxd_kdp_export(struct umxd *d, int (*emit)(void *, const struct umxd_handoff_rec *, int),
-                    void *arg)
-{
-    struct kdp *k = d->kdp;
-    if (!k || k->started)
-        return 0;
-    for (uint32_t i = 0; i < umx_ft_capacity(k->ft); i++) {
-        struct umx_flow *f = umx_ft_at(k->ft, i);
-        const struct umxd_route *rt;
-        struct umxd_handoff_rec rec;
-        const struct umxd_flow *fl;
-        int r;
-        if (!f)
-            continue;
-        fl = umxd_fl(f);
-        if (fl->route >= k->rs->cfg->nroutes)
-            continue;
-        rt = &k->rs->cfg->routes[fl->route];
-        umxd_handoff_rec_of(&rec, f, rt);
-        rec.worker = UMXD_HO_KDP_WORKER;
-        rec.kind = UMXD_HO_KDP;
-        r = emit(arg, &rec, -1);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-/* One flow of the old queue thread into ours, by route name and backend
- * text as the workers adopt theirs (handoff.c); 0 or -errno (skipped). */
-static int kdp_adopt_flow(struct kdp *k, const struct umxd_handoff_rec *rec)
-{
-    const struct umxd_config *c = k->rs->cfg;
-    struct umx_flow_key key = rec->key;
-    const struct umxd_route *rt;
-    struct umxd_flow *fl;
-    struct umx_flow *f;
-    char name[UMXD_NAME_MAX];
-    int nr, b;
-    memcpy(name, rec->route, sizeof(name));
-    name[sizeof(name) - 1] = '\0';
-    nr = umxd_config_route(c, name);
-    if (nr < 0 || !c->routes[nr].kernel || rec->listener >= c->nlisten)
-        return -ENOENT;
-    rt = &c->routes[nr];
-    b = umxd_handoff_backend(rt, rec);
-    if (b < 0)
-        return -ENOENT;
-    if (rec->tagged)
-        key.tag = (uint32_t)nr + 1;
-    if (umx_ft_lookup(k->ft, &key))
-        return -EEXIST;
-    f = umx_ft_insert(k->ft, &key, umxd_cls_unanswered((unsigned)nr), rec->last_ns, release, k);
-    if (!f)
-        return -ENOSPC;
-    fl = umxd_fl(f);
-    fl->up_fd = -1;
-    fl->gen = ++k->eng.gen;
-    fl->route = (uint16_t)nr;
-    fl->slot = k->rs->slot[nr];
-    fl->backend = (uint8_t)b;
-    fl->listener = rec->listener;
-    fl->answered = rec->answered;
-    fl->established = rec->established;
-    fl->peer = rec->peer;
-    fl->local = rec->local;
-    fl->rx_dgrams = rec->rx_dgrams;
-    fl->rx_bytes = rec->rx_bytes;
-    f->created_ns = rec->created_ns;
-    umx_ft_touch(k->ft, f, umxd_cls_of(fl, (unsigned)nr), rec->last_ns);
-    umxd_flow_adopted(&k->eng, f);
-    if (fl->slot < UMXD_MAX_SLOTS)
-        k->route_flows[fl->slot]++;
-    if (rec->roam_len && rec->roam_len <= UMX_ROAM_MAX &&
-        umx_ft_roam_set(k->ft, f, rec->roam, rec->roam_len) == 0)
-        k->eng.roam_lens |= rec->roam[0] == UMX_ROAM_QUIC ? 1u << (rec->roam_len - 1) : 1u;
-    return 0;
-}
-
 int umxd_kdp_go(struct umxd *d)
 {
     struct kdp *k = d->kdp;
@@ -704,24 +591,8 @@ int umxd_kdp_go(struct umxd *d)
     int r;
     if (!k || k->started)
         return 0;
-    if (in) {
-        /* the old queue thread's flows, before our first read (the workers
-         * read the same records, nobody writes them) */
-        unsigned ok = 0, gone = 0;
-        for (unsigned i = 0; i < in->n; i++) {
-            if (in->rec[i].kind != UMXD_HO_KDP)
-                continue;
-            if (kdp_adopt_flow(k, &in->rec[i]) == 0)
-                ok++;
-            else
-                gone++;
-        }
-        if (ok || gone)
-            umxd_log(LOG_INFO,
-                     "kernel datapath: the queue thread adopted %u flow%s (roaming keys, "
-                     "stickiness), %u gone with their route or backend",
-                     ok, ok == 1 ? "" : "s", gone);
-    }
+    if (in)
+        kdp_adopt_flows(k, in);
     __atomic_store_n(&k->stop, 0, __ATOMIC_RELEASE);
     r = pthread_create(&k->th, NULL, queue_main, k);
     if (r) {

@@ -4,6 +4,7 @@
  *   nfq.c  the queue: first datagrams in, verdicts with a mark out
  *   ct.c   conntrack: list, count and delete udpmuxd's kernel flows
  *   kdp.c  the glue: the queue thread, its engine, init/reload/fini
+ *   handover.c  the queue thread's flows across an upgrade (kdp_self.h)
  */
 #ifndef UMXD_KDP_INT_H
 #define UMXD_KDP_INT_H
