@@ -458,17 +458,32 @@ def kernel_targets(r, d_pps, d_p50):
 
     def row(name, meas, ok):
         out.append("| %s | %s | %s |" % (name, meas, "not measured" if ok is None else
+                                          ok if isinstance(ok, str) else
                                           "**meets**" if ok else "**misses**"))
+
+    def paired(path):
+        """median of the repetitions' ratios to direct-gso: each repetition
+        runs every path back to back, so a slow drift of the shared machine
+        cancels out of a pair where it distorts the ratio of medians"""
+        pv, dv = r.vals(path, "max_pps"), r.vals("direct-gso", "max_pps")
+        q = [a / b for a, b in zip(pv, dv) if b]
+        return statistics.median(q) if q else None
 
     k_pps = r.med("muxk", "max_pps")
     f_pps = r.med("nftnat", "max_pps")
-    meas = ratio(k_pps, d_pps)
-    if k_pps is not None and f_pps:
+    kq, fq = paired("muxk"), paired("nftnat")
+    meas = "%.3f× (paired; ratio of medians %s)" % (kq, ratio(k_pps, d_pps)) if kq else "–"
+    if kq and fq:
         # where the floor is: the same NAT with no udpmuxd at all
-        meas += " (static nftables DNAT: %s; muxk = %s of it)" % (ratio(f_pps, d_pps),
-                                                                 ratio(k_pps, f_pps))
-    row("≥ 0.9× direct-gso max pps (64 B, one flow)", meas,
-        None if k_pps is None or not d_pps else k_pps >= 0.9 * d_pps)
+        meas += "; static nftables DNAT %.3f× (muxk = %s of it)" % (fq, ratio(k_pps, f_pps))
+    dv = r.vals("direct-gso", "max_pps")
+    spread = max(dv) / min(dv) if dv and min(dv) > 0 else None
+    ok = None if kq is None else kq >= 0.9
+    if ok is not None and spread and spread > 1.25:
+        # the limit itself moved by a quarter: other jobs on the machine,
+        # not the datapath, decide this run's ratios
+        ok = "**unreliable**: direct-gso varied %.2f× across repetitions" % spread
+    row("≥ 0.9× direct-gso max pps (64 B, one flow)", meas, ok)
     share = r.med("muxk", "proxy_cpu_share")
     row("udpmuxd's own CPU < 2 % of a CPU while the flow runs flat out",
         "–" if share is None else "%.2f %%" % (share * 100), None if share is None else share < 0.02)

@@ -65,4 +65,20 @@ PY
 if command -v gnuplot >/dev/null; then
     [ -s "$T/bench-pps.png" ] || fail "no plot"
 fi
+# the kernel datapath's pps target: the median of paired per-repetition
+# ratios (a drift between repetitions cancels out), and no verdict when the
+# direct path itself moved by more than a quarter (machine noise)
+mkdir "$T/q"
+cp "$T/meta.txt" "$T/q/"
+printf 'direct-gso\tmax_pps\t64\t1\t%s\t%s\n' 1 1000000 2 1500000 3 1100000 >"$T/q/raw.tsv"
+printf 'muxk\tmax_pps\t64\t1\t%s\t%s\n' 1 950000 2 1380000 3 1000000 >>"$T/q/raw.tsv"
+python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (paired)"
+grep -q '| 0.920× (paired; ratio of medians 0.909×)' "$T/q/summary.md" ||
+    fail "muxk's pps target not judged on paired ratios: $(grep '0.9× direct' "$T/q/summary.md")"
+grep -q 'unreliable\*\*: direct-gso varied 1.50× across repetitions' "$T/q/summary.md" ||
+    fail "a run whose direct path varied 1.5x was judged"
+sed -i 's/1500000$/1050000/; s/1380000$/960000/' "$T/q/raw.tsv"
+python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (paired, quiet)"
+grep -q '0.9× direct-gso max pps.*| \*\*meets\*\* |' "$T/q/summary.md" ||
+    fail "a quiet run's paired ratio was not judged"
 echo PASS
