@@ -68,6 +68,10 @@ READING = """How to read these tables, in plain words:
   forwarding for. **memory (RSS)**: the proxy's resident memory.
 * Each number is the median of the repetitions; the range of the
   repetitions is in brackets. Ratios compare paths measured in the same run.
+  The kernel datapath's target ratio is the median of each repetition's own
+  ratio (the paths of one repetition run back to back), and it is not
+  judged when the direct path itself moved by more than a quarter between
+  repetitions: then other work on the shared machine decided it.
 """
 BEGIN = "<!-- bench-results:begin -->"
 END = "<!-- bench-results:end -->"
