@@ -69,9 +69,10 @@ READING = """How to read these tables, in plain words:
 * Each number is the median of the repetitions; the range of the
   repetitions is in brackets. Ratios compare paths measured in the same run.
   The kernel datapath's target ratio is the median of each repetition's own
-  ratio (the paths of one repetition run back to back), and it is not
-  judged when the direct path itself moved by more than a quarter between
-  repetitions: then other work on the shared machine decided it.
+  ratio to a direct run taken just before it (older results: to the
+  repetition's direct-gso run, and not judged when the direct path moved by
+  more than a quarter between repetitions: other work on the shared
+  machine decided it then).
 """
 BEGIN = "<!-- bench-results:begin -->"
 END = "<!-- bench-results:end -->"
@@ -466,24 +467,31 @@ def kernel_targets(r, d_pps, d_p50):
                                           "**meets**" if ok else "**misses**"))
 
     def paired(path):
-        """median of the repetitions' ratios to direct-gso: each repetition
-        runs every path back to back, so a slow drift of the shared machine
-        cancels out of a pair where it distorts the ratio of medians"""
-        pv, dv = r.vals(path, "max_pps"), r.vals("direct-gso", "max_pps")
+        """median of the repetitions' ratios to a direct run: the one
+        bench/run takes just before the path's own (adj_direct_pps), else
+        the repetition's direct-gso run; a drift of the shared machine
+        between repetitions cancels out of each pair"""
+        pv = r.vals(path, "max_pps")
+        dv = r.vals(path, "adj_direct_pps") or r.vals("direct-gso", "max_pps")
         q = [a / b for a, b in zip(pv, dv) if b]
         return statistics.median(q) if q else None
 
     k_pps = r.med("muxk", "max_pps")
     f_pps = r.med("nftnat", "max_pps")
     kq, fq = paired("muxk"), paired("nftnat")
-    meas = "%.3f× (paired; ratio of medians %s)" % (kq, ratio(k_pps, d_pps)) if kq else "–"
+    adj = bool(r.vals("muxk", "adj_direct_pps"))
+    meas = "%.3f× (%s; ratio of medians %s)" % (
+        kq, "each against a direct run just before it" if adj else "paired",
+        ratio(k_pps, d_pps)) if kq else "–"
     if kq and fq:
         # where the floor is: the same NAT with no udpmuxd at all
         meas += "; static nftables DNAT %.3f× (muxk = %s of it)" % (fq, ratio(k_pps, f_pps))
     dv = r.vals("direct-gso", "max_pps")
     spread = max(dv) / min(dv) if dv and min(dv) > 0 else None
     ok = None if kq is None else kq >= 0.9
-    if ok is not None and spread and spread > 1.25:
+    # adjacent pairs carry their own baseline: the spread across
+    # repetitions no longer decides them
+    if ok is not None and not adj and spread and spread > 1.25:
         # the limit itself moved by a quarter: other jobs on the machine,
         # not the datapath, decide this run's ratios
         ok = "**unreliable**: direct-gso varied %.2f× across repetitions" % spread

@@ -81,4 +81,12 @@ sed -i 's/1500000$/1050000/; s/1380000$/960000/' "$T/q/raw.tsv"
 python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (paired, quiet)"
 grep -q '0.9× direct-gso max pps.*| \*\*meets\*\* |' "$T/q/summary.md" ||
     fail "a quiet run's paired ratio was not judged"
+# with a direct run just before each muxk run, those pairs decide
+printf 'muxk\tadj_direct_pps\t64\t1\t%s\t%s\n' 1 1000000 2 1000000 3 1000000 >>"$T/q/raw.tsv"
+sed -i 's/1050000$/1700000/' "$T/q/raw.tsv"
+python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (adjacent)"
+grep -q '| 0.960× (each against a direct run just before it' "$T/q/summary.md" ||
+    fail "muxk's pps target not judged on the adjacent direct runs"
+grep -q '0.9× direct-gso max pps.*| \*\*meets\*\* |' "$T/q/summary.md" ||
+    fail "adjacent pairs were not judged despite a noisy direct-gso"
 echo PASS
