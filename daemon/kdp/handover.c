@@ -76,14 +76,7 @@ static int adopt_flow(struct kdp *k, const struct umxd_handoff_rec *rec)
     fl->route = (uint16_t)nr;
     fl->slot = k->rs->slot[nr];
     fl->backend = (uint8_t)b;
-    fl->listener = rec->listener;
-    fl->answered = rec->answered;
-    fl->established = rec->established;
-    fl->peer = rec->peer;
-    fl->local = rec->local;
-    fl->rx_dgrams = rec->rx_dgrams;
-    fl->rx_bytes = rec->rx_bytes;
-    f->created_ns = rec->created_ns;
+    umxd_handoff_fill(f, rec);
     umx_ft_touch(k->ft, f, umxd_cls_of(fl, (unsigned)nr), rec->last_ns);
     umxd_flow_adopted(&k->eng, f);
     if (fl->slot < UMXD_MAX_SLOTS)

@@ -94,11 +94,11 @@ int m_mark(struct nftnl_rule *r, int ct, uint32_t val)
     return e ? e : e_cmp(r, NFT_CMP_EQ, &val, sizeof(val));
 }
 
-/* ct mark set ct mark & ~MASK | val */
-int s_ctmark(struct nftnl_rule *r, uint32_t val)
+/* ct mark set (ct mark & mask) ^ xor */
+static int ct_mark_set(struct nftnl_rule *r, uint32_t mask, uint32_t xor)
 {
     struct nftnl_expr *e;
-    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, ~UMXD_KDP_MARK_MASK, val))
+    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, mask, xor))
         return -ENOMEM;
     e = ex(r, "ct");
     if (!e)
@@ -108,18 +108,16 @@ int s_ctmark(struct nftnl_rule *r, uint32_t val)
     return 0;
 }
 
+/* ct mark set ct mark & ~MASK | val */
+int s_ctmark(struct nftnl_rule *r, uint32_t val)
+{
+    return ct_mark_set(r, ~UMXD_KDP_MARK_MASK, val);
+}
+
 /* ct mark set ct mark | bits */
 int s_ctmark_or(struct nftnl_rule *r, uint32_t bits)
 {
-    struct nftnl_expr *e;
-    if (e_ct(r, NFT_CT_MARK) || e_bitwise(r, ~bits, bits))
-        return -ENOMEM;
-    e = ex(r, "ct");
-    if (!e)
-        return -ENOMEM;
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-    return 0;
+    return ct_mark_set(r, ~bits, bits);
 }
 
 int s_accept(struct nftnl_rule *r)

@@ -166,6 +166,19 @@ void umxd_path_import_sort(struct umxd_handoff_in *in)
         in->fd[i] = r[i].fd;
 }
 
+void umxd_handoff_fill(struct umx_flow *f, const struct umxd_handoff_rec *rec)
+{
+    struct umxd_flow *fl = umxd_fl(f);
+    fl->listener = rec->listener;
+    fl->answered = rec->answered;
+    fl->established = rec->established;
+    fl->peer = rec->peer;
+    fl->local = rec->local;
+    fl->rx_dgrams = rec->rx_dgrams;
+    fl->rx_bytes = rec->rx_bytes;
+    f->created_ns = rec->created_ns;
+}
+
 int umxd_handoff_backend(const struct umxd_route *rt, const struct umxd_handoff_rec *rec)
 {
     if (rec->backend_idx < rt->nbackends &&
@@ -218,17 +231,10 @@ static int adopt_one(struct umxd_worker *w, const struct umxd_handoff_rec *rec, 
     fl->route = (uint16_t)nr;
     fl->slot = w->rs->slot[nr];
     fl->backend = (uint8_t)b;
-    fl->listener = rec->listener;
-    fl->answered = rec->answered;
-    fl->established = rec->established;
-    fl->peer = rec->peer;
-    fl->local = rec->local;
+    umxd_handoff_fill(f, rec);
     fl->upaddr = rec->upaddr;
-    fl->rx_dgrams = rec->rx_dgrams;
-    fl->rx_bytes = rec->rx_bytes;
     fl->tx_dgrams = rec->tx_dgrams;
     fl->tx_bytes = rec->tx_bytes;
-    f->created_ns = rec->created_ns;
     umx_ft_touch(w->ft, f, umxd_cls_of(fl, (unsigned)nr), rec->last_ns);
     if (rec->kind == UMXD_HO_SHARED) {
         fl->upsrc = rec->upsrc;

@@ -104,6 +104,10 @@ void umxd_handoff_rec_of(struct umxd_handoff_rec *rec, struct umx_flow *f,
 /* The new route's backend index for the record's backend (by its text as
  * configured), or -1 when it is gone. */
 int umxd_handoff_backend(const struct umxd_route *rt, const struct umxd_handoff_rec *rec);
+/* The adopted flow's own fields from its record (listener, state, peer,
+ * local, datagrams received, creation time), the same for a worker's and
+ * the queue thread's flows; the caller sets route, slot and backend. */
+void umxd_handoff_fill(struct umx_flow *f, const struct umxd_handoff_rec *rec);
 /* New process, before umxd_worker_start: the flows the workers adopt. */
 void umxd_path_import_set(struct umxd *d, struct umxd_handoff_in *in);
 void umxd_path_import_sort(struct umxd_handoff_in *in);

@@ -33,22 +33,12 @@ it_daemon "$T/udpmux.conf"
 it_wg_devices be "" 5820 5821 "10.1.0.1:$IT_PORT"
 ip -n "$(it_ns be)" addr add 10.9.0.1/24 dev wg0
 ip -n "$(it_ns be)" link set wg0 up
-ip netns add "$(it_ns wgc)"
-IT_CHILD_NS+=("$(it_ns wgc)")
-ip link set wg1 netns "$(it_ns wgc)"
-ip -n "$(it_ns wgc)" link set lo up
-ip -n "$(it_ns wgc)" addr add 10.9.0.2/24 dev wg1
-ip -n "$(it_ns wgc)" link set wg1 up
-IT_WG_CLIENT=wgc
+it_wg_client_tun
 
 ctl() { timeout 5 "$UDPMUXCTL" -s "$T/control.sock" "$@"; }
 stat() { ctl stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg1)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg1
 [ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake through the kernel route from a local client"
 sleep 1.2
 it_eq "$(stat kernel.queued)" "1" "one new flow: the handshake initiation, queued in queue-out"

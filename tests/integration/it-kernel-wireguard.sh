@@ -45,11 +45,7 @@ it_wg_pair_ns be cli 5820 5821 "10.1.0.1:$IT_PORT"
 ctl() { timeout 5 "$UDPMUXCTL" -s "$T/control.sock" "$@"; }
 stat() { ctl stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake through the kernel route"
 sleep 1.2
 it_eq "$(stat kernel.queued)" "1" "one new flow: the handshake initiation"

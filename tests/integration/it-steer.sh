@@ -74,11 +74,7 @@ it_eq "$got" 20 "0x99 datagrams of a peer with a flow echoed"
 
 # 3. WireGuard roaming across source ports, two workers
 it_wg_pair 5820 5821 "127.0.0.1:$IT_PORT"
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake"
 sleep 1.2
 hs_before=$(it_wg_handshake wg1)

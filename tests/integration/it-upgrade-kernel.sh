@@ -54,11 +54,7 @@ stat() { timeout 5 "$UDPMUXCTL" -s "$S" stats | tr ' ' '\n' | sed -n "s/^$1=//p"
 # a WireGuard tunnel (wireguard-go both sides) through the kernel route; the
 # queue thread learns the session index from the client's proof datagrams
 it_wg_pair_ns be cli 5820 5821 "10.1.0.1:$IT_PORT"
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake through the kernel route"
 for i in $(seq 1 30); do
     [ "$(stat kernel.keys_learnt)" -ge 1 ] && break

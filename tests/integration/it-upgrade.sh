@@ -56,11 +56,7 @@ S="$T/control.sock"
 old=$UMXD_PID
 
 it_wg_pair 5820 5821 "127.0.0.1:$IT_PORT"
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg0)" != 0 ] || it_fail "no WireGuard handshake through udpmuxd"
 ep0=$(wg show wg0 endpoints | awk '{print $2}')
 hs0=$(it_wg_handshake wg1)

@@ -47,11 +47,7 @@ for r in json.load(sys.stdin)["routes"]:
     if r["name"] == sys.argv[1]: print(r.get("rx.datagrams", 0))' "$1"
 }
 
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg0)" != 0 ] || it_fail "no handshake between the client and B"
 # quiet: no keepalives, so the flow idles out (idle-timeout 2 s)
 wg set wg1 peer "$(cat "$T/p0")" persistent-keepalive 0

@@ -21,11 +21,7 @@ CONF
 it_daemon "$T/udpmux.conf"
 it_wg_pair 5820 5821 "127.0.0.1:$IT_PORT"
 
-for i in $(seq 1 50); do
-    it_wg_poke
-    [ "$(it_wg_handshake wg0)" != 0 ] && break
-    sleep 0.2
-done
+it_wg_wait_handshake wg0
 [ "$(it_wg_handshake wg0)" != 0 ] || it_fail "no handshake seen by wg0"
 [ "$(it_wg_handshake wg1)" != 0 ] || it_fail "no handshake seen by wg1"
 # the server's view of its peer is the mux's upstream socket, never the

@@ -426,6 +426,13 @@ it_wg_pair()
     it_wg_devices "" "" "$@"
     ip addr add 10.9.0.1/24 dev wg0
     ip link set wg0 up
+    it_wg_client_tun
+}
+
+# it_wg_client_tun: wg1's tun device (10.9.0.2) into child namespace
+# "wgc", its UDP socket staying where wireguard-go runs (here).
+it_wg_client_tun()
+{
     ip netns add "$(it_ns wgc)"
     IT_CHILD_NS+=("$(it_ns wgc)")
     ip link set wg1 netns "$(it_ns wgc)"
@@ -433,6 +440,19 @@ it_wg_pair()
     ip -n "$(it_ns wgc)" addr add 10.9.0.2/24 dev wg1
     ip -n "$(it_ns wgc)" link set wg1 up
     IT_WG_CLIENT=wgc
+}
+
+# it_wg_wait_handshake DEV: pokes through the tunnel until DEV has a
+# handshake (at most 50 tries, 0.2 s apart); the caller checks.
+it_wg_wait_handshake()
+{
+    local _
+    for _ in $(seq 1 50); do
+        it_wg_poke
+        [ "$(it_wg_handshake "$1")" != 0 ] && return 0
+        sleep 0.2
+    done
+    return 0
 }
 
 # it_wg_pair_ns SERVER_NS CLIENT_NS SERVER_PORT CLIENT_PORT ENDPOINT: the
