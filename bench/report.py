@@ -466,23 +466,35 @@ def kernel_targets(r, d_pps, d_p50):
                                           ok if isinstance(ok, str) else
                                           "**meets**" if ok else "**misses**"))
 
+    def pairs(path):
+        """the path's ratios to a direct run beside it: bench/run's own
+        pairs (adj_pps beside adj_direct_pps, in alternating order), else
+        (older result directories) each repetition's run against the direct
+        run just before it, else against the repetition's direct-gso run; a
+        drift of the shared machine between runs cancels out of each pair"""
+        pv, dv = r.vals(path, "adj_pps"), r.vals(path, "adj_direct_pps")
+        if not pv:
+            pv = r.vals(path, "max_pps")
+            dv = dv or r.vals("direct-gso", "max_pps")
+        return [a / b for a, b in zip(pv, dv) if b]
+
     def paired(path):
-        """median of the repetitions' ratios to a direct run: the one
-        bench/run takes just before the path's own (adj_direct_pps), else
-        the repetition's direct-gso run; a drift of the shared machine
-        between repetitions cancels out of each pair"""
-        pv = r.vals(path, "max_pps")
-        dv = r.vals(path, "adj_direct_pps") or r.vals("direct-gso", "max_pps")
-        q = [a / b for a, b in zip(pv, dv) if b]
+        q = pairs(path)
         return statistics.median(q) if q else None
 
     k_pps = r.med("muxk", "max_pps")
     f_pps = r.med("nftnat", "max_pps")
     kq, fq = paired("muxk"), paired("nftnat")
     adj = bool(r.vals("muxk", "adj_direct_pps"))
-    meas = "%.3f× (%s; ratio of medians %s)" % (
-        kq, "each against a direct run just before it" if adj else "paired",
-        ratio(k_pps, d_pps)) if kq else "–"
+    kp = pairs("muxk")
+    if kq and r.vals("muxk", "adj_pps"):
+        # the middle half of the pairs shows how far one pair can be trusted
+        qs = sorted(kp)
+        how = "median of %d pairs with a direct run, order alternating; middle half %.3f–%.3f" % (
+            len(qs), qs[len(qs) // 4], qs[(3 * len(qs) - 1) // 4])
+    else:
+        how = "each against a direct run just before it" if adj else "paired"
+    meas = "%.3f× (%s; ratio of medians %s)" % (kq, how, ratio(k_pps, d_pps)) if kq else "–"
     if kq and fq:
         # where the floor is: the same NAT with no udpmuxd at all
         meas += "; static nftables DNAT %.3f× (muxk = %s of it)" % (fq, ratio(k_pps, f_pps))
