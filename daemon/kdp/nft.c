@@ -9,10 +9,12 @@
  *   chain queue         filter, prerouting, priority -150 (mangle)
  *       meta iiftype loopback accept   (queue-out saw those already)
  *   chain queue-out     filter, output, priority -150 (local clients)
+ *       ct mark & KERNEL|USER == KERNEL|USER  accept   (a steady flow: one
+ *       test for all its later datagrams)
+ *       ct mark & KERNEL == KERNEL  goto kflow   (a kernel flow's datagram)
  *       [ip daddr LISTENER | fib daddr type local] udp dport PORT
  *       ct state new ct mark & MASK == 0  xt NFQUEUE num 4747 bypass
- *       ct mark & KERNEL|USER == KERNEL|USER  accept   (a steady flow,
- *       right after the queue rules: one test for all its datagrams)
+ *   chain kflow         regular: a kernel flow's datagrams, not steady yet
  *       (roaming routes) a kernel flow's 2nd/3rd datagram after the
  *       answer: meta mark tagged, NFQUEUE 4748 (the key it carries is
  *       learnt)
@@ -182,6 +184,8 @@ static void add_table(struct nft_tx *t, uint16_t fam, uint16_t type)
 /* A base chain (type: "filter" or "nat"), added if missing; with type NULL
  * the chain is deleted instead, which must be empty by then (flush_rules
  * earlier in the same transaction) and must exist (added earlier in it). */
+/* A chain: a base chain (type: "filter", "nat") on hook at prio, a regular
+ * chain (type ""), or deleted (type NULL). */
 static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const char *type,
                       uint32_t hook, int prio)
 {
@@ -193,7 +197,7 @@ static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const ch
     }
     nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
     nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-    if (type) {
+    if (type && *type) {
         nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
         nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
         nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
@@ -433,10 +437,9 @@ static void rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
  * gave (WireGuard receiver index, QUIC connection ID), which udpmuxd learns
  * for roaming. The count compares for equality: conntrack's counters are
  * host-order 64-bit values and nft_cmp orders bytes as memcmp does. */
-static void proof_rule(struct nft_tx *t, uint16_t fam, const char *chain, unsigned slot,
-                       uint64_t nth)
+static void proof_rule(struct nft_tx *t, uint16_t fam, unsigned slot, uint64_t nth)
 {
-    struct nftnl_rule *r = rule_new(fam, chain);
+    struct nftnl_rule *r = rule_new(fam, "kflow");
     uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
     uint32_t val = umxd_kdp_mark(slot, 0), seen = IPS_SEEN_REPLY;
     uint8_t dir8 = IP_CT_DIR_ORIGINAL;
@@ -507,10 +510,10 @@ static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn
  * first verdict confirmed the entry, 12 arrived established and took the
  * direct path while 2..11 were being re-injected). The counter is
  * converted to network order for the comparison (nft_cmp orders bytes). */
-static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
+static void order_rule(struct nft_tx *t, uint16_t fam)
 {
-    struct nftnl_rule *r = rule_new(fam, chain);
-    uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT, seen = IPS_SEEN_REPLY, zero = 0;
+    struct nftnl_rule *r = rule_new(fam, "kflow");
+    uint32_t seen = IPS_SEEN_REPLY, zero = 0;
     uint32_t tag = (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT;
     uint64_t lim = htobe64(17);
     struct nftnl_expr *bo;
@@ -521,10 +524,10 @@ static void order_rule(struct nft_tx *t, uint16_t fam, const char *chain)
      * of an unanswered flow from another host was queued). No direction
      * test: conntrack sets seen-reply on the first reply before any chain
      * runs, so a reply never passes the status test (ct loads are the
-     * dearer expressions: not among nf_tables' inlined ones). */
+     * dearer expressions: not among nf_tables' inlined ones). No ct mark
+     * test: chain kflow holds only kernel flows not yet steady. */
     if (!e)
-        e = e_ct(r, NFT_CT_MARK) || e_bitwise(r, tag, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
-            e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
+        e = e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
             m_udp(r) || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
     if (!e) {
         bo = ex(r, "byteorder");
@@ -557,17 +560,28 @@ static void loopback_rule(struct nft_tx *t, uint16_t fam)
              !r || e_meta(r, NFT_META_IIFTYPE) || e_cmp(r, NFT_CMP_EQ, &lo, 2) || s_accept(r));
 }
 
-/* Steady kernel flows. Past its ordering window (its 17th datagram from
+/* Kernel flows. Every datagram of the host meets the queue chains, and
+ * most of them (the host's other traffic, a decided flow's later
+ * datagrams) need nothing there. After the loopback test a steady kernel
+ * flow's datagram meets one rule (steady_gate, below), a kernel flow's
+ * other datagrams one more that sends them to the regular chain kflow with
+ * the rules only they need (kflow_goto: proof, order, steady), and the
+ * host's other traffic those two tests of the ct mark and the queue rules'
+ * address. Before, with all of it in the base chains, a steady datagram
+ * met two rules and the host's other traffic four (three ct mark loads:
+ * ct loads are the dearer expressions, not among nf_tables' inlined ones).
+ *
+ * Steady kernel flows. Past its ordering window (its 17th datagram from
  * the peer, answered or not) a kernel flow's ct mark gets the USER bit
  * beside KERNEL (steady_rule), and from then on one test ends the chain
- * for its datagrams (steady_gate, after the queue rules): a one-way flow
- * (syslog, NetFlow, statsd: never answered) used to run the order rule's
- * status and packet-counter loads on every datagram, 0.86x of a static
- * DNAT without GSO (230k against 267k datagrams/s, by hand). The USER bit
- * alone still means a flow of the workers; KERNEL|USER as a packet mark is
- * the order tag, a different namespace (the ct mark is never copied to the
- * packet). The proof rules need the window (datagrams 2 and 3), the learn
- * rules ignore the bit. */
+ * for its datagrams (steady_gate): a one-way flow (syslog, NetFlow,
+ * statsd: never answered) used to run the order rule's status and
+ * packet-counter loads on every datagram, 0.86x of a static DNAT without
+ * GSO (230k against 267k datagrams/s, by hand). The USER bit alone still
+ * means a flow of the workers; KERNEL|USER as a packet mark is the order
+ * tag, a different namespace (the ct mark is never copied to the packet).
+ * The proof rules need the window (datagrams 2 and 3), the learn rules
+ * ignore the bit. */
 #define KU ((UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT)
 static void steady_gate(struct nft_tx *t, uint16_t fam, const char *chain)
 {
@@ -578,15 +592,24 @@ static void steady_gate(struct nft_tx *t, uint16_t fam, const char *chain)
                  s_accept(r));
 }
 
-static void steady_rule(struct nft_tx *t, uint16_t fam, const char *chain)
+/* after steady_gate: a kernel flow that is not steady yet */
+static void kflow_goto(struct nft_tx *t, uint16_t fam, const char *chain)
 {
     struct nftnl_rule *r = rule_new(fam, chain);
-    uint32_t ku = KU, kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
+    uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
+    rule_add(t, r,
+             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) ||
+                 e_cmp(r, NFT_CMP_EQ, &kbit, 4) || s_goto(r, "kflow"));
+}
+
+/* last in kflow */
+static void steady_rule(struct nft_tx *t, uint16_t fam)
+{
+    struct nftnl_rule *r = rule_new(fam, "kflow");
     uint32_t ubit = UMXD_KDP_F_USER << UMXD_KDP_MARK_SHIFT;
     uint64_t nth = 17; /* host order: equality only (see proof_rule) */
     rule_add(t, r,
-             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, ku, 0) || e_cmp(r, NFT_CMP_EQ, &kbit, 4) ||
-                 e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8) ||
+             !r || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8) ||
                  s_ctmark_or(r, ubit));
 }
 
@@ -683,6 +706,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
     add_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
     add_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
     add_chain(t, fam, "learn", "filter", NF_INET_POST_ROUTING, 300);
+    add_chain(t, fam, "kflow", "", 0, 0);
     flush_rules(t, fam);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
@@ -698,6 +722,10 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
             changed[rs->slot[i]] = 1;
     }
     loopback_rule(t, fam);
+    for (int out = 0; out < 2; out++) {
+        steady_gate(t, fam, out ? "queue-out" : "queue");
+        kflow_goto(t, fam, out ? "queue-out" : "queue");
+    }
     for (unsigned l = 0; l < c->nlisten; l++) {
         struct sockaddr_storage ls = c->listen[l];
         if (!listener_family(&ls, fam)) {
@@ -714,18 +742,14 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
         queue_rule(t, fam, "queue", &ls);
         queue_rule(t, fam, "queue-out", &ls);
     }
-    steady_gate(t, fam, "queue");
-    steady_gate(t, fam, "queue-out");
     /* the peer's proof datagrams of routes that roam (roaming = yes and a
      * rule that can carry a protocol with session keys) */
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
         if (!rt->kernel || !rt->roaming || !rt->rule || !umx_rule_roam_protos(rt->rule))
             continue;
-        for (int out = 0; out < 2; out++) {
-            proof_rule(t, fam, out ? "queue-out" : "queue", rs->slot[i], 2);
-            proof_rule(t, fam, out ? "queue-out" : "queue", rs->slot[i], 3);
-        }
+        proof_rule(t, fam, rs->slot[i], 2);
+        proof_rule(t, fam, rs->slot[i], 3);
         if (umx_rule_roam_protos(rt->rule) & UMX_ROAM_P_WG) {
             learn_rule(t, fam, rs->slot[i], LEARN_WG_INIT);
             learn_rule(t, fam, rs->slot[i], LEARN_WG_RESP);
@@ -740,10 +764,8 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
      * call: the learn chain exists only while a route needs it */
     if (!learning)
         add_chain(t, fam, "learn", NULL, 0, 0);
-    order_rule(t, fam, "queue");
-    order_rule(t, fam, "queue-out");
-    steady_rule(t, fam, "queue");
-    steady_rule(t, fam, "queue-out");
+    order_rule(t, fam);
+    steady_rule(t, fam);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
         char name[TMO_NAME];

@@ -130,6 +130,17 @@ int s_accept(struct nftnl_rule *r)
     return 0;
 }
 
+int s_goto(struct nftnl_rule *r, const char *chain)
+{
+    struct nftnl_expr *v = ex(r, "immediate");
+    if (!v)
+        return -ENOMEM;
+    nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+    nftnl_expr_set_u32(v, NFTNL_EXPR_IMM_VERDICT, (uint32_t)NFT_GOTO);
+    nftnl_expr_set_str(v, NFTNL_EXPR_IMM_CHAIN, chain);
+    return 0;
+}
+
 int m_udp(struct nftnl_rule *r)
 {
     uint8_t p = IPPROTO_UDP;

@@ -40,5 +40,7 @@ int s_masq(struct nftnl_rule *r);
 /* ct mark set ct mark | bits; an accept verdict */
 int s_ctmark_or(struct nftnl_rule *r, uint32_t bits);
 int s_accept(struct nftnl_rule *r);
+/* goto the table's regular chain (its end returns to the base chain's caller) */
+int s_goto(struct nftnl_rule *r, const char *chain);
 
 #endif
