@@ -181,11 +181,10 @@ static void add_table(struct nft_tx *t, uint16_t fam, uint16_t type)
     nftnl_table_free(tb);
 }
 
-/* A base chain (type: "filter" or "nat"), added if missing; with type NULL
- * the chain is deleted instead, which must be empty by then (flush_rules
- * earlier in the same transaction) and must exist (added earlier in it). */
-/* A chain: a base chain (type: "filter", "nat") on hook at prio, a regular
- * chain (type ""), or deleted (type NULL). */
+/* A chain added if missing: a base chain (type "filter" or "nat") on hook
+ * at prio, or a regular chain (type ""). With type NULL the chain is
+ * deleted instead, which must be empty by then (flush_rules earlier in the
+ * same transaction) and must exist (added earlier in it). */
 static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const char *type,
                       uint32_t hook, int prio)
 {
@@ -523,9 +522,10 @@ static void order_rule(struct nft_tx *t, uint16_t fam)
      * once did: the interface type replaced the count, and every datagram
      * of an unanswered flow from another host was queued). No direction
      * test: conntrack sets seen-reply on the first reply before any chain
-     * runs, so a reply never passes the status test (ct loads are the
-     * dearer expressions: not among nf_tables' inlined ones). No ct mark
-     * test: chain kflow holds only kernel flows not yet steady. */
+     * runs, so a reply never passes the status test (the counter's load
+     * is the dearer one: ct mark, state and status have nf_tables' fast
+     * path, nft_ct_get_fast_eval, the counters not). No ct mark test:
+     * chain kflow holds only kernel flows not yet steady. */
     if (!e)
         e = e_ct(r, NFT_CT_STATUS) || e_bitwise(r, seen, 0) || e_cmp(r, NFT_CMP_EQ, &zero, 4) ||
             m_udp(r) || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL);
@@ -568,8 +568,7 @@ static void loopback_rule(struct nft_tx *t, uint16_t fam)
  * the rules only they need (kflow_goto: proof, order, steady), and the
  * host's other traffic those two tests of the ct mark and the queue rules'
  * address. Before, with all of it in the base chains, a steady datagram
- * met two rules and the host's other traffic four (three ct mark loads:
- * ct loads are the dearer expressions, not among nf_tables' inlined ones).
+ * met two rules and the host's other traffic four.
  *
  * Steady kernel flows. Past its ordering window (its 17th datagram from
  * the peer, answered or not) a kernel flow's ct mark gets the USER bit
