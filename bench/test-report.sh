@@ -94,9 +94,13 @@ grep -q '0.9× direct-gso max pps.*| \*\*meets\*\* |' "$T/q/summary.md" ||
 # below 0.9x misses even where the repetitions' runs would meet
 printf 'muxk\tadj_pps\t64\t1\t%s\t%s\n' 1.1 880000 1.2 950000 2.1 930000 2.2 850000 >>"$T/q/raw.tsv"
 printf 'muxk\tadj_direct_pps\t64\t1\t%s\t%s\n' 4 1000000 >>"$T/q/raw.tsv"
+echo adj_pairs=2 >>"$T/q/meta.txt"
 python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (pairs)"
 grep -q '| 0.905× (median of 4 pairs with a direct run, order alternating; middle half 0.880–0.930' "$T/q/summary.md" ||
     fail "muxk's pps target not judged on bench/run's pairs: $(grep '0.9× direct' "$T/q/summary.md")"
+# each order's own median (the direct run first in a repetition's odd pairs)
+grep -q 'direct run first 0.905×, second 0.900×' "$T/q/summary.md" ||
+    fail "the pairs' order medians are missing: $(grep '0.9× direct' "$T/q/summary.md")"
 sed -i 's/\t2.1\t930000$/\t2.1\t890000/' "$T/q/raw.tsv"
 python3 "$HERE/report.py" "$T/q" >/dev/null 2>&1 || fail "report.py failed (pairs, low)"
 grep -q '| 0.885× (median of 4 pairs.*| \*\*misses\*\* |' "$T/q/summary.md" ||
