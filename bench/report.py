@@ -68,10 +68,12 @@ READING = """How to read these tables, in plain words:
   forwarding for. **memory (RSS)**: the proxy's resident memory.
 * Each number is the median of the repetitions; the range of the
   repetitions is in brackets. Ratios compare paths measured in the same run.
-  The kernel datapath's target ratio is the median of each repetition's own
-  ratio to a direct run taken just before it (older results: to the
-  repetition's direct-gso run, and not judged when the direct path moved by
-  more than a quarter between repetitions: other work on the shared
+  The kernel datapath's target ratio is the median of pairs, each a muxk
+  run beside a direct run of its own (no proxy, same sink), as many with
+  the direct run first as second (the second run of a pair does better);
+  older results: one pair a repetition with the direct run just before, or
+  the repetition's direct-gso run, not judged when the direct path moved
+  by more than a quarter between repetitions (other work on the shared
   machine decided it then).
 """
 BEGIN = "<!-- bench-results:begin -->"
