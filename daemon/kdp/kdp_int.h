@@ -1,6 +1,7 @@
 /*
  * kdp_int.h - the kernel datapath's private map, one job per file:
- *   nft.c  udpmuxd's own nftables tables (libnftnl + libmnl)
+ *   nft.c  what udpmuxd's own nftables tables hold (rules, chains, timeouts)
+ *   nfttx.c  how: one nf_tables transaction (libnftnl + libmnl), object dumps
  *   nfq.c  the queue: first datagrams in, verdicts with a mark out
  *   ct.c   conntrack: list, count and delete udpmuxd's kernel flows
  *   kdp.c  the glue: the queue thread, its engine, init/reload/fini

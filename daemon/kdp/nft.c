@@ -1,6 +1,6 @@
 /*
- * nft.c - udpmuxd's own nftables tables, built with libnftnl and sent over
- * libmnl in one transaction each (the kernel applies all of it or none).
+ * nft.c - what udpmuxd's own nftables tables hold, sent in one transaction
+ * each (nfttx.c: the kernel applies all of it or none).
  * `table ip udpmuxd` and `table ip6 udpmuxd` hold, per family:
  *
  *   ct timeout rSLOT_U_R
@@ -73,220 +73,21 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <libmnl/libmnl.h>
-#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
-#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/table.h>
 
 #include "kdp_int.h"
 #include "nftexpr.h"
+#include "nfttx.h"
 #include "rules/roam.h"
 #include "rules/rule.h"
 #include "udpmuxd.h"
 
-#define NFT_BUF (512u * 1024u)
-/* a dump's answers: the kernel fills messages up to the reader's buffer
- * size, at most 32 KiB (later libmnl's MNL_SOCKET_DUMP_SIZE) */
-#define NFT_DUMP_BUF 32768u
-
-struct nft_tx {
-    struct mnl_socket *nl;
-    struct mnl_nlmsg_batch *b;
-    char *buf;
-    uint32_t seq;
-    int oom;
-};
-
-static int tx_begin(struct nft_tx *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->buf = malloc(NFT_BUF);
-    t->nl = mnl_socket_open(NETLINK_NETFILTER);
-    if (!t->buf || !t->nl || mnl_socket_bind(t->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-        int e = t->nl ? -errno : -ENOMEM;
-        if (t->nl)
-            mnl_socket_close(t->nl);
-        free(t->buf);
-        return e ? e : -ENOMEM;
-    }
-    t->seq = (uint32_t)time(NULL);
-    t->b = mnl_nlmsg_batch_start(t->buf, NFT_BUF);
-    nftnl_batch_begin(mnl_nlmsg_batch_current(t->b), t->seq++);
-    mnl_nlmsg_batch_next(t->b);
-    return 0;
-}
-
-static void tx_free(struct nft_tx *t)
-{
-    if (t->b)
-        mnl_nlmsg_batch_stop(t->b);
-    if (t->nl)
-        mnl_socket_close(t->nl);
-    free(t->buf);
-}
-
-/* Room for one more message (a rule is well under 4 KiB). */
-static struct nlmsghdr *tx_msg(struct nft_tx *t, uint16_t type, uint16_t family, uint16_t flags)
-{
-    if (mnl_nlmsg_batch_size(t->b) + 8192 > NFT_BUF) {
-        t->oom = 1;
-        return NULL;
-    }
-    return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(t->b), type, family, flags | NLM_F_ACK,
-                                 t->seq++);
-}
-
-/* Sends the transaction; the kernel has answered every message by the time
- * sendto returns, so the answers are read without blocking. */
-static int tx_commit(struct nft_tx *t)
-{
-    char rbuf[KDP_NL_BUF];
-    uint32_t portid = mnl_socket_get_portid(t->nl);
-    int err = 0;
-    ssize_t n;
-    if (t->oom)
-        return -E2BIG;
-    nftnl_batch_end(mnl_nlmsg_batch_current(t->b), t->seq++);
-    mnl_nlmsg_batch_next(t->b);
-    if (mnl_socket_sendto(t->nl, mnl_nlmsg_batch_head(t->b), mnl_nlmsg_batch_size(t->b)) < 0)
-        return -errno;
-    while ((n = recv(mnl_socket_get_fd(t->nl), rbuf, sizeof(rbuf), MSG_DONTWAIT)) > 0) {
-        if (mnl_cb_run(rbuf, (size_t)n, 0, portid, NULL, NULL) < 0 && !err)
-            err = -errno;
-    }
-    return err;
-}
-
-static void add_table(struct nft_tx *t, uint16_t fam, uint16_t type)
-{
-    struct nftnl_table *tb = nftnl_table_alloc();
-    struct nlmsghdr *nlh;
-    if (!tb) {
-        t->oom = 1;
-        return;
-    }
-    nftnl_table_set_str(tb, NFTNL_TABLE_NAME, UMXD_KDP_TABLE);
-    nftnl_table_set_u32(tb, NFTNL_TABLE_FAMILY, fam);
-    nlh = tx_msg(t, type, fam, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0);
-    if (nlh) {
-        nftnl_table_nlmsg_build_payload(nlh, tb);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_table_free(tb);
-}
-
-/* A chain added if missing: a base chain (type "filter" or "nat") on hook
- * at prio, or a regular chain (type ""). With type NULL the chain is
- * deleted instead, which must be empty by then (flush_rules earlier in the
- * same transaction) and must exist (added earlier in it). */
-static void add_chain(struct nft_tx *t, uint16_t fam, const char *name, const char *type,
-                      uint32_t hook, int prio)
-{
-    struct nftnl_chain *c = nftnl_chain_alloc();
-    struct nlmsghdr *nlh;
-    if (!c) {
-        t->oom = 1;
-        return;
-    }
-    nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, UMXD_KDP_TABLE);
-    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-    if (type && *type) {
-        nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-        nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-        nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-        nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-    }
-    nlh =
-        type ? tx_msg(t, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE) : tx_msg(t, NFT_MSG_DELCHAIN, fam, 0);
-    if (nlh) {
-        nftnl_chain_nlmsg_build_payload(nlh, c);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_chain_free(c);
-}
-
-static void add_timeout(struct nft_tx *t, uint16_t fam, const char *name, uint32_t unreplied_s,
-                        uint32_t replied_s)
-{
-    struct nftnl_obj *o = nftnl_obj_alloc();
-    uint32_t tmo[NFTNL_CTTIMEOUT_UDP_MAX];
-    struct nlmsghdr *nlh;
-    if (!o) {
-        t->oom = 1;
-        return;
-    }
-    tmo[NFTNL_CTTIMEOUT_UDP_UNREPLIED] = unreplied_s;
-    tmo[NFTNL_CTTIMEOUT_UDP_REPLIED] = replied_s;
-    nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
-    nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
-    nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
-    nftnl_obj_set_u16(o, NFTNL_OBJ_CT_TIMEOUT_L3PROTO, fam == NFPROTO_IPV4 ? AF_INET : AF_INET6);
-    nftnl_obj_set_u8(o, NFTNL_OBJ_CT_TIMEOUT_L4PROTO, IPPROTO_UDP);
-    nftnl_obj_set_data(o, NFTNL_OBJ_CT_TIMEOUT_ARRAY, tmo, sizeof(tmo));
-    nlh = tx_msg(t, NFT_MSG_NEWOBJ, fam, NLM_F_CREATE);
-    if (nlh) {
-        nftnl_obj_nlmsg_build_payload(nlh, o);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_obj_free(o);
-}
-
-static void del_timeout(struct nft_tx *t, uint16_t fam, const char *name)
-{
-    struct nftnl_obj *o = nftnl_obj_alloc();
-    struct nlmsghdr *nlh;
-    if (!o) {
-        t->oom = 1;
-        return;
-    }
-    nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
-    nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
-    nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
-    nlh = tx_msg(t, NFT_MSG_DELOBJ, fam, 0);
-    if (nlh) {
-        nftnl_obj_nlmsg_build_payload(nlh, o);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_obj_free(o);
-}
-
-/* Every rule of the table (a DELRULE naming no chain flushes them all). */
-static void flush_rules(struct nft_tx *t, uint16_t fam)
-{
-    struct nftnl_rule *r = nftnl_rule_alloc();
-    struct nlmsghdr *nlh;
-    if (!r) {
-        t->oom = 1;
-        return;
-    }
-    nftnl_rule_set_str(r, NFTNL_RULE_TABLE, UMXD_KDP_TABLE);
-    nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, fam);
-    nlh = tx_msg(t, NFT_MSG_DELRULE, fam, 0);
-    if (nlh) {
-        nftnl_rule_nlmsg_build_payload(nlh, r);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_rule_free(r);
-}
-
-/* The ct timeout objects a table holds ------------------------------------------ */
-
-/* Our names are short (rSLOT_U_R); a table holds one per kernel route once
- * a transaction went through. Longer names or more objects are not
- * udpmuxd's: they are left alone (the table goes at exit). */
-#define TMO_NAME 40
-#define TMO_MAX (2 * UMXD_MAX_ROUTES)
-
-struct tmo_list {
-    unsigned n;
-    char name[TMO_MAX][TMO_NAME];
-};
+/* The ct timeout object of each kernel route ------------------------------------ */
 
 /* The object of route i of rs: its name says its values, which is what
  * lets a reload keep it (see the top of the file). */
@@ -311,16 +112,8 @@ static int tmo_wanted(const struct umxd_routeset *rs, const char *name)
     return 0;
 }
 
-static int tmo_has(const struct tmo_list *l, const char *name)
-{
-    for (unsigned i = 0; i < l->n; i++)
-        if (strcmp(l->name[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Whether the list holds an object of route slot (with other values). */
-static int tmo_slot_has(const struct tmo_list *l, unsigned slot)
+static int tmo_slot_has(const struct ntx_tmo_list *l, unsigned slot)
 {
     char pre[16];
     int len = snprintf(pre, sizeof(pre), "r%u_", slot);
@@ -328,106 +121,6 @@ static int tmo_slot_has(const struct tmo_list *l, unsigned slot)
         if (strncmp(l->name[i], pre, (size_t)len) == 0)
             return 1;
     return 0;
-}
-
-static int tmo_cb(const struct nlmsghdr *nlh, void *arg)
-{
-    struct tmo_list *l = arg;
-    struct nftnl_obj *o = nftnl_obj_alloc();
-    const char *name, *table;
-    if (!o) {
-        errno = ENOMEM;
-        return MNL_CB_ERROR;
-    }
-    if (nftnl_obj_nlmsg_parse(nlh, o) == 0 &&
-        nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) == NFT_OBJECT_CT_TIMEOUT &&
-        (table = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE)) && strcmp(table, UMXD_KDP_TABLE) == 0 &&
-        (name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME)) && strlen(name) < TMO_NAME && l->n < TMO_MAX)
-        snprintf(l->name[l->n++], TMO_NAME, "%s", name);
-    nftnl_obj_free(o);
-    return MNL_CB_OK;
-}
-
-/* One dump of the ct timeout objects of `table FAM udpmuxd` into l, on a
- * socket of its own: what is left of a dump cut short (an error, EINTR)
- * goes with it instead of reaching the next dump or the transaction's
- * answers. 0 or -errno. */
-static int tmo_dump(uint16_t fam, struct tmo_list *l, char *buf)
-{
-    struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
-    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, fam, NLM_F_DUMP, 1);
-    struct nftnl_obj *o = nftnl_obj_alloc();
-    int cb = MNL_CB_ERROR, r;
-    if (!o)
-        errno = ENOMEM;
-    else if (nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
-        /* the kernel filters the dump by table and type */
-        nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, UMXD_KDP_TABLE);
-        nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
-        nftnl_obj_nlmsg_build_payload(nlh, o);
-        cb = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? MNL_CB_ERROR : MNL_CB_OK;
-    }
-    while (cb == MNL_CB_OK) {
-        ssize_t n = mnl_socket_recvfrom(nl, buf, NFT_DUMP_BUF);
-        cb = n < 0 ? MNL_CB_ERROR
-                   : mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), tmo_cb, l);
-    }
-    r = cb == MNL_CB_STOP ? 0 : -errno;
-    if (r == -ENOENT) { /* no such table: nothing in it */
-        l->n = 0;
-        r = 0;
-    }
-    if (o)
-        nftnl_obj_free(o);
-    if (nl)
-        mnl_socket_close(nl);
-    return r;
-}
-
-/* The ct timeout objects of `table FAM udpmuxd` (none when it is absent).
- * A dump that a ruleset change interrupted (anyone's: EINTR) is taken
- * again. 0 or -errno. */
-static int tmo_list(uint16_t fam, struct tmo_list *l)
-{
-    char *buf = malloc(NFT_DUMP_BUF);
-    int r = -EINTR;
-    if (!buf)
-        return -ENOMEM;
-    for (int tries = 0; tries < 3 && r == -EINTR; tries++) {
-        l->n = 0;
-        r = tmo_dump(fam, l, buf);
-    }
-    free(buf);
-    return r;
-}
-
-static struct nftnl_rule *rule_new(uint16_t fam, const char *chain)
-{
-    struct nftnl_rule *r = nftnl_rule_alloc();
-    if (!r)
-        return NULL;
-    nftnl_rule_set_str(r, NFTNL_RULE_TABLE, UMXD_KDP_TABLE);
-    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-    nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, fam);
-    return r;
-}
-
-static void rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
-{
-    struct nlmsghdr *nlh;
-    if (!r || err) {
-        t->oom = 1;
-        if (r)
-            nftnl_rule_free(r);
-        return;
-    }
-    nlh = tx_msg(t, NFT_MSG_NEWRULE, (uint16_t)nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY),
-                 NLM_F_APPEND | NLM_F_CREATE);
-    if (nlh) {
-        nftnl_rule_nlmsg_build_payload(nlh, r);
-        mnl_nlmsg_batch_next(t->b);
-    }
-    nftnl_rule_free(r);
 }
 
 /* A kernel flow's datagram from the peer, the 2nd or 3rd of the flow,
@@ -438,7 +131,7 @@ static void rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
  * host-order 64-bit values and nft_cmp orders bytes as memcmp does. */
 static void proof_rule(struct nft_tx *t, uint16_t fam, unsigned slot, uint64_t nth)
 {
-    struct nftnl_rule *r = rule_new(fam, "kflow");
+    struct nftnl_rule *r = ntx_rule_new(fam, "kflow");
     uint32_t mask = UMXD_KDP_MARK_MASK & ~(0xfu << UMXD_KDP_MARK_SHIFT);
     uint32_t val = umxd_kdp_mark(slot, 0), seen = IPS_SEEN_REPLY;
     uint8_t dir8 = IP_CT_DIR_ORIGINAL;
@@ -453,7 +146,7 @@ static void proof_rule(struct nft_tx *t, uint16_t fam, unsigned slot, uint64_t n
      * flow (the verdict takes the tag off again) */
     if (!e)
         e = s_metamark(r, val) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
-    rule_add(t, r, e);
+    ntx_rule_add(t, r, e);
 }
 
 /* A backend's datagram to the peer that names a new session key (the
@@ -472,7 +165,7 @@ static void proof_rule(struct nft_tx *t, uint16_t fam, unsigned slot, uint64_t n
 enum learn_what { LEARN_WG_INIT, LEARN_WG_RESP, LEARN_QUIC_LONG };
 static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn_what what)
 {
-    struct nftnl_rule *r = rule_new(fam, "learn");
+    struct nftnl_rule *r = ntx_rule_new(fam, "learn");
     /* any backend, in its ordering window or steady (see steady_rule) */
     uint32_t mask = UMXD_KDP_MARK_MASK & ~((0xfu | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT);
     uint32_t val = umxd_kdp_mark(slot, 0);
@@ -497,7 +190,7 @@ static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn
      * tells the two apart by the hook (postrouting) */
     if (!e)
         e = s_metamark(r, val) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
-    rule_add(t, r, e);
+    ntx_rule_add(t, r, e);
 }
 
 /* Order: a kernel flow's datagrams that arrive while earlier ones of the
@@ -511,7 +204,7 @@ static void learn_rule(struct nft_tx *t, uint16_t fam, unsigned slot, enum learn
  * converted to network order for the comparison (nft_cmp orders bytes). */
 static void order_rule(struct nft_tx *t, uint16_t fam)
 {
-    struct nftnl_rule *r = rule_new(fam, "kflow");
+    struct nftnl_rule *r = ntx_rule_new(fam, "kflow");
     uint32_t seen = IPS_SEEN_REPLY, zero = 0;
     uint32_t tag = (UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT;
     uint64_t lim = htobe64(17);
@@ -544,7 +237,7 @@ static void order_rule(struct nft_tx *t, uint16_t fam)
     }
     if (!e)
         e = s_metamark(r, tag) || s_nfqueue(r, UMXD_KDP_QUEUE_ORDER);
-    rule_add(t, r, e);
+    ntx_rule_add(t, r, e);
 }
 
 /* The first rule of chain queue: a datagram that arrives on loopback was
@@ -554,10 +247,10 @@ static void order_rule(struct nft_tx *t, uint16_t fam)
  * datagrams/s without that). One cheap test ends the chain for all of them. */
 static void loopback_rule(struct nft_tx *t, uint16_t fam)
 {
-    struct nftnl_rule *r = rule_new(fam, "queue");
+    struct nftnl_rule *r = ntx_rule_new(fam, "queue");
     uint16_t lo = ARPHRD_LOOPBACK;
-    rule_add(t, r,
-             !r || e_meta(r, NFT_META_IIFTYPE) || e_cmp(r, NFT_CMP_EQ, &lo, 2) || s_accept(r));
+    ntx_rule_add(t, r,
+                 !r || e_meta(r, NFT_META_IIFTYPE) || e_cmp(r, NFT_CMP_EQ, &lo, 2) || s_accept(r));
 }
 
 /* Kernel flows. Every datagram of the host meets the queue chains, and
@@ -584,39 +277,39 @@ static void loopback_rule(struct nft_tx *t, uint16_t fam)
 #define KU ((UMXD_KDP_F_KERNEL | UMXD_KDP_F_USER) << UMXD_KDP_MARK_SHIFT)
 static void steady_gate(struct nft_tx *t, uint16_t fam, const char *chain)
 {
-    struct nftnl_rule *r = rule_new(fam, chain);
+    struct nftnl_rule *r = ntx_rule_new(fam, chain);
     uint32_t ku = KU;
-    rule_add(t, r,
-             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, ku, 0) || e_cmp(r, NFT_CMP_EQ, &ku, 4) ||
-                 s_accept(r));
+    ntx_rule_add(t, r,
+                 !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, ku, 0) ||
+                     e_cmp(r, NFT_CMP_EQ, &ku, 4) || s_accept(r));
 }
 
 /* after steady_gate: a kernel flow that is not steady yet */
 static void kflow_goto(struct nft_tx *t, uint16_t fam, const char *chain)
 {
-    struct nftnl_rule *r = rule_new(fam, chain);
+    struct nftnl_rule *r = ntx_rule_new(fam, chain);
     uint32_t kbit = UMXD_KDP_F_KERNEL << UMXD_KDP_MARK_SHIFT;
-    rule_add(t, r,
-             !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) ||
-                 e_cmp(r, NFT_CMP_EQ, &kbit, 4) || s_goto(r, "kflow"));
+    ntx_rule_add(t, r,
+                 !r || e_ct(r, NFT_CT_MARK) || e_bitwise(r, kbit, 0) ||
+                     e_cmp(r, NFT_CMP_EQ, &kbit, 4) || s_goto(r, "kflow"));
 }
 
 /* last in kflow */
 static void steady_rule(struct nft_tx *t, uint16_t fam)
 {
-    struct nftnl_rule *r = rule_new(fam, "kflow");
+    struct nftnl_rule *r = ntx_rule_new(fam, "kflow");
     uint32_t ubit = UMXD_KDP_F_USER << UMXD_KDP_MARK_SHIFT;
     uint64_t nth = 17; /* host order: equality only (see proof_rule) */
-    rule_add(t, r,
-             !r || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) || e_cmp(r, NFT_CMP_EQ, &nth, 8) ||
-                 s_ctmark_or(r, ubit));
+    ntx_rule_add(t, r,
+                 !r || e_ct_dir(r, NFT_CT_PKTS, IP_CT_DIR_ORIGINAL) ||
+                     e_cmp(r, NFT_CMP_EQ, &nth, 8) || s_ctmark_or(r, ubit));
 }
 
 /* The queue rule for one listener, in one of the queue chains. */
 static void queue_rule(struct nft_tx *t, uint16_t fam, const char *chain,
                        const struct sockaddr_storage *ls)
 {
-    struct nftnl_rule *r = rule_new(fam, chain);
+    struct nftnl_rule *r = ntx_rule_new(fam, chain);
     int e = r ? 0 : -ENOMEM;
     uint16_t port;
     int wild;
@@ -648,7 +341,7 @@ static void queue_rule(struct nft_tx *t, uint16_t fam, const char *chain,
         e = m_local_daddr(r);
     if (!e)
         e = s_nfqueue(r, UMXD_KDP_QUEUE);
-    rule_add(t, r, e);
+    ntx_rule_add(t, r, e);
 }
 
 static int listener_family(const struct sockaddr_storage *ls, uint16_t fam)
@@ -683,40 +376,40 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
                         uint8_t *changed)
 {
     const struct umxd_config *c = rs ? rs->cfg : NULL;
-    struct tmo_list *have;
+    struct ntx_tmo_list *have;
     int err, learning = 0;
     if (!c || !family_wanted(c, fam)) {
-        add_table(t, fam, NFT_MSG_NEWTABLE);
-        add_table(t, fam, NFT_MSG_DELTABLE);
+        ntx_table(t, fam, NFT_MSG_NEWTABLE);
+        ntx_table(t, fam, NFT_MSG_DELTABLE);
         return 0;
     }
     have = malloc(sizeof(*have));
     if (!have)
         return -ENOMEM;
-    err = tmo_list(fam, have);
+    err = ntx_tmo_list(fam, have);
     if (err < 0) {
         free(have);
         return err;
     }
-    add_table(t, fam, NFT_MSG_NEWTABLE);
-    add_chain(t, fam, "queue", "filter", NF_INET_PRE_ROUTING, -150);
-    add_chain(t, fam, "queue-out", "filter", NF_INET_LOCAL_OUT, -150);
-    add_chain(t, fam, "dnat", "nat", NF_INET_PRE_ROUTING, -100);
-    add_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
-    add_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
-    add_chain(t, fam, "learn", "filter", NF_INET_POST_ROUTING, 300);
-    add_chain(t, fam, "kflow", "", 0, 0);
-    flush_rules(t, fam);
+    ntx_table(t, fam, NFT_MSG_NEWTABLE);
+    ntx_chain(t, fam, "queue", "filter", NF_INET_PRE_ROUTING, -150);
+    ntx_chain(t, fam, "queue-out", "filter", NF_INET_LOCAL_OUT, -150);
+    ntx_chain(t, fam, "dnat", "nat", NF_INET_PRE_ROUTING, -100);
+    ntx_chain(t, fam, "dnat-out", "nat", NF_INET_LOCAL_OUT, -100);
+    ntx_chain(t, fam, "snat", "nat", NF_INET_POST_ROUTING, 100);
+    ntx_chain(t, fam, "learn", "filter", NF_INET_POST_ROUTING, 300);
+    ntx_chain(t, fam, "kflow", "", 0, 0);
+    ntx_flush_rules(t, fam);
     for (unsigned i = 0; i < c->nroutes; i++) {
         const struct umxd_route *rt = &c->routes[i];
         char name[TMO_NAME];
         if (!rt->kernel)
             continue;
         tmo_name(name, sizeof(name), rs, i);
-        if (tmo_has(have, name))
+        if (ntx_tmo_has(have, name))
             continue;
-        add_timeout(t, fam, name, (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
-                    (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
+        ntx_timeout_add(t, fam, name, (uint32_t)(rt->unanswered_timeout_ns / 1000000000ull),
+                        (uint32_t)(rt->idle_timeout_ns / 1000000000ull));
         if (tmo_slot_has(have, rs->slot[i]))
             changed[rs->slot[i]] = 1;
     }
@@ -762,7 +455,7 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
     /* an empty base chain still costs every forwarded datagram a hook
      * call: the learn chain exists only while a route needs it */
     if (!learning)
-        add_chain(t, fam, "learn", NULL, 0, 0);
+        ntx_chain(t, fam, "learn", NULL, 0, 0);
     order_rule(t, fam);
     steady_rule(t, fam);
     for (unsigned i = 0; i < c->nroutes; i++) {
@@ -777,26 +470,27 @@ static int build_family(struct nft_tx *t, uint16_t fam, const struct umxd_routes
             if (!listener_family(&rt->backends[b].addr, fam))
                 continue;
             for (int out = 0; out < 2; out++) {
-                r = rule_new(fam, out ? "dnat-out" : "dnat");
-                rule_add(t, r,
-                         !r || m_udp(r) || m_mark(r, 0, id) || s_ctmark(r, id) ||
-                             s_timeout(r, name) || s_dnat(r, fam, &rt->backends[b].addr));
+                r = ntx_rule_new(fam, out ? "dnat-out" : "dnat");
+                ntx_rule_add(t, r,
+                             !r || m_udp(r) || m_mark(r, 0, id) || s_ctmark(r, id) ||
+                                 s_timeout(r, name) || s_dnat(r, fam, &rt->backends[b].addr));
             }
             if (!rt->transparent) {
-                r = rule_new(fam, "snat");
-                rule_add(t, r, !r || m_mark(r, 1, id) || s_masq(r));
+                r = ntx_rule_new(fam, "snat");
+                ntx_rule_add(t, r, !r || m_mark(r, 1, id) || s_masq(r));
             }
         }
     }
     for (int out = 0; out < 2; out++) {
-        struct nftnl_rule *r = rule_new(fam, out ? "dnat-out" : "dnat");
-        rule_add(t, r, !r || m_mark(r, 0, UMXD_KDP_MARK_USER) || s_ctmark(r, UMXD_KDP_MARK_USER));
+        struct nftnl_rule *r = ntx_rule_new(fam, out ? "dnat-out" : "dnat");
+        ntx_rule_add(t, r,
+                     !r || m_mark(r, 0, UMXD_KDP_MARK_USER) || s_ctmark(r, UMXD_KDP_MARK_USER));
     }
     /* after the flush: no rule uses these any more */
     for (unsigned i = 0; i < have->n; i++) {
         if (tmo_wanted(rs, have->name[i]))
             continue;
-        del_timeout(t, fam, have->name[i]);
+        ntx_timeout_del(t, fam, have->name[i]);
     }
     free(have);
     return 0;
@@ -806,15 +500,15 @@ int kdp_nft_apply(const struct umxd_routeset *rs)
 {
     uint8_t changed[UMXD_MAX_SLOTS] = {0};
     struct nft_tx t;
-    int r = tx_begin(&t), n = 0;
+    int r = ntx_begin(&t), n = 0;
     if (r < 0)
         return r;
     r = build_family(&t, NFPROTO_IPV4, rs, changed);
     if (r == 0)
         r = build_family(&t, NFPROTO_IPV6, rs, changed);
     if (r == 0)
-        r = tx_commit(&t);
-    tx_free(&t);
+        r = ntx_commit(&t);
+    ntx_free(&t);
     for (unsigned s = 0; s < UMXD_MAX_SLOTS; s++)
         n += changed[s];
     return r < 0 ? r : n;
@@ -824,7 +518,7 @@ int kdp_nft_exists(void)
 {
     struct nft_tx t;
     int found = 0;
-    if (tx_begin(&t) < 0)
+    if (ntx_begin(&t) < 0)
         return 0;
     for (uint16_t fam = NFPROTO_IPV4; fam <= NFPROTO_IPV6; fam += NFPROTO_IPV6 - NFPROTO_IPV4) {
         char buf[KDP_NL_BUF];
@@ -842,6 +536,6 @@ int kdp_nft_exists(void)
         if (n > 0 && mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(t.nl), NULL, NULL) >= 0)
             found = 1;
     }
-    tx_free(&t);
+    ntx_free(&t);
     return found;
 }
