@@ -71,14 +71,13 @@
 #include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
-#include <libnftnl/table.h>
 
 #include "kdp_int.h"
 #include "nftexpr.h"
@@ -516,26 +515,5 @@ int kdp_nft_apply(const struct umxd_routeset *rs)
 
 int kdp_nft_exists(void)
 {
-    struct nft_tx t;
-    int found = 0;
-    if (ntx_begin(&t) < 0)
-        return 0;
-    for (uint16_t fam = NFPROTO_IPV4; fam <= NFPROTO_IPV6; fam += NFPROTO_IPV6 - NFPROTO_IPV4) {
-        char buf[KDP_NL_BUF];
-        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, fam, NLM_F_ACK, 1);
-        struct nftnl_table *tb = nftnl_table_alloc();
-        ssize_t n;
-        if (!tb)
-            break;
-        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, UMXD_KDP_TABLE);
-        nftnl_table_nlmsg_build_payload(nlh, tb);
-        nftnl_table_free(tb);
-        if (mnl_socket_sendto(t.nl, nlh, nlh->nlmsg_len) < 0)
-            break;
-        n = mnl_socket_recvfrom(t.nl, buf, sizeof(buf));
-        if (n > 0 && mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(t.nl), NULL, NULL) >= 0)
-            found = 1;
-    }
-    ntx_free(&t);
-    return found;
+    return ntx_table_exists(NFPROTO_IPV4) > 0 || ntx_table_exists(NFPROTO_IPV6) > 0;
 }

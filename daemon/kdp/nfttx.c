@@ -302,3 +302,30 @@ void ntx_rule_add(struct nft_tx *t, struct nftnl_rule *r, int err)
     }
     nftnl_rule_free(r);
 }
+
+int ntx_table_exists(uint16_t fam)
+{
+    char buf[KDP_NL_BUF];
+    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, fam, NLM_F_ACK, 1);
+    struct nftnl_table *tb = nftnl_table_alloc();
+    struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+    int r = -ENOMEM;
+    ssize_t n;
+    if (tb && nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
+        nftnl_table_set_str(tb, NFTNL_TABLE_NAME, UMXD_KDP_TABLE);
+        nftnl_table_nlmsg_build_payload(nlh, tb);
+        r = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 0;
+        if (r == 0) {
+            n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+            r = n < 0 ? -errno
+                      : mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), NULL, NULL) >= 0;
+        }
+    } else if (nl) {
+        r = -errno;
+    }
+    if (tb)
+        nftnl_table_free(tb);
+    if (nl)
+        mnl_socket_close(nl);
+    return r;
+}

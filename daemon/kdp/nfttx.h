@@ -52,6 +52,10 @@ struct nftnl_rule *ntx_rule_new(uint16_t fam, const char *chain);
  * only marks the transaction failed */
 void ntx_rule_add(struct nft_tx *t, struct nftnl_rule *r, int err);
 
+/* whether `table FAM udpmuxd` exists: 1, 0 (the kernel answered with an
+ * error: no such table) or -errno (no answer) */
+int ntx_table_exists(uint16_t fam);
+
 /* Our names are short (rSLOT_U_R); a table holds one per kernel route once
  * a transaction went through. Longer names or more objects are not
  * udpmuxd's: they are left alone (the table goes at exit). */
