@@ -12,11 +12,14 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mapfile -t run < <("$src/scripts/deps.sh" --list run)
 mapfile -t check < <("$src/scripts/deps.sh" --list check)
 [ ${#run[@]} -gt 0 ] || fail "scripts/deps.sh --list run is empty"
-in_run() { printf '%s\n' "${run[@]}" | grep -qx -- "$1"; }
+# (here-strings, not `printf | grep -q`: grep -q quits at the first match,
+# printf may then die of SIGPIPE, and pipefail turned a match into a miss:
+# "gcc missing from the run list" in one CI run)
+in_run() { grep -qx -- "$1" <<<"$(printf '%s\n' "${run[@]}")"; }
 # what the run list brings along directly (libpcap-dev -> libpcap0.8-dev)
 brought=$(for p in "${run[@]}"; do dpkg-query -W -f='${Depends}\n' "$p" 2>/dev/null || true; done |
     tr ',|' '\n\n' | sed -E 's/^ *([^ (:]+).*/\1/' | sort -u)
-provided() { in_run "$1" || printf '%s\n' "$brought" | grep -qx -- "$1"; }
+provided() { in_run "$1" || grep -qx -- "$1" <<<"$brought"; }
 echo "run list: ${#run[@]} packages, check list: ${#check[@]}"
 
 # 1. required meson dependencies -> .pc file -> owning package
@@ -44,6 +47,6 @@ done
 for p in libcmocka-dev valgrind chromium prometheus nginx-light coturn unbound \
     tshark python3-twisted lintian debhelper; do
     in_run "$p" && fail "$p is in the run list (a test-only package)"
-    printf '%s\n' "${check[@]}" | grep -qx -- "$p" || fail "$p missing from the check list"
+    grep -qx -- "$p" <<<"$(printf '%s\n' "${check[@]}")" || fail "$p missing from the check list"
 done
 echo PASS
